@@ -1,0 +1,143 @@
+#' Fit a linear mixed-effects model
+#'
+#' Fits a linear mixed-effects model by REML or maximum likelihood, with the
+#' formula syntax of \code{lme4::lmer}: random-effects terms \code{(expr | g)},
+#' uncorrelated terms \code{(expr || g)}, nested \code{(1 | a/b)} and
+#' interaction \code{(1 | a:b)} grouping, several terms, crossed or nested.
+#'
+#' The cross-products of the data are formed once in C; every evaluation of the
+#' profiled deviance then works on them alone, with a blocked Cholesky
+#' factorisation (the largest grouping factor block diagonal, the others dense)
+#' using R's BLAS and LAPACK.  The covariance parameters are optimised in C by
+#' a bound-constrained quasi-Newton method (L-BFGS-B).
+#'
+#' @param formula a two-sided formula with at least one random-effects term.
+#' @param data a data frame containing the variables in \code{formula}.
+#' @param REML logical: fit by restricted maximum likelihood (default) or by
+#'   maximum likelihood.
+#' @param weights optional prior weights (positive).
+#' @param subset optional expression selecting the rows to use.
+#' @param na.action a function for missing values (default \code{getOption("na.action")}).
+#' @param offset optional offset; \code{offset()} terms in the formula are also honoured.
+#' @param contrasts optional list of contrasts for factors in the fixed part.
+#' @param control a list from \code{\link{lmmfit_control}}.
+#' @return An object of class \code{"lmmfit"}.
+#' @examples
+#' data(Orthodont, package = "nlme")
+#' fit <- lmmfit(distance ~ age + (age | Subject), data = Orthodont)
+#' summary(fit)
+#' @export
+lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action,
+                   offset, contrasts = NULL, control = lmmfit_control()) {
+    call <- match.call()
+    if (!is.logical(REML) || length(REML) != 1L || is.na(REML))
+        stop("'REML' must be TRUE or FALSE", call. = FALSE)
+    parsed <- parse_lmm_formula(formula)
+
+    ## The model frame: every variable of the fixed and random parts at once,
+    ## so that subset and na.action apply to all of them.
+    mf <- call[c(1L, match(c("data", "weights", "subset", "na.action", "offset"),
+                           names(call), 0L))]
+    mf[[1L]] <- quote(stats::model.frame)
+    mf$formula <- parsed$frame
+    mf$drop.unused.levels <- TRUE
+    frame <- eval(mf, parent.frame())
+    n <- nrow(frame)
+    if (n == 0L) stop("no observations left to fit (zero rows after subset and na.action)", call. = FALSE)
+
+    y <- model.response(frame)
+    if (is.null(y) || !is.numeric(y) || is.matrix(y))
+        stop("the response must be a numeric vector", call. = FALSE)
+    y <- as.double(y)
+    if (any(!is.finite(y)))
+        stop("the response has NA, NaN or infinite values after na.action", call. = FALSE)
+
+    fixed_terms <- terms(parsed$fixed, data = frame)
+    X <- model.matrix(fixed_terms, frame, contrasts.arg = contrasts)
+    if (any(!is.finite(X)))
+        stop("the fixed-effects model matrix has NA, NaN or infinite values", call. = FALSE)
+    xcontr <- attr(X, "contrasts")
+    X <- drop_aliased(X)
+    dropped <- attr(X, "dropped")
+    attr(X, "dropped") <- NULL
+
+    w <- model.weights(frame)
+    if (!is.null(w)) {
+        if (!is.numeric(w) || any(!is.finite(w)) || any(w < 0))
+            stop("'weights' must be finite and non-negative", call. = FALSE)
+        if (any(w == 0))
+            stop("zero weights are not supported: drop those observations with 'subset'", call. = FALSE)
+        w <- as.double(w)
+    }
+    off <- model.offset(frame)
+    if (!is.null(off)) {
+        if (length(off) != n || any(!is.finite(off)))
+            stop("the offset must be finite, one value per observation", call. = FALSE)
+        off <- as.double(off)
+    }
+
+    reterms <- build_reterms(parsed$terms, frame, parsed$env)
+    if (n <= ncol(X)) stop(sprintf("%d observations cannot estimate %d fixed effects and the variance components",
+                                   n, ncol(X)), call. = FALSE)
+
+    fit <- lmm_fit_core(X, y, w, off, reterms, REML, control)
+    structure(c(fit, list(
+        call = call, formula = formula, fixed_terms = fixed_terms, frame = frame,
+        X = X, y = y, weights = w, offset = off, reterms = reterms, REML = REML,
+        dropped = dropped, contrasts = xcontr, control = control,
+        na.action = attr(frame, "na.action"))),
+        class = "lmmfit")
+}
+
+#' Control settings for lmmfit
+#'
+#' @param maxit maximum number of optimizer iterations.
+#' @param factr L-BFGS-B convergence tolerance on the relative reduction of the
+#'   deviance, in units of machine epsilon.
+#' @param fdstep relative step of the finite-difference gradient.
+#' @param singular_tol a fit is reported singular when a diagonal element of a
+#'   relative covariance factor is below this value (as \code{lme4::isSingular}).
+#' @param check_grad_tol warn when the gradient at the optimum exceeds this.
+#' @return A list of settings.
+#' @export
+lmmfit_control <- function(maxit = 1000L, factr = 10, fdstep = 1e-6, singular_tol = 1e-4,
+                           check_grad_tol = 2e-3) {
+    list(maxit = maxit, factr = factr, pgtol = 0, fdstep = fdstep,
+         singular_tol = singular_tol, check_grad_tol = check_grad_tol)
+}
+
+## Drop aliased columns of X, as lm() does, with a message.
+drop_aliased <- function(X) {
+    p <- ncol(X)
+    if (p == 0L) return(X)
+    qx <- qr(X, tol = 1e-7)
+    if (qx$rank < p) {
+        keep <- sort(qx$pivot[seq_len(qx$rank)])
+        dropped <- colnames(X)[-keep]
+        message(sprintf("fixed-effect model matrix is rank deficient so dropping %d column%s / coefficient%s: %s",
+                        length(dropped), if (length(dropped) > 1L) "s" else "",
+                        if (length(dropped) > 1L) "s" else "", paste(dropped, collapse = ", ")))
+        assign <- attr(X, "assign")
+        X <- X[, keep, drop = FALSE]
+        attr(X, "assign") <- assign[keep]
+        attr(X, "dropped") <- dropped
+    }
+    X
+}
+
+## The numerical fit from the model's matrices.
+lmm_fit_core <- function(X, y, w, off, reterms, REML, control, theta0 = NULL) {
+    yo <- if (is.null(off)) y else y - off
+    storage.mode(X) <- "double"
+    xp <- .Call(C_lmm_crossprod, X, yo, w,
+                lapply(reterms, function(t) as.integer(t$factor)),
+                lapply(reterms, `[[`, "Z"),
+                vapply(reterms, `[[`, 1L, "nlev"))
+    if (is.null(theta0)) theta0 <- theta_start(reterms)
+    opt <- .Call(C_lmm_optimize, xp, as.double(theta0), REML, control)
+    names(opt$theta) <- theta_names(reterms)
+    sol <- .Call(C_lmm_solution, xp, opt$theta, REML)
+    list(xprod = xp, optinfo = opt, theta = opt$theta, deviance_value = sol$deviance,
+         beta = setNames(sol$beta, colnames(X)), u = sol$u, RX = sol$RX,
+         pwrss = sol$pwrss, ldL2 = sol$ldL2, ldRX2 = sol$ldRX2)
+}

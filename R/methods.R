@@ -1,0 +1,249 @@
+## Accessors lme4 users reach for.
+
+#' @importFrom nlme fixef ranef VarCorr
+#' @export
+nlme::fixef
+#' @export
+nlme::ranef
+#' @export
+nlme::VarCorr
+
+#' Extract parts of an lmmfit model
+#'
+#' The accessors lme4 users know: \code{fixef}, \code{VarCorr}, \code{sigma},
+#' \code{vcov}, \code{logLik}, \code{deviance}, \code{nobs}, \code{ngrps},
+#' \code{formula}, \code{isSingular}.
+#'
+#' @param object,x a fitted \code{lmmfit} model.
+#' @param ... ignored.
+#' @name lmmfit-accessors
+NULL
+
+#' @rdname lmmfit-accessors
+#' @method fixef lmmfit
+#' @export
+fixef.lmmfit <- function(object, ...) object$beta
+
+#' @rdname lmmfit-accessors
+#' @export
+sigma.lmmfit <- function(object, ...) {
+    sqrt(object$pwrss / (length(object$y) - if (object$REML) length(object$beta) else 0L))
+}
+
+#' @rdname lmmfit-accessors
+#' @param correlation ignored (for compatibility with lme4's \code{vcov}).
+#' @export
+vcov.lmmfit <- function(object, correlation = FALSE, ...) {
+    V <- sigma(object)^2 * chol2inv(object$RX)
+    dimnames(V) <- list(names(object$beta), names(object$beta))
+    V
+}
+
+#' @rdname lmmfit-accessors
+#' @param REML for \code{logLik}: the REML log-likelihood (for REML fits, as
+#'   lme4) or, with \code{REML = FALSE}, the ML log-likelihood at the estimates.
+#' @export
+logLik.lmmfit <- function(object, REML = object$REML, ...) {
+    dev <- if (isTRUE(REML) == object$REML) object$deviance_value
+           else if (REML) stop("the REML log-likelihood of an ML fit is not defined here", call. = FALSE)
+           else ml_deviance_at_estimates(object)
+    structure(-dev / 2, nobs = length(object$y), nall = length(object$y),
+              df = length(object$beta) + length(object$theta) + 1L,
+              REML = isTRUE(REML), class = "logLik")
+}
+
+## The ML deviance of an REML fit, at its own estimates (as lme4's deviance()).
+ml_deviance_at_estimates <- function(object) {
+    n <- length(object$y)
+    s2 <- sigma(object)^2
+    sumlogw <- if (is.null(object$weights)) 0 else sum(log(object$weights))
+    object$ldL2 + object$pwrss / s2 + n * log(2 * pi * s2) - sumlogw
+}
+
+#' @rdname lmmfit-accessors
+#' @export
+deviance.lmmfit <- function(object, REML = NULL, ...) {
+    if (is.null(REML)) REML <- object$REML
+    if (isTRUE(REML)) {
+        if (!object$REML) stop("REML criterion is not available for an ML fit", call. = FALSE)
+        return(object$deviance_value)
+    }
+    if (object$REML) ml_deviance_at_estimates(object) else object$deviance_value
+}
+
+#' @rdname lmmfit-accessors
+#' @export
+nobs.lmmfit <- function(object, ...) length(object$y)
+
+#' @rdname lmmfit-accessors
+#' @export
+formula.lmmfit <- function(x, ...) x$formula
+
+#' @rdname lmmfit-accessors
+#' @export
+df.residual.lmmfit <- function(object, ...) {
+    length(object$y) - (length(object$beta) + length(object$theta) + 1L)
+}
+
+#' @rdname lmmfit-accessors
+#' @export
+ngrps <- function(object, ...) UseMethod("ngrps")
+
+#' @rdname lmmfit-accessors
+#' @export
+ngrps.lmmfit <- function(object, ...) {
+    g <- vapply(object$reterms, `[[`, 1L, "nlev")
+    names(g) <- vapply(object$reterms, `[[`, "", "group")
+    g[!duplicated(names(g))]
+}
+
+#' @rdname lmmfit-accessors
+#' @param tol tolerance on the diagonal of the relative covariance factors.
+#' @export
+isSingular <- function(x, tol = 1e-4, ...) UseMethod("isSingular")
+
+#' @rdname lmmfit-accessors
+#' @export
+isSingular.lmmfit <- function(x, tol = 1e-4, ...) {
+    lower <- unlist(lapply(x$reterms, function(t) {
+        k <- ncol(t$Z)
+        m <- diag(k)
+        m[lower.tri(m, diag = TRUE)]
+    }))
+    any(x$theta[lower == 1] < tol)
+}
+
+## Random effects b = Lambda u, one (levels x columns) matrix per term.
+random_effects <- function(object) {
+    lam <- theta_to_lambda(object$theta, object$reterms)
+    off <- 0L
+    lapply(seq_along(object$reterms), function(j) {
+        t <- object$reterms[[j]]
+        k <- ncol(t$Z)
+        idx <- off + seq_len(t$nlev * k)
+        off <<- off + t$nlev * k
+        U <- matrix(object$u[idx], nrow = t$nlev, ncol = k, byrow = TRUE)
+        B <- U %*% t(lam[[j]])
+        dimnames(B) <- list(levels(t$factor), colnames(t$Z))
+        B
+    })
+}
+
+## The linear predictor: fixed part, random part, offset.
+linear_predictor <- function(object, random = TRUE) {
+    eta <- drop(object$X %*% object$beta)
+    if (random) {
+        b <- random_effects(object)
+        for (j in seq_along(b)) {
+            t <- object$reterms[[j]]
+            eta <- eta + rowSums(t$Z * b[[j]][as.integer(t$factor), , drop = FALSE])
+        }
+    }
+    if (!is.null(object$offset)) eta <- eta + object$offset
+    eta
+}
+
+#' @rdname lmmfit-accessors
+#' @export
+fitted.lmmfit <- function(object, ...) {
+    f <- linear_predictor(object)
+    names(f) <- rownames(object$frame)
+    f
+}
+
+#' @rdname lmmfit-accessors
+#' @param type \code{"response"} or \code{"pearson"} residuals.
+#' @param scaled divide by the residual standard deviation.
+#' @export
+residuals.lmmfit <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
+    type <- match.arg(type)
+    r <- object$y - linear_predictor(object)
+    if (type == "pearson" && !is.null(object$weights)) r <- r * sqrt(object$weights)
+    if (scaled) r <- r / sigma(object)
+    names(r) <- rownames(object$frame)
+    r
+}
+
+#' Variance components of an lmmfit model
+#'
+#' @param x a fitted \code{lmmfit} model.
+#' @param sigma ignored.
+#' @param ... ignored.
+#' @return A named list of covariance matrices, one per random-effects term,
+#'   each with attributes \code{stddev} and \code{correlation}; the residual
+#'   standard deviation is attribute \code{sc}.
+#' @method VarCorr lmmfit
+#' @export
+VarCorr.lmmfit <- function(x, sigma = 1, ...) {
+    s <- sigma(x)
+    lam <- theta_to_lambda(x$theta, x$reterms)
+    vc <- lapply(lam, function(l) {
+        V <- s^2 * tcrossprod(l)
+        sd <- sqrt(diag(V))
+        C <- V / outer(sd, sd)
+        C[!is.finite(C)] <- 0
+        diag(C) <- 1
+        structure(V, stddev = sd, correlation = C)
+    })
+    names(vc) <- make.unique(vapply(x$reterms, `[[`, "", "group"), sep = ".")
+    structure(vc, sc = s, useSc = TRUE, class = "VarCorr.lmmfit")
+}
+
+#' @export
+print.VarCorr.lmmfit <- function(x, digits = max(3, getOption("digits") - 2),
+                                 comp = "Std.Dev.", ...) {
+    print(format_varcorr(x, digits, comp), quote = FALSE, right = FALSE, ...)
+    invisible(x)
+}
+
+## lme4's layout of the random-effects table, as a character matrix.
+format_varcorr <- function(vc, digits, comp = c("Variance", "Std.Dev.")) {
+    grp <- character(); nm <- character(); v <- numeric(); sd <- numeric(); corr <- list()
+    for (g in names(vc)) {
+        m <- vc[[g]]
+        k <- nrow(m)
+        grp <- c(grp, g, rep("", k - 1L))
+        nm <- c(nm, rownames(m))
+        v <- c(v, diag(m))
+        sd <- c(sd, attr(m, "stddev"))
+        C <- attr(m, "correlation")
+        for (i in seq_len(k)) corr[[length(corr) + 1L]] <- if (i > 1L) C[i, seq_len(i - 1L)] else numeric()
+    }
+    s <- attr(vc, "sc")
+    grp <- c(grp, "Residual"); nm <- c(nm, ""); v <- c(v, s^2); sd <- c(sd, s)
+    corr[[length(corr) + 1L]] <- numeric()
+    out <- cbind(Groups = grp, Name = nm)
+    if ("Variance" %in% comp) out <- cbind(out, Variance = format(v, digits = digits))
+    if ("Std.Dev." %in% comp) out <- cbind(out, Std.Dev. = format(sd, digits = digits))
+    maxc <- max(lengths(corr))
+    if (maxc > 0L) {
+        cm <- matrix("", length(corr), maxc)
+        for (i in seq_along(corr)) if (length(corr[[i]]))
+            cm[i, seq_along(corr[[i]])] <- formatC(corr[[i]], digits = 2, format = "f")
+        colnames(cm) <- c("Corr", rep("", maxc - 1L))
+        out <- cbind(out, cm)
+    }
+    rownames(out) <- rep("", nrow(out))
+    out
+}
+
+#' @export
+as.data.frame.VarCorr.lmmfit <- function(x, row.names = NULL, optional = FALSE, ...) {
+    rows <- list()
+    for (g in names(x)) {
+        m <- x[[g]]
+        sd <- attr(m, "stddev")
+        C <- attr(m, "correlation")
+        nm <- rownames(m)
+        for (i in seq_along(nm))
+            rows[[length(rows) + 1L]] <- data.frame(grp = g, var1 = nm[i], var2 = NA_character_,
+                                                    vcov = m[i, i], sdcor = sd[i])
+        for (i in seq_along(nm)) for (j in seq_along(nm)) if (i < j)
+            rows[[length(rows) + 1L]] <- data.frame(grp = g, var1 = nm[i], var2 = nm[j],
+                                                    vcov = m[i, j], sdcor = C[i, j])
+    }
+    s <- attr(x, "sc")
+    rows[[length(rows) + 1L]] <- data.frame(grp = "Residual", var1 = NA_character_,
+                                            var2 = NA_character_, vcov = s^2, sdcor = s)
+    do.call(rbind, rows)
+}

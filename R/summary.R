@@ -1,0 +1,129 @@
+## print / summary / print.summary in lme4's layout.
+
+fit_title <- function(x) {
+    sprintf("Linear mixed model fit by %s ['lmmfit']",
+            if (x$REML) "REML" else "maximum likelihood ")
+}
+
+print_header <- function(x) {
+    cat(fit_title(x), "\n", sep = "")
+    cat("Formula:", deparse1(x$formula), "\n")
+    if (!is.null(x$call$data)) cat("   Data:", deparse1(x$call$data), "\n")
+    if (!is.null(x$call$weights)) cat("Weights:", deparse1(x$call$weights), "\n")
+    if (!is.null(x$call$offset)) cat(" Offset:", deparse1(x$call$offset), "\n")
+    if (!is.null(x$call$subset)) cat(" Subset:", deparse1(x$call$subset), "\n")
+}
+
+## The fit criteria lme4 prints (REML criterion, or the AIC/BIC/logLik table).
+fit_criteria <- function(x) {
+    if (x$REML) return(c(REML = x$deviance_value))
+    ll <- logLik(x)
+    c(AIC = AIC(ll), BIC = BIC(ll), logLik = as.numeric(ll), deviance = x$deviance_value,
+      df.resid = df.residual(x))
+}
+
+print_criteria <- function(crit, digits) {
+    if (length(crit) == 1L && names(crit) == "REML") {
+        cat("REML criterion at convergence: ", format(round(crit, 4)), "\n", sep = "")
+    } else {
+        print(round(crit, 1), digits = digits)
+    }
+}
+
+print_ngrps <- function(x) {
+    ng <- ngrps(x)
+    cat(sprintf("Number of obs: %d, groups:  %s\n", nobs(x),
+                paste(paste(names(ng), ng, sep = ", "), collapse = "; ")))
+}
+
+print_notes <- function(x) {
+    if (length(x$dropped))
+        cat(sprintf("fit warnings:\nfixed-effect model matrix is rank deficient so dropping %d column%s / coefficient%s (%s)\n",
+                    length(x$dropped), if (length(x$dropped) > 1L) "s" else "",
+                    if (length(x$dropped) > 1L) "s" else "", paste(x$dropped, collapse = ", ")))
+    if (isSingular(x, x$control$singular_tol)) cat("boundary (singular) fit: see help('isSingular')\n")
+    msgs <- convergence_messages(x)
+    if (length(msgs)) cat(paste0("optimizer (L-BFGS-B) convergence code: ", msgs, "\n"), sep = "")
+}
+
+convergence_messages <- function(x) {
+    g <- x$optinfo$gradient
+    lower <- unlist(lapply(x$reterms, function(t) {
+        m <- diag(ncol(t$Z)); m[lower.tri(m, diag = TRUE)]
+    }))
+    ## a gradient pointing out of the feasible region at an active bound is fine
+    g[lower == 1 & x$theta <= 0 & g > 0] <- 0
+    if (any(!is.finite(g)) || max(abs(g)) > x$control$check_grad_tol)
+        sprintf("Model failed to converge with max|grad| = %.3g", max(abs(g)))
+    else character()
+}
+
+#' @rdname lmmfit-accessors
+#' @param digits number of significant digits.
+#' @export
+print.lmmfit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
+    print_header(x)
+    crit <- fit_criteria(x)
+    if (x$REML) cat("REML criterion at convergence: ", format(round(crit, 4)), "\n", sep = "")
+    else print(round(crit, 4), digits = digits)
+    cat("Random effects:\n")
+    print(format_varcorr(VarCorr(x), digits, "Std.Dev."), quote = FALSE, right = FALSE)
+    print_ngrps(x)
+    cat("Fixed Effects:\n")
+    print.default(format(fixef(x), digits = digits), print.gap = 2L, quote = FALSE)
+    print_notes(x)
+    invisible(x)
+}
+
+#' Summarise an lmmfit model
+#'
+#' @param object a fitted \code{lmmfit} model.
+#' @param x a \code{summary.lmmfit} object.
+#' @param digits number of significant digits.
+#' @param correlation print the correlation of the fixed effects.
+#' @param ... ignored.
+#' @return An object of class \code{summary.lmmfit}.
+#' @export
+summary.lmmfit <- function(object, ...) {
+    beta <- fixef(object)
+    se <- sqrt(diag(vcov(object)))
+    coefs <- cbind(Estimate = beta, `Std. Error` = se, `t value` = beta / se)
+    V <- vcov(object)
+    structure(list(fit = object, coefficients = coefs, varcor = VarCorr(object),
+                   criteria = fit_criteria(object),
+                   residuals = residuals(object, type = "pearson", scaled = TRUE),
+                   corr = cov2cor(V), ngrps = ngrps(object), nobs = nobs(object),
+                   sigma = sigma(object), singular = isSingular(object, object$control$singular_tol)),
+              class = "summary.lmmfit")
+}
+
+#' @rdname summary.lmmfit
+#' @export
+print.summary.lmmfit <- function(x, digits = max(3, getOption("digits") - 3),
+                                 correlation = NULL, ...) {
+    fit <- x$fit
+    print_header(fit)
+    cat("\n")
+    print_criteria(x$criteria, digits)
+    cat("\nScaled residuals: \n")
+    q <- quantile(x$residuals, names = FALSE)
+    names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
+    print(q, digits = digits)
+    cat("\nRandom effects:\n")
+    print(format_varcorr(x$varcor, digits, c("Variance", "Std.Dev.")), quote = FALSE, right = FALSE)
+    print_ngrps(fit)
+    cat("\nFixed effects:\n")
+    printCoefmat(x$coefficients, digits = digits, has.Pvalue = FALSE)
+    p <- nrow(x$coefficients)
+    if (is.null(correlation)) correlation <- p <= 12L
+    if (correlation && p > 1L) {
+        cat("\nCorrelation of Fixed Effects:\n")
+        C <- format(round(x$corr, 3), nsmall = 3)
+        C[!lower.tri(C)] <- ""
+        rn <- abbreviate(rownames(C), minlength = 6)
+        dimnames(C) <- list(rn, rn)
+        print(C[-1L, -p, drop = FALSE], quote = FALSE)
+    }
+    print_notes(fit)
+    invisible(x)
+}

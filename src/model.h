@@ -1,0 +1,82 @@
+/* Types shared by the C core.  Nothing here knows about R's SEXPs: the entry
+ * points unpack their arguments into these structs and call the typed code. */
+#ifndef LMMFIT_MODEL_H
+#define LMMFIT_MODEL_H
+
+#include <stddef.h>
+
+/* The cross-products A = [Z X y]'[Z X y] in the blocked layout of DESIGN.md.
+ * Random-effect terms are ordered by decreasing number of levels.  The first
+ * term is the "diagonal" block (l1 dense k1 x k1 tiles); all other terms form
+ * the "rest" block, stored dense (q2 x q2).  The rest-by-first block is sparse:
+ * for level g of the first term, the rows of the rest space that co-occur with
+ * it (always whole k_j-row tiles, in increasing order) and their values. */
+typedef struct lmm_xprod_s {
+    int nterms;          /* number of random-effect terms */
+    const int *nlev;     /* levels per term */
+    const int *ncol;     /* columns (k) per term */
+    int nobs;            /* observations (after weights/NA handling) */
+    int p;               /* fixed-effect columns */
+    int px;              /* p + 1: the response is the last column of the X block */
+    int q1;              /* nlev[0] * ncol[0] */
+    int q2;              /* sum over terms >= 1 of nlev * ncol */
+    double sumlogw;      /* sum of log prior weights */
+    const double *A11;   /* nlev[0] tiles of k1 x k1, column major */
+    const int *A21p;     /* nlev[0] + 1 row pointers into A21i */
+    const int *A21i;     /* rest-space row indices */
+    const double *A21x;  /* values: for level g a (m_g x k1) column-major block at A21p[g] * k1 */
+    const double *A22;   /* q2 x q2 dense */
+    const double *AX1;   /* px x q1 */
+    const double *AX2;   /* px x q2 */
+    const double *AXX;   /* px x px */
+    /* derived at set-up: for each rest row, its term and its position in the tile */
+    const int *rterm;
+    const int *rpos;
+} lmm_xprod;
+
+/* Workspace and results of one evaluation of the blocked Cholesky factor. */
+typedef struct {
+    double *lambda;      /* per-term k x k lower triangles, packed as full k x k, at lamoff[j] */
+    int *lamoff;
+    double *L11;         /* nlev[0] tiles of k1 x k1 */
+    double *L21x;        /* same layout as A21x */
+    double *L22;         /* q2 x q2 */
+    double *LX1;         /* px x q1 */
+    double *LX2;         /* px x q2 */
+    double *LXX;         /* px x px */
+    double ldL2, ldRX2, pwrss;
+} lmm_factor;
+
+/* theta: lower triangles, column by column, term by term. */
+int lmm_ntheta(const lmm_xprod *xp);
+void lmm_theta_lower(const lmm_xprod *xp, double *lower);
+void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa);
+/* Returns 0 on success, nonzero when a Cholesky factor failed (not positive definite). */
+int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa);
+double lmm_deviance_from_factor(const lmm_xprod *xp, const lmm_factor *fa, int reml);
+double lmm_deviance(const lmm_xprod *xp, const double *theta, int reml, lmm_factor *fa);
+
+/* Conditional modes and fixed effects from a factor: beta (p), u (q1 + q2, spherical). */
+void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, double *u);
+
+typedef struct {
+    int maxit;
+    double factr;        /* L-BFGS-B relative reduction tolerance, in units of machine epsilon */
+    double pgtol;
+    double fdstep;       /* relative step of the finite-difference gradient */
+    int trace;
+} lmm_optctl;
+
+typedef struct {
+    double fmin;
+    int fncount, grcount, fail;
+    char msg[60];
+} lmm_optres;
+
+void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
+                  const lmm_optctl *ctl, lmm_optres *res);
+/* Finite-difference gradient of the profiled deviance (one-sided at active bounds). */
+void lmm_gradient(const lmm_xprod *xp, const double *theta, int reml, double h,
+                  lmm_factor *fa, double *grad);
+
+#endif
