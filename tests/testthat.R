@@ -1,0 +1,4 @@
+library(testthat)
+library(lmmfit)
+
+test_check("lmmfit")
