@@ -7,11 +7,11 @@ fit_title <- function(x) {
 
 print_header <- function(x) {
     cat(fit_title(x), "\n", sep = "")
-    cat("Formula:", deparse1(x$formula), "\n")
-    if (!is.null(x$call$data)) cat("   Data:", deparse1(x$call$data), "\n")
-    if (!is.null(x$call$weights)) cat("Weights:", deparse1(x$call$weights), "\n")
-    if (!is.null(x$call$offset)) cat(" Offset:", deparse1(x$call$offset), "\n")
-    if (!is.null(x$call$subset)) cat(" Subset:", deparse1(x$call$subset), "\n")
+    cat("Formula: ", deparse1(x$formula), "\n", sep = "")
+    if (!is.null(x$call$data)) cat("   Data: ", deparse1(x$call$data), "\n", sep = "")
+    if (!is.null(x$call$weights)) cat("Weights: ", deparse1(x$call$weights), "\n", sep = "")
+    if (!is.null(x$call$offset)) cat(" Offset: ", deparse1(x$call$offset), "\n", sep = "")
+    if (!is.null(x$call$subset)) cat(" Subset: ", deparse1(x$call$subset), "\n", sep = "")
 }
 
 ## The fit criteria lme4 prints (REML criterion, or the AIC/BIC/logLik table).
@@ -22,11 +22,16 @@ fit_criteria <- function(x) {
       df.resid = df.residual(x))
 }
 
-print_criteria <- function(crit, digits) {
+## The REML criterion, or lme4's AIC / BIC / logLik / deviance / df.resid line,
+## rounded to `decimals` places.
+print_criteria <- function(crit, decimals) {
     if (length(crit) == 1L && names(crit) == "REML") {
-        cat("REML criterion at convergence: ", format(round(crit, 4)), "\n", sep = "")
+        cat("REML criterion at convergence: ", format(round(crit, decimals)), "\n", sep = "")
     } else {
-        print(round(crit, 1), digits = digits)
+        out <- c(formatC(crit[-length(crit)], format = "f", digits = decimals),
+                 format(crit[length(crit)]))
+        names(out) <- names(crit)
+        print(out, quote = FALSE, right = TRUE)
     }
 }
 
@@ -63,9 +68,7 @@ convergence_messages <- function(x) {
 #' @export
 print.lmmfit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
     print_header(x)
-    crit <- fit_criteria(x)
-    if (x$REML) cat("REML criterion at convergence: ", format(round(crit, 4)), "\n", sep = "")
-    else print(round(crit, 4), digits = digits)
+    print_criteria(fit_criteria(x), 4L)
     cat("Random effects:\n")
     print(format_varcorr(VarCorr(x), digits, "Std.Dev."), quote = FALSE, right = FALSE)
     print_ngrps(x)
@@ -104,9 +107,9 @@ print.summary.lmmfit <- function(x, digits = max(3, getOption("digits") - 3),
     fit <- x$fit
     print_header(fit)
     cat("\n")
-    print_criteria(x$criteria, digits)
+    print_criteria(x$criteria, 1L)
     cat("\nScaled residuals: \n")
-    q <- quantile(x$residuals, names = FALSE)
+    q <- zapsmall(quantile(x$residuals, names = FALSE), digits + 1L)
     names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
     print(q, digits = digits)
     cat("\nRandom effects:\n")
