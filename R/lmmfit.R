@@ -32,7 +32,9 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     call <- match.call()
     if (!is.logical(REML) || length(REML) != 1L || is.na(REML))
         stop("'REML' must be TRUE or FALSE", call. = FALSE)
-    parsed <- parse_lmm_formula(formula)
+    ## wb(x, g) terms become ordinary columns of an augmented data frame.
+    wbx <- wb_expand(formula, data, parent.frame())
+    parsed <- parse_lmm_formula(if (is.null(wbx)) formula else wbx$formula)
 
     ## The model frame: every variable of the fixed and random parts at once,
     ## so that subset and na.action apply to all of them.
@@ -41,6 +43,7 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     mf[[1L]] <- quote(stats::model.frame)
     mf$formula <- parsed$frame
     mf$drop.unused.levels <- TRUE
+    if (!is.null(wbx)) mf$data <- wbx$data
     frame <- eval(mf, parent.frame())
     n <- nrow(frame)
     if (n == 0L) stop("no observations left to fit (zero rows after subset and na.action)", call. = FALSE)
@@ -85,7 +88,7 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
         call = call, formula = formula, fixed_terms = fixed_terms, frame = frame,
         X = X, y = y, weights = w, offset = off, reterms = reterms, REML = REML,
         dropped = dropped, contrasts = xcontr, control = control,
-        na.action = attr(frame, "na.action"))),
+        na.action = attr(frame, "na.action"), wb = wbx$info)),
         class = "lmmfit")
 }
 

@@ -13,6 +13,7 @@ static const R_CallMethodDef call_methods[] = {
     CALLDEF("lmm_deviance", lmm_deviance_R, 3),
     CALLDEF("lmm_optimize", lmm_optimize_R, 4),
     CALLDEF("lmm_solution", lmm_solution, 3),
+    CALLDEF("lmm_condvar", lmm_condvar, 2),
     {NULL, NULL, 0}
 };
 

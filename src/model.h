@@ -59,7 +59,7 @@ double lmm_deviance(const lmm_xprod *xp, const double *theta, int reml, lmm_fact
 /* Conditional modes and fixed effects from a factor: beta (p), u (q1 + q2, spherical). */
 void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, double *u);
 
-typedef struct {
+typedef struct lmm_optctl_s {
     int maxit;
     double factr;        /* L-BFGS-B relative reduction tolerance, in units of machine epsilon */
     double pgtol;
@@ -73,6 +73,16 @@ typedef struct {
     char msg[60];
 } lmm_optres;
 
+/* A function to minimise: parameters, the caller's data. */
+typedef double (*lmm_objective)(const double *x, void *ex);
+
+/* L-BFGS-B with a finite-difference gradient; bounds may be infinite. */
+void lmm_minimize(int n, double *x, const double *lower, const double *upper,
+                  lmm_objective fn, void *ex, const lmm_optctl *ctl, lmm_optres *res);
+void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
+                     lmm_objective fn, void *ex, double h, double *grad);
+
+/* The profiled deviance of a plain fit minimised over theta (in place). */
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                   const lmm_optctl *ctl, lmm_optres *res);
 /* Finite-difference gradient of the profiled deviance (one-sided at active bounds). */

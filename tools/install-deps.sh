@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Install what lmmfit needs to build, check, run its demo and its benchmarks,
+# skipping anything already present (fast when nothing is missing).
+#
+#   tools/install-deps.sh
+#
+# Debian packages first (one 'apt-get update', then one 'apt-get install' of
+# the missing ones); any R package Debian could not supply falls back to CRAN.
+# Works as root, non-interactively (or through sudo when not root).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+# R package -> Debian package.  testthat is listed so a bare machine gets it too.
+r_pkgs=(lme4 roxygen2 knitr rmarkdown lmerTest pbkrtest plm testthat)
+deb_of() { echo "r-cran-$(echo "$1" | tr '[:upper:]' '[:lower:]')"; }
+
+missing_r() {
+    Rscript --vanilla -e 'p <- commandArgs(TRUE)
+        ok <- vapply(p, function(x) requireNamespace(x, quietly = TRUE), logical(1))
+        cat(sprintf("MISSING %s\n", p[!ok]), sep = "")' "${r_pkgs[@]}" 2>/dev/null |
+        sed -n 's/^MISSING //p'
+}
+
+if ! command -v Rscript >/dev/null 2>&1; then
+    echo "install-deps: Rscript not found; install R first (apt-get install r-base-dev)" >&2
+    exit 1
+fi
+
+mapfile -t miss < <(missing_r)
+need_pandoc=0
+command -v pandoc >/dev/null 2>&1 || need_pandoc=1
+
+if [ "${#miss[@]}" -eq 0 ] && [ "$need_pandoc" -eq 0 ]; then
+    echo "install-deps: everything is installed"
+    exit 0
+fi
+echo "install-deps: missing R packages: ${miss[*]:-none}; pandoc missing: $need_pandoc"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
+fi
+
+debs=()
+for p in "${miss[@]}"; do debs+=("$(deb_of "$p")"); done
+[ "$need_pandoc" -eq 1 ] && debs+=(pandoc)
+
+if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; }; then
+    $SUDO apt-get update -qq || echo "install-deps: apt-get update failed; trying anyway" >&2
+    if ! $SUDO apt-get install -y -q "${debs[@]}" </dev/null; then
+        # One unknown name fails the whole transaction: retry one at a time.
+        for d in "${debs[@]}"; do
+            $SUDO apt-get install -y -q "$d" </dev/null || echo "install-deps: apt could not install $d" >&2
+        done
+    fi
+else
+    echo "install-deps: no apt-get (or not root and no sudo); using CRAN only" >&2
+fi
+
+# CRAN fallback for whatever is still missing.
+mapfile -t miss < <(missing_r)
+if [ "${#miss[@]}" -gt 0 ]; then
+    echo "install-deps: from CRAN: ${miss[*]}"
+    Rscript --vanilla -e 'p <- commandArgs(TRUE)
+        lib <- .libPaths()[1]
+        if (file.access(lib, 2) != 0) {
+            lib <- Sys.getenv("R_LIBS_USER"); dir.create(lib, recursive = TRUE, showWarnings = FALSE)
+        }
+        install.packages(p, lib = lib, repos = "https://cloud.r-project.org",
+                         Ncpus = max(1L, parallel::detectCores()))' "${miss[@]}" </dev/null
+fi
+
+mapfile -t miss < <(missing_r)
+command -v pandoc >/dev/null 2>&1 || echo "install-deps: warning: pandoc is still missing (needed for rmarkdown vignettes)" >&2
+if [ "${#miss[@]}" -gt 0 ]; then
+    echo "install-deps: could not install: ${miss[*]}" >&2
+    exit 1
+fi
+echo "install-deps: done"
