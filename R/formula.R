@@ -96,3 +96,9 @@ parse_lmm_formula <- function(formula) {
     frame[[3L]] <- bars_to_plus(rhs)
     list(fixed = fixed, frame = frame, terms = expand_bars(bars), env = env)
 }
+
+## A model-frame formula with extra variables (expressions) added to its right side.
+add_frame_terms <- function(frame, exprs) {
+    for (e in exprs) frame[[3L]] <- call("+", frame[[3L]], e)
+    frame
+}

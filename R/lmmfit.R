@@ -21,6 +21,8 @@
 #' @param offset optional offset; \code{offset()} terms in the formula are also honoured.
 #' @param contrasts optional list of contrasts for factors in the fixed part.
 #' @param control a list from \code{\link{lmmfit_control}}.
+#' @param correlation optional residual correlation structure within groups,
+#'   e.g. \code{ar1(~ time | id)}.
 #' @return An object of class \code{"lmmfit"}.
 #' @examples
 #' data(Orthodont, package = "nlme")
@@ -28,13 +30,16 @@
 #' summary(fit)
 #' @export
 lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action,
-                   offset, contrasts = NULL, control = lmmfit_control()) {
+                   offset, contrasts = NULL, control = lmmfit_control(),
+                   correlation = NULL) {
     call <- match.call()
     if (!is.logical(REML) || length(REML) != 1L || is.na(REML))
         stop("'REML' must be TRUE or FALSE", call. = FALSE)
     ## wb(x, g) terms become ordinary columns of an augmented data frame.
     wbx <- wb_expand(formula, data, parent.frame())
     parsed <- parse_lmm_formula(if (is.null(wbx)) formula else wbx$formula)
+    ## the residual correlation's time and group variables join the model frame
+    if (!is.null(correlation)) parsed$frame <- add_frame_terms(parsed$frame, correlation_vars(correlation))
 
     ## The model frame: every variable of the fixed and random parts at once,
     ## so that subset and na.action apply to all of them.
@@ -83,7 +88,8 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     if (n <= ncol(X)) stop(sprintf("%d observations cannot estimate %d fixed effects and the variance components",
                                    n, ncol(X)), call. = FALSE)
 
-    fit <- lmm_fit_core(X, y, w, off, reterms, REML, control)
+    fit <- if (is.null(correlation)) lmm_fit_core(X, y, w, off, reterms, REML, control)
+           else ar1_fit_core(X, y, w, off, reterms, REML, control, correlation, frame, parsed$env)
     structure(c(fit, list(
         call = call, formula = formula, fixed_terms = fixed_terms, frame = frame,
         X = X, y = y, weights = w, offset = off, reterms = reterms, REML = REML,
