@@ -90,12 +90,15 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
 
     fit <- if (is.null(correlation)) lmm_fit_core(X, y, w, off, reterms, REML, control)
            else ar1_fit_core(X, y, w, off, reterms, REML, control, correlation, frame, parsed$env)
-    structure(c(fit, list(
+    fit <- structure(c(fit, list(
         call = call, formula = formula, fixed_terms = fixed_terms, frame = frame,
         X = X, y = y, weights = w, offset = off, reterms = reterms, REML = REML,
         dropped = dropped, contrasts = xcontr, control = control,
         na.action = attr(frame, "na.action"), wb = wbx$info)),
         class = "lmmfit")
+    if (isSingular(fit, control$singular_tol)) message("boundary (singular) fit: see help('isSingular')")
+    for (m in convergence_messages(fit)) warning(m, call. = FALSE)
+    fit
 }
 
 #' Control settings for lmmfit
@@ -109,7 +112,7 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
 #' @param check_grad_tol warn when the gradient at the optimum exceeds this.
 #' @return A list of settings.
 #' @export
-lmmfit_control <- function(maxit = 1000L, factr = 10, fdstep = 1e-6, singular_tol = 1e-4,
+lmmfit_control <- function(maxit = 1000L, factr = 1e5, fdstep = 1e-6, singular_tol = 1e-4,
                            check_grad_tol = 2e-3) {
     list(maxit = maxit, factr = factr, pgtol = 0, fdstep = fdstep,
          singular_tol = singular_tol, check_grad_tol = check_grad_tol)

@@ -115,6 +115,7 @@ print.summary.lmmfit <- function(x, digits = max(3, getOption("digits") - 3),
     cat("\nRandom effects:\n")
     print(format_varcorr(x$varcor, digits, c("Variance", "Std.Dev.")), quote = FALSE, right = FALSE)
     print_ngrps(fit)
+    if (!is.null(fit$corpar)) print_corpar(fit)
     cat("\nFixed effects:\n")
     printCoefmat(x$coefficients, digits = digits, has.Pvalue = FALSE)
     p <- nrow(x$coefficients)
