@@ -66,6 +66,7 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
         stop("the fixed-effects model matrix has NA, NaN or infinite values", call. = FALSE)
     xcontr <- attr(X, "contrasts")
     X <- drop_aliased(X)
+    check_scales(X)
     dropped <- attr(X, "dropped")
     attr(X, "dropped") <- NULL
 
@@ -94,7 +95,8 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
         call = call, formula = formula, fixed_terms = fixed_terms, frame = frame,
         X = X, y = y, weights = w, offset = off, reterms = reterms, REML = REML,
         dropped = dropped, contrasts = xcontr, control = control,
-        na.action = attr(frame, "na.action"), wb = wbx$info)),
+        na.action = attr(frame, "na.action"), wb = wbx$info,
+        re_specs = parsed$terms)),
         class = "lmmfit")
     if (isSingular(fit, control$singular_tol)) message("boundary (singular) fit: see help('isSingular')")
     for (m in convergence_messages(fit)) warning(m, call. = FALSE)
@@ -112,7 +114,7 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
 #' @param check_grad_tol warn when the gradient at the optimum exceeds this.
 #' @return A list of settings.
 #' @export
-lmmfit_control <- function(maxit = 1000L, factr = 1e5, fdstep = 1e-6, singular_tol = 1e-4,
+lmmfit_control <- function(maxit = 1000L, factr = 10, fdstep = 1e-6, singular_tol = 1e-4,
                            check_grad_tol = 2e-3) {
     list(maxit = maxit, factr = factr, pgtol = 0, fdstep = fdstep,
          singular_tol = singular_tol, check_grad_tol = check_grad_tol)

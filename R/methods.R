@@ -1,6 +1,7 @@
 ## Accessors lme4 users reach for.
 
 #' @importFrom nlme fixef ranef VarCorr
+#' @importFrom stats napredict naresid na.pass delete.response .getXlevels update
 #' @export
 nlme::fixef
 #' @export
@@ -52,12 +53,14 @@ logLik.lmmfit <- function(object, REML = object$REML, ...) {
               REML = isTRUE(REML), class = "logLik")
 }
 
-## The ML deviance of an REML fit, at its own estimates (as lme4's deviance()).
+## The ML deviance of an REML fit at its covariance estimates, as lme4's
+## deviance(fit, REML = FALSE) and logLik(fit, REML = FALSE): the profiled ML
+## deviance at the REML theta (sigma profiled out, i.e. sigma^2 = pwrss / n,
+## beta and u at their conditional modes).
 ml_deviance_at_estimates <- function(object) {
     n <- length(object$y)
-    s2 <- sigma(object)^2
     sumlogw <- if (is.null(object$weights)) 0 else sum(log(object$weights))
-    object$ldL2 + object$pwrss / s2 + n * log(2 * pi * s2) - sumlogw
+    object$ldL2 + n * (1 + log(2 * pi * object$pwrss / n)) - sumlogw
 }
 
 #' @rdname lmmfit-accessors
@@ -144,24 +147,71 @@ linear_predictor <- function(object, random = TRUE) {
 }
 
 #' @rdname lmmfit-accessors
+#' @details \code{fitted} and \code{residuals} have one value per row of the
+#'   model frame; with \code{na.action = na.exclude} they are padded with
+#'   \code{NA} at the excluded rows (\code{\link{naresid}}), as in lme4.
 #' @export
 fitted.lmmfit <- function(object, ...) {
     f <- linear_predictor(object)
     names(f) <- rownames(object$frame)
-    f
+    napredict(object$na.action, f)
 }
 
 #' @rdname lmmfit-accessors
-#' @param type \code{"response"} or \code{"pearson"} residuals.
+#' @param type \code{"response"} (\code{y} minus the fitted values; the
+#'   default, also available as \code{"working"}) or \code{"pearson"} (times
+#'   the square root of the prior weights; also available as
+#'   \code{"deviance"}, the same for a linear mixed model).
 #' @param scaled divide by the residual standard deviation.
 #' @export
-residuals.lmmfit <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
+residuals.lmmfit <- function(object, type = c("response", "pearson", "working", "deviance"),
+                             scaled = FALSE, ...) {
     type <- match.arg(type)
     r <- object$y - linear_predictor(object)
-    if (type == "pearson" && !is.null(object$weights)) r <- r * sqrt(object$weights)
+    if (type %in% c("pearson", "deviance") && !is.null(object$weights)) r <- r * sqrt(object$weights)
     if (scaled) r <- r / sigma(object)
     names(r) <- rownames(object$frame)
-    r
+    naresid(object$na.action, r)
+}
+
+#' Model frame, model matrices and terms of an lmmfit model
+#'
+#' \code{model.frame} returns the frame the model was fitted to (every
+#' variable of the fixed and random parts, after \code{subset} and
+#' \code{na.action}); \code{model.matrix} the fixed-effects matrix \code{X}
+#' (\code{type = "fixed"}) or the random-effects matrix \code{Z}
+#' (\code{type = "random"}, a dense base matrix with lme4's column order:
+#' term by term, level-major); \code{terms} the terms of the fixed part.
+#'
+#' @param formula,object,x a fitted \code{lmmfit} model.
+#' @param type \code{"fixed"} or \code{"random"}.
+#' @param fixed.only must be \code{TRUE}: only the fixed part has terms.
+#' @param ... ignored.
+#' @return A data frame, a matrix, or a \code{terms} object.
+#' @examples
+#' data(Orthodont, package = "nlme")
+#' fit <- lmmfit(distance ~ age + (1 | Subject), data = Orthodont)
+#' dim(model.matrix(fit))
+#' dim(model.matrix(fit, type = "random"))
+#' @name lmmfit-model-parts
+NULL
+
+#' @rdname lmmfit-model-parts
+#' @export
+model.frame.lmmfit <- function(formula, ...) formula$frame
+
+#' @rdname lmmfit-model-parts
+#' @export
+model.matrix.lmmfit <- function(object, type = c("fixed", "random"), ...) {
+    type <- match.arg(type)
+    if (type == "fixed") object$X else dense_Z(object)
+}
+
+#' @rdname lmmfit-model-parts
+#' @export
+terms.lmmfit <- function(x, fixed.only = TRUE, ...) {
+    if (!isTRUE(fixed.only)) stop("only the fixed part of an lmmfit model has terms", call. = FALSE)
+    x$fixed_terms
 }
 
 #' Variance components of an lmmfit model

@@ -161,7 +161,7 @@ void lmm_unpack_control(SEXP control, lmm_optctl *ctl)
 {
     if (!isNewList(control)) error(_("'control' must be a list"));
     ctl->maxit = (int) list_real(control, "maxit", 1000);
-    ctl->factr = list_real(control, "factr", 1e5);
+    ctl->factr = list_real(control, "factr", 10);
     ctl->pgtol = list_real(control, "pgtol", 0);
     ctl->fdstep = list_real(control, "fdstep", 1e-6);
     ctl->trace = (int) list_real(control, "trace", 0);

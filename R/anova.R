@@ -1,0 +1,106 @@
+## Analysis of variance: sequential F table for one model, likelihood-ratio
+## tests for several.
+
+## An ML refit of an REML fit, from the stored model matrices (no
+## re-evaluation of the call, so it works wherever the fit object goes),
+## started from the REML estimates.
+refit_as_ml <- function(object) {
+    if (!object$REML) return(object)
+    if (!is.null(object$call$correlation) || !is.null(object$corpar)) {
+        ## other structures are refitted through their own call
+        return(update(object, REML = FALSE))
+    }
+    core <- lmm_fit_core(object$X, object$y, object$weights, object$offset, object$reterms,
+                         REML = FALSE, control = object$control, theta0 = object$theta)
+    for (nm in names(core)) object[[nm]] <- core[[nm]]
+    object$REML <- FALSE
+    object$call$REML <- FALSE
+    object
+}
+
+#' Analysis of variance for lmmfit models
+#'
+#' With one model: the sequential (type I) F table of the fixed-effects
+#' terms, as lme4's \code{anova} method for one model: for each term, the sum
+#' of squares of the matching elements of \eqn{R_X \hat\beta} (\eqn{R_X' R_X
+#' = X' V^{-1} X \sigma^2}), its number of columns (\code{npar}), the mean
+#' square and \code{F value} = mean square / \eqn{\hat\sigma^2}.  No
+#' denominator degrees of freedom or p-values are given, as in lme4.
+#'
+#' With several models: likelihood-ratio tests of each model against the
+#' previous one, the models sorted by their number of parameters.  REML fits
+#' are first refitted by maximum likelihood (with a message), since REML
+#' likelihoods of models with different fixed effects are not comparable.
+#' All models must be fitted to the same observations.
+#'
+#' @param object a fitted \code{lmmfit} model.
+#' @param ... further \code{lmmfit} models to compare.
+#' @param refit logical: refit REML fits by ML before comparing them (the
+#'   default, as lme4).
+#' @return A data frame of class \code{"anova"}.  For one model: columns
+#'   \code{npar}, \code{Sum Sq}, \code{Mean Sq}, \code{F value}, one row per
+#'   fixed-effects term (the intercept omitted).  For several: \code{npar},
+#'   \code{AIC}, \code{BIC}, \code{logLik}, \code{deviance}, \code{Chisq},
+#'   \code{Df}, \code{Pr(>Chisq)}, one row per model, named as the arguments.
+#' @examples
+#' data(Orthodont, package = "nlme")
+#' fit1 <- lmmfit(distance ~ age + Sex + (1 | Subject), data = Orthodont)
+#' fit0 <- lmmfit(distance ~ age + (1 | Subject), data = Orthodont)
+#' anova(fit1)
+#' anova(fit0, fit1)
+#' @export
+anova.lmmfit <- function(object, ..., refit = TRUE) {
+    dots <- list(...)
+    is_fit <- vapply(dots, inherits, NA, "lmmfit")
+    if (!any(is_fit)) return(anova_single(object))
+    exprs <- as.list(substitute(list(...)))[-1L]
+    nms <- c(deparse1(substitute(object)), vapply(exprs[is_fit], deparse1, ""))
+    anova_lrt(c(list(object), dots[is_fit]), nms, refit)
+}
+
+anova_single <- function(object) {
+    X <- object$X
+    asgn <- attr(X, "assign")
+    if (is.null(asgn)) stop("the fixed-effects model matrix has lost its 'assign' attribute", call. = FALSE)
+    labels <- attr(object$fixed_terms, "term.labels")
+    ss_col <- drop(object$RX %*% object$beta)^2
+    ss <- vapply(split(ss_col, asgn), sum, 0)
+    df <- vapply(split(asgn, asgn), length, 0L)
+    idx <- as.integer(names(ss))
+    nm <- ifelse(idx == 0L, "(Intercept)", labels[pmax(idx, 1L)])
+    ms <- ss / df
+    tab <- data.frame(npar = df, `Sum Sq` = ss, `Mean Sq` = ms, `F value` = ms / sigma(object)^2,
+                      check.names = FALSE, row.names = nm)
+    tab <- tab[idx != 0L, , drop = FALSE]
+    structure(tab, heading = "Analysis of Variance Table", class = c("anova", "data.frame"))
+}
+
+anova_lrt <- function(fits, nms, refit) {
+    n <- vapply(fits, nobs, 1L)
+    if (length(unique(n)) > 1L ||
+        !all(vapply(fits[-1L], function(f) isTRUE(all.equal(f$y, fits[[1L]]$y, check.attributes = FALSE)), NA)))
+        stop("all models must be fitted to the same observations (same response, same rows)",
+             call. = FALSE)
+    reml <- vapply(fits, `[[`, NA, "REML")
+    if (refit && any(reml)) {
+        message("refitting model(s) with ML (instead of REML)")
+        fits[reml] <- lapply(fits[reml], refit_as_ml)
+    }
+    ll <- lapply(fits, logLik)
+    npar <- vapply(ll, attr, 1, "df")
+    ord <- order(npar)
+    fits <- fits[ord]; ll <- ll[ord]; npar <- npar[ord]; nms <- nms[ord]
+    llv <- vapply(ll, as.numeric, 0)
+    nobs1 <- n[1L]
+    chisq <- c(NA, 2 * pmax(0, diff(llv)))
+    dfc <- c(NA, diff(npar))
+    p <- ifelse(is.na(dfc) | dfc == 0, NA_real_, stats::pchisq(chisq, dfc, lower.tail = FALSE))
+    tab <- data.frame(npar = npar, AIC = -2 * llv + 2 * npar, BIC = -2 * llv + log(nobs1) * npar,
+                      logLik = llv, deviance = -2 * llv, Chisq = chisq, Df = dfc,
+                      `Pr(>Chisq)` = p, check.names = FALSE, row.names = nms)
+    data_name <- fits[[1L]]$call$data
+    forms <- vapply(fits, function(f) deparse1(f$formula), "")
+    heading <- c(if (!is.null(data_name)) paste("Data:", deparse1(data_name)), "Models:",
+                 paste(nms, forms, sep = ": "))
+    structure(tab, heading = heading, class = c("anova", "data.frame"))
+}

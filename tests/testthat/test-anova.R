@@ -1,0 +1,65 @@
+## anova() against lme4, fitted in the same test.
+
+lmer_exact <- function(...) {
+    suppressMessages(lme4::lmer(..., control = lme4::lmerControl(
+        optimizer = "bobyqa", calc.derivs = FALSE, optCtrl = list(rhoend = 1e-12, maxfun = 1e5))))
+}
+
+test_that("anova of one model: the sequential F table of lme4", {
+    need_lme4()
+    data(Orthodont, package = "nlme")
+    d <- as.data.frame(Orthodont)
+    d$Subject <- factor(d$Subject, ordered = FALSE)
+    set.seed(5)
+    d$g3 <- factor(sample(letters[1:3], nrow(d), replace = TRUE))
+    f <- distance ~ age * Sex + g3 + (age | Subject)
+    fit <- lmmfit(f, d)
+    m <- lmer_exact(f, d)
+    a <- anova(fit)
+    a0 <- anova(m)
+    expect_s3_class(a, "anova")
+    expect_identical(dimnames(a), dimnames(a0))
+    expect_equal(a$npar, a0$npar)
+    for (col in c("Sum Sq", "Mean Sq", "F value"))
+        expect_equal(a[[col]], a0[[col]], tolerance = 1e-6, label = col)
+    expect_identical(attr(a, "heading"), attr(a0, "heading"))
+    ## ML fit too.  The default stopping rule (factr = 1e5) leaves theta ~3e-5
+    ## from the optimum here (deviance within 2e-9), which moves F by 1e-5:
+    ## converge tightly to test the table itself at 1e-6.
+    fit <- lmmfit(f, d, REML = FALSE, control = lmmfit_control(factr = 10))
+    m <- lmer_exact(f, d, REML = FALSE)
+    expect_equal(anova(fit)[["F value"]], anova(m)[["F value"]], tolerance = 1e-6)
+})
+
+test_that("anova of several models: LRT table, REML refitted by ML with a message", {
+    need_lme4()
+    data(sleepstudy, package = "lme4")
+    fit1 <- lmmfit(Reaction ~ Days + (Days | Subject), sleepstudy)
+    fit0 <- lmmfit(Reaction ~ Days + (1 | Subject), sleepstudy)
+    fitn <- lmmfit(Reaction ~ 1 + (1 | Subject), sleepstudy)
+    m1 <- lmer_exact(Reaction ~ Days + (Days | Subject), sleepstudy)
+    m0 <- lmer_exact(Reaction ~ Days + (1 | Subject), sleepstudy)
+    mn <- lmer_exact(Reaction ~ 1 + (1 | Subject), sleepstudy)
+    ## given out of order: sorted by npar, named after the arguments
+    expect_message(a <- anova(fit1, fitn, fit0), "refitting model\\(s\\) with ML \\(instead of REML\\)")
+    a0 <- suppressMessages(anova(m1, mn, m0))
+    expect_identical(rownames(a), c("fitn", "fit0", "fit1"))
+    expect_identical(names(a), names(a0))
+    expect_equal(a$npar, a0$npar)
+    expect_equal(a$Df, a0$Df)
+    for (col in c("AIC", "BIC", "logLik", "deviance"))
+        expect_equal(a[[col]], a0[[col]], tolerance = 1e-8, label = col)
+    expect_equal(a$Chisq, a0$Chisq, tolerance = 1e-6)
+    expect_equal(a[["Pr(>Chisq)"]], a0[["Pr(>Chisq)"]], tolerance = 1e-5)
+    ## ML deviances: equal to separate ML fits
+    expect_equal(a$deviance[3], deviance(update(fit1, REML = FALSE)), tolerance = 1e-8)
+    expect_output(print(a), "Models:")
+    ## ML fits: no refit, no message
+    f1 <- lmmfit(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE)
+    f0 <- lmmfit(Reaction ~ Days + (1 | Subject), sleepstudy, REML = FALSE)
+    expect_silent(a2 <- anova(f0, f1))
+    expect_equal(a2$Chisq, c(NA, a0$Chisq[3]), tolerance = 1e-6)
+    ## different data: an error
+    f2 <- lmmfit(Reaction ~ Days + (1 | Subject), sleepstudy, subset = Days > 0)
+    expect_error(anova(fit0, f2), "same observations")
+})
