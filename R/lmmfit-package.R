@@ -4,6 +4,8 @@
 #' core: see \code{\link{lmmfit}}.
 #'
 #' @keywords internal
+#' @aliases NULL lmmfit-package
+#' @importFrom utils head
 #' @useDynLib lmmfit, .registration = TRUE, .fixes = "C_"
 #' @importFrom stats AIC BIC coef cov2cor deviance df.residual fitted formula logLik
 #'   model.frame model.matrix model.offset model.response model.weights nobs

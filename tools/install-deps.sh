@@ -10,14 +10,25 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-# R package -> Debian package.  testthat is listed so a bare machine gets it too.
-r_pkgs=(lme4 roxygen2 knitr rmarkdown lmerTest pbkrtest plm testthat)
+# R package -> Debian package.  testthat is listed so a bare machine gets it
+# too; broom and generics back the tidier tests.  Every package named in
+# DESCRIPTION (Depends, Imports, LinkingTo, Suggests) is added to these.
+r_pkgs=(lme4 roxygen2 knitr rmarkdown lmerTest pbkrtest plm testthat broom generics)
 deb_of() { echo "r-cran-$(echo "$1" | tr '[:upper:]' '[:lower:]')"; }
+top=$(cd "$(dirname "$0")/.." && pwd)
 
 missing_r() {
-    Rscript --vanilla -e 'p <- commandArgs(TRUE)
+    Rscript --vanilla -e 'args <- commandArgs(TRUE); desc <- args[1]; p <- args[-1]
+        if (file.exists(desc)) {
+            d <- read.dcf(desc, fields = c("Depends", "Imports", "LinkingTo", "Suggests"))
+            d <- unlist(strsplit(d[!is.na(d)], ","))
+            d <- trimws(sub("\\(.*", "", d))
+            p <- unique(c(p, d[nzchar(d)]))
+        }
+        base <- rownames(installed.packages(priority = "base"))
+        p <- setdiff(p, c("R", base))
         ok <- vapply(p, function(x) requireNamespace(x, quietly = TRUE), logical(1))
-        cat(sprintf("MISSING %s\n", p[!ok]), sep = "")' "${r_pkgs[@]}" 2>/dev/null |
+        cat(sprintf("MISSING %s\n", p[!ok]), sep = "")' "$top/DESCRIPTION" "${r_pkgs[@]}" 2>/dev/null |
         sed -n 's/^MISSING //p'
 }
 
