@@ -37,6 +37,11 @@ refit_as_ml <- function(object) {
 #' @param ... further \code{lmmfit} models to compare.
 #' @param refit logical: refit REML fits by ML before comparing them (the
 #'   default, as lme4).
+#' @param type,ddf for one model: with \code{ddf} given (\code{"Satterthwaite"}
+#'   or \code{"Kenward-Roger"}), F tests of the fixed-effect terms with
+#'   denominator degrees of freedom and p-values, as lmerTest's \code{anova};
+#'   \code{type} is 3 (marginal, the default) or 1 (sequential).  Without
+#'   \code{ddf}, lme4's table without p-values.
 #' @return A data frame of class \code{"anova"}.  For one model: columns
 #'   \code{npar}, \code{Sum Sq}, \code{Mean Sq}, \code{F value}, one row per
 #'   fixed-effects term (the intercept omitted).  For several: \code{npar},
@@ -49,10 +54,13 @@ refit_as_ml <- function(object) {
 #' anova(fit1)
 #' anova(fit0, fit1)
 #' @export
-anova.lmmfit <- function(object, ..., refit = TRUE) {
+anova.lmmfit <- function(object, ..., refit = TRUE, type = 3, ddf = NULL) {
     dots <- list(...)
     is_fit <- vapply(dots, inherits, NA, "lmmfit")
-    if (!any(is_fit)) return(anova_single(object))
+    if (!any(is_fit)) {
+        if (is.null(ddf) || identical(ddf, "none")) return(anova_single(object))
+        return(anova_ddf(object, type = type, ddf = ddf))
+    }
     exprs <- as.list(substitute(list(...)))[-1L]
     nms <- c(deparse1(substitute(object)), vapply(exprs[is_fit], deparse1, ""))
     anova_lrt(c(list(object), dots[is_fit]), nms, refit)
