@@ -80,30 +80,60 @@ print.lmmfit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 
 #' Summarise an lmmfit model
 #'
+#' The fixed-effects table gains denominator degrees of freedom and p-values
+#' of the t-tests, by Satterthwaite's method (the default, as lmerTest's
+#' summary) or Kenward-Roger's (REML fits; the standard errors are then the
+#' adjusted ones, as lmerTest), or stays lme4's three columns with
+#' \code{ddf = "none"}.  See \code{\link{lmm_contrast}}.
+#'
 #' @param object a fitted \code{lmmfit} model.
+#' @param ddf \code{"Satterthwaite"}, \code{"Kenward-Roger"} or \code{"none"}.
 #' @param x a \code{summary.lmmfit} object.
 #' @param digits number of significant digits.
 #' @param correlation print the correlation of the fixed effects.
+#' @param signif.stars print significance stars beside the p-values.
 #' @param ... ignored.
-#' @return An object of class \code{summary.lmmfit}.
+#' @return An object of class \code{summary.lmmfit}; its \code{coefficients}
+#'   matrix has columns \code{Estimate}, \code{Std. Error}, \code{df},
+#'   \code{t value}, \code{Pr(>|t|)} (the last three only \code{Estimate},
+#'   \code{Std. Error}, \code{t value} with \code{ddf = "none"}).
+#' @examples
+#' data(Orthodont, package = "nlme")
+#' fit <- lmmfit(distance ~ age + (age | Subject), data = Orthodont)
+#' summary(fit)
+#' coef(summary(fit, ddf = "Kenward-Roger"))
 #' @export
-summary.lmmfit <- function(object, ...) {
+summary.lmmfit <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "none"), ...) {
+    ## fits with a residual correlation structure have no df methods: lme4's table
+    if (missing(ddf) && !is.null(object$corpar)) ddf <- "none"
+    ddf <- match.arg(ddf)
     beta <- fixef(object)
     se <- sqrt(diag(vcov(object)))
     coefs <- cbind(Estimate = beta, `Std. Error` = se, `t value` = beta / se)
+    if (ddf != "none" && length(beta)) {
+        st <- ddf_setup(object, ddf)
+        tab <- do.call(rbind, lapply(seq_along(beta), function(i) {
+            l <- numeric(length(beta)); l[i] <- 1
+            contrast_1d(object, l, st)
+        }))
+        coefs <- as.matrix(tab)
+        rownames(coefs) <- names(beta)
+    }
     V <- vcov(object)
     structure(list(fit = object, coefficients = coefs, varcor = VarCorr(object),
                    criteria = fit_criteria(object),
                    residuals = residuals(object, type = "pearson", scaled = TRUE),
                    corr = cov2cor(V), ngrps = ngrps(object), nobs = nobs(object),
-                   sigma = sigma(object), singular = isSingular(object, object$control$singular_tol)),
+                   sigma = sigma(object), singular = isSingular(object, object$control$singular_tol),
+                   ddf = ddf),
               class = "summary.lmmfit")
 }
 
 #' @rdname summary.lmmfit
 #' @export
 print.summary.lmmfit <- function(x, digits = max(3, getOption("digits") - 3),
-                                 correlation = NULL, ...) {
+                                 correlation = NULL,
+                                 signif.stars = getOption("show.signif.stars"), ...) {
     fit <- x$fit
     print_header(fit)
     cat("\n")
@@ -117,15 +147,18 @@ print.summary.lmmfit <- function(x, digits = max(3, getOption("digits") - 3),
     print_ngrps(fit)
     if (!is.null(fit$corpar)) print_corpar(fit)
     cat("\nFixed effects:\n")
-    printCoefmat(x$coefficients, digits = digits, has.Pvalue = FALSE)
+    if ("Pr(>|t|)" %in% colnames(x$coefficients))
+        printCoefmat(x$coefficients, digits = digits, signif.stars = signif.stars, has.Pvalue = TRUE)
+    else printCoefmat(x$coefficients, digits = digits, has.Pvalue = FALSE)
     p <- nrow(x$coefficients)
     if (is.null(correlation)) correlation <- p <= 12L
     if (correlation && p > 1L) {
         cat("\nCorrelation of Fixed Effects:\n")
         C <- format(round(x$corr, 3), nsmall = 3)
         C[!lower.tri(C)] <- ""
-        rn <- abbreviate(rownames(C), minlength = 6)
-        dimnames(C) <- list(rn, rn)
+        ## lme4's layout: rows abbreviated to 11 characters, columns to 6
+        rn <- rownames(C)
+        dimnames(C) <- list(abbreviate(rn, minlength = 11), abbreviate(rn, minlength = 6))
         print(C[-1L, -p, drop = FALSE], quote = FALSE)
     }
     print_notes(fit)

@@ -1,0 +1,15 @@
+## Profile-likelihood confidence intervals: lmmfit vs lme4, side by side.
+## Run: Rscript inst/bench/bench-profile.R   (needs lme4)
+suppressMessages({library(lmmfit); library(lme4)})
+data(sleepstudy, package = "lme4")
+fit <- lmmfit(Reaction ~ Days + (Days | Subject), sleepstudy)
+m <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+ci <- confint_profile(fit)
+cl <- suppressMessages(confint(m, method = "profile"))
+reps <- 3L
+t_ours <- median(replicate(reps, system.time(confint_profile(fit))[["elapsed"]]))
+t_lme4 <- median(replicate(reps, system.time(suppressMessages(confint(m, method = "profile")))[["elapsed"]]))
+cat("sleepstudy, confint(method = \"profile\"), all 6 parameters\n")
+print(cbind(lmmfit = ci, lme4 = cl))
+cat(sprintf("max relative difference: %.2g\n", max(abs(ci / cl - 1))))
+cat(sprintf("lmmfit %.3f s, lme4 %.3f s, ratio %.1fx\n", t_ours, t_lme4, t_lme4 / t_ours))
