@@ -122,6 +122,42 @@ static double *theta_upper(int nt)
     return upper;
 }
 
+/* Largest gradient component that could still move x inside the bounds. */
+static double projected_gradient(int n, const double *x, const double *lower,
+                                 const double *upper, const double *g)
+{
+    double gmax = 0;
+    for (int i = 0; i < n; i++) {
+        if (x[i] <= lower[i] && g[i] > 0) continue;
+        if (x[i] >= upper[i] && g[i] < 0) continue;
+        if (fabs(g[i]) > gmax) gmax = fabs(g[i]);
+    }
+    return gmax;
+}
+
+/* A diagonal element of lambda at exactly zero is a stationary point of the
+ * deviance whatever the data (it depends on that element through its square),
+ * so a gradient method that lands there stays.  Probe a few values off the
+ * bound; return 1 and move theta when one of them is lower. */
+static int escape_zero(int nt, double *theta, const double *lower, double f0,
+                       lmm_objective fn, void *ex)
+{
+    static const double probes[] = {1e-2, 1e-1, 1.0};
+    int moved = 0;
+    for (int i = 0; i < nt; i++) {
+        if (lower[i] != 0.0 || theta[i] != 0.0) continue;
+        double best = f0, at = 0.0;
+        for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++) {
+            theta[i] = probes[k];
+            double f = fn(theta, ex);
+            if (f < best - 1e-10 * fmax(1.0, fabs(f0))) { best = f; at = probes[k]; }
+        }
+        theta[i] = at;
+        if (at > 0) { moved = 1; f0 = best; }
+    }
+    return moved;
+}
+
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                   const lmm_optctl *ctl, lmm_optres *res)
 {
@@ -130,8 +166,25 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     lmm_factor_alloc(xp, &fa);
     deviance_ex ex = {xp, &fa, reml};
     double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
+    double *upper = theta_upper(nt);
+    double *grad = (double *) R_alloc((size_t) nt, sizeof(double));
     lmm_theta_lower(xp, lower);
-    lmm_minimize(nt, theta, lower, theta_upper(nt), deviance_objective, &ex, ctl, res);
+    lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, ctl, res);
+    /* L-BFGS-B can stop short (its line search gives up on the rounding noise
+     * of a finite-difference gradient) or sit on a zero that is not a minimum:
+     * restart it from where it stopped while either happens. */
+    int fevals = res->fncount;
+    for (int round = 0; round < 4; round++) {
+        int moved = escape_zero(nt, theta, lower, res->fmin, deviance_objective, &ex);
+        lmm_fd_gradient(nt, theta, lower, upper, deviance_objective, &ex, ctl->fdstep, grad);
+        fevals += 2 * nt + 3 * nt;
+        if (!moved && projected_gradient(nt, theta, lower, upper, grad) < 1e-6) break;
+        double before = res->fmin;
+        lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, ctl, res);
+        fevals += res->fncount;
+        if (!moved && before - res->fmin < 1e-12 * fmax(1.0, fabs(before))) break;
+    }
+    res->fncount = fevals;
 }
 
 void lmm_gradient(const lmm_xprod *xp, const double *theta, int reml, double h,
