@@ -94,13 +94,15 @@ static R_xlen_t a21_pattern(int nterms, const int *const *codes,
     return total;
 }
 
-/* Numeric pass.  w may be NULL (unit weights).  Outputs must be zeroed. */
-static void accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
-                       int nterms, const int *const *codes, const double *const *Z,
-                       const int *nlev, const int *ncol, const int *roff, int q2,
-                       const int *start, const int *order, const int *A21p, const int *A21i,
-                       double *A11, double *A21x, double *A22, double *AX1, double *AX2,
-                       double *AXX)
+/* Numeric pass.  w may be NULL (unit weights).  Outputs must be zeroed (or hold
+ * sums to add to).  Rows visited: order[start[g] .. start[g+1]) for each level g
+ * of the first term; they must fit the pattern A21p/A21i.  Also used by ar1.c. */
+void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
+                    int nterms, const int *const *codes, const double *const *Z,
+                    const int *nlev, const int *ncol, const int *roff, int q2,
+                    const int *start, const int *order, const int *A21p, const int *A21i,
+                    double *A11, double *A21x, double *A22, double *AX1, double *AX2,
+                    double *AXX)
 {
     int k1 = ncol[0], px = p + 1;
     double *xr = (double *) R_alloc((size_t) px, sizeof(double));
@@ -222,7 +224,7 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev)
     SEXP sAX1 = PROTECT(alloc_zero(REALSXP, (R_xlen_t) px * q1)); nprot++;
     SEXP sAX2 = PROTECT(alloc_zero(REALSXP, (R_xlen_t) px * q2)); nprot++;
     SEXP sAXX = PROTECT(alloc_zero(REALSXP, (R_xlen_t) px * px)); nprot++;
-    accumulate(n, p, REAL(sX), REAL(sy), w, nterms, codes, Z, nlev, ncol, roff, q2,
+    lmm_accumulate(n, p, REAL(sX), REAL(sy), w, nterms, codes, Z, nlev, ncol, roff, q2,
                start, order, INTEGER(sA21p), INTEGER(sA21i),
                REAL(sA11), REAL(sA21x), REAL(sA22), REAL(sAX1), REAL(sAX2), REAL(sAXX));
 

@@ -1,0 +1,357 @@
+/* Residual AR(1) correlation within groups (DESIGN.md section 5).
+ *
+ * Within a group, observations sorted by an integer time t_1 < ... < t_T,
+ * the errors follow e_1 ~ N(0, s2), e_k | e_{k-1} ~ N(phi^d e_{k-1}, s2 (1 - phi^2d))
+ * with d = t_k - t_{k-1} (a gap of d occasions).  The whitened rows
+ *     w_1 = x_1,   w_k = (x_k - phi^d x_{k-1}) / sqrt(1 - phi^2d)
+ * (x any row of [Z X y]) turn the model into an ordinary LMM, and the
+ * -2 log-likelihood (ML or REML) of the original model is that of the whitened
+ * one plus log|R| = sum over consecutive pairs of log(1 - phi^2d).
+ *
+ * When the AR grouping is nested in every random-effects grouping factor, the
+ * rows k and k-1 have the same levels in every term, so the whitened
+ * cross-products share the pattern of the plain ones:
+ *     A(phi) = F + sum_d (M0_d - phi^d M1_d + phi^2d M2_d) / (1 - phi^2d)
+ * F: cross-products of the first rows; for the pairs with gap d, M0_d of the
+ * later rows, M2_d of their predecessors, M1_d = sum (a b' + b a').  These are
+ * formed once; each evaluation of the objective only combines them. */
+#include <math.h>
+#include <string.h>
+#include "lapack.h"
+#include <Rinternals.h>
+#include "model.h"
+#include "lmmfit.h"
+
+/* Where the numeric parts of an lmm_xprod sit in one contiguous vector. */
+typedef struct {
+    R_xlen_t off[7];     /* A11, A21x, A22, AX1, AX2, AXX, end */
+} ar1_layout;
+
+static void layout_of(const lmm_xprod *xp, ar1_layout *lay)
+{
+    R_xlen_t k1 = xp->ncol[0], m = xp->A21p[xp->nlev[0]];
+    R_xlen_t len[6] = {(R_xlen_t) xp->nlev[0] * k1 * k1, m * k1, (R_xlen_t) xp->q2 * xp->q2,
+                       (R_xlen_t) xp->px * xp->q1, (R_xlen_t) xp->px * xp->q2,
+                       (R_xlen_t) xp->px * xp->px};
+    lay->off[0] = 0;
+    for (int i = 0; i < 6; i++) lay->off[i + 1] = lay->off[i] + len[i];
+}
+
+/* Point the numeric members of xp into buf. */
+static void point_into(lmm_xprod *xp, const ar1_layout *lay, const double *buf)
+{
+    xp->A11 = buf + lay->off[0];
+    xp->A21x = buf + lay->off[1];
+    xp->A22 = buf + lay->off[2];
+    xp->AX1 = buf + lay->off[3];
+    xp->AX2 = buf + lay->off[4];
+    xp->AXX = buf + lay->off[5];
+}
+
+/* The data rows and the pattern, for accumulating selected rows. */
+typedef struct {
+    R_xlen_t n;
+    int p, nterms, q2;
+    const double *X, *y;
+    const int *const *codes;     /* 0-based */
+    const double *const *Z;
+    const int *nlev, *ncol, *roff, *A21p, *A21i;
+    int *start, *order;          /* scratch: nlev[0] + 1, n */
+} ar1_rows;
+
+/* Add the cross-products of the rows sel[0..ns) (in the arrays of r) to out. */
+static void accumulate_rows(const ar1_rows *r, const double *X, const double *y,
+                            const double *const *Z, const int *sel, R_xlen_t ns,
+                            const ar1_layout *lay, double *out)
+{
+    int nl = r->nlev[0];
+    const int *c0 = r->codes[0];
+    memset(r->start, 0, (size_t) (nl + 1) * sizeof(int));
+    for (R_xlen_t s = 0; s < ns; s++) r->start[c0[sel[s]] + 1]++;
+    for (int g = 0; g < nl; g++) r->start[g + 1] += r->start[g];
+    int *fill = (int *) R_alloc((size_t) nl, sizeof(int));
+    memcpy(fill, r->start, (size_t) nl * sizeof(int));
+    for (R_xlen_t s = 0; s < ns; s++) r->order[fill[c0[sel[s]]]++] = sel[s];
+    lmm_accumulate(r->n, r->p, X, y, NULL, r->nterms, r->codes, Z, r->nlev, r->ncol,
+                   r->roff, r->q2, r->start, r->order, r->A21p, r->A21i,
+                   out + lay->off[0], out + lay->off[1], out + lay->off[2],
+                   out + lay->off[3], out + lay->off[4], out + lay->off[5]);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *) a, y = *(const int *) b;
+    return (x > y) - (x < y);
+}
+
+/* The pieces F, (M0_d, M1_d, M2_d) for each distinct gap d.
+ * prev[t]: 0 for the first row of its group, else the 1-based predecessor;
+ * gap[t]: the time step from the predecessor (ignored for first rows). */
+SEXP lmm_ar1_pieces(SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP sxp, SEXP sprev, SEXP sgap)
+{
+    int nprot = 0;
+    lmm_xprod xp;
+    lmm_unpack_xprod(sxp, &xp);
+    if (!isReal(sX) || !isMatrix(sX) || !isReal(sy)) error(_("'X' and 'y' must be numeric"));
+    R_xlen_t n = XLENGTH(sy);
+    int p = xp.p, nterms = xp.nterms;
+    if (nrows(sX) != n || ncols(sX) != p) error(_("'X' does not match the cross-products"));
+    if (n != xp.nobs) error(_("'y' does not match the cross-products"));
+    if (!isNewList(scodes) || !isNewList(sZ) || LENGTH(scodes) != nterms || LENGTH(sZ) != nterms)
+        error(_("'codes' and 'Z' must be lists with one entry per random-effects term"));
+    if (!isInteger(sprev) || !isInteger(sgap) || XLENGTH(sprev) != n || XLENGTH(sgap) != n)
+        error(_("'prev' and 'gap' must be integer vectors, one per observation"));
+    const int *prev = INTEGER(sprev), *gap = INTEGER(sgap);
+
+    const int **codes = (const int **) R_alloc((size_t) nterms, sizeof(int *));
+    const double **Z = (const double **) R_alloc((size_t) nterms, sizeof(double *));
+    double **Zs = (double **) R_alloc((size_t) nterms, sizeof(double *));
+    for (int j = 0; j < nterms; j++) {
+        SEXP cj = VECTOR_ELT(scodes, j), zj = VECTOR_ELT(sZ, j);
+        if (!isInteger(cj) || XLENGTH(cj) != n) error(_("grouping codes of term %d have the wrong type or length"), j + 1);
+        if (!isReal(zj) || !isMatrix(zj) || nrows(zj) != n || ncols(zj) != xp.ncol[j])
+            error(_("model matrix of term %d has the wrong type or size"), j + 1);
+        int *c0 = (int *) R_alloc((size_t) n, sizeof(int));
+        const int *cc = INTEGER(cj);
+        for (R_xlen_t t = 0; t < n; t++) {
+            if (cc[t] < 1 || cc[t] > xp.nlev[j]) error(_("grouping codes of term %d are out of range"), j + 1);
+            c0[t] = cc[t] - 1;
+        }
+        codes[j] = c0;
+        Z[j] = REAL(zj);
+        Zs[j] = (double *) R_alloc((size_t) n * xp.ncol[j], sizeof(double));
+    }
+    /* check the predecessors, and that each pair shares its levels in every term
+     * (otherwise its cross-products would fall outside the plain pattern) */
+    R_xlen_t nfirst = 0;
+    for (R_xlen_t t = 0; t < n; t++) {
+        if (prev[t] == 0) { nfirst++; continue; }
+        if (prev[t] < 1 || prev[t] > n || prev[t] - 1 == t) error(_("invalid predecessor index"));
+        if (gap[t] < 1) error(_("time gaps must be positive integers"));
+        for (int j = 0; j < nterms; j++)
+            if (codes[j][t] != codes[j][prev[t] - 1])
+                error(_("the AR(1) grouping must be nested in every random-effects grouping factor"));
+    }
+    /* distinct gaps */
+    R_xlen_t npair = n - nfirst;
+    int *gs = (int *) R_alloc((size_t) (npair > 0 ? npair : 1), sizeof(int));
+    R_xlen_t i = 0;
+    for (R_xlen_t t = 0; t < n; t++) if (prev[t]) gs[i++] = gap[t];
+    qsort(gs, (size_t) npair, sizeof(int), cmp_int);
+    int G = 0;
+    for (R_xlen_t s = 0; s < npair; s++) if (s == 0 || gs[s] != gs[s - 1]) gs[G++] = gs[s];
+
+    int *roff = (int *) R_alloc((size_t) nterms, sizeof(int));
+    roff[0] = 0;
+    for (int j = 1, off = 0; j < nterms; j++) { roff[j] = off; off += xp.nlev[j] * xp.ncol[j]; }
+    ar1_layout lay;
+    layout_of(&xp, &lay);
+    R_xlen_t L = lay.off[6];
+
+    ar1_rows rows = {n, p, nterms, xp.q2, REAL(sX), REAL(sy), codes, Z, xp.nlev, xp.ncol,
+                     roff, xp.A21p, xp.A21i,
+                     (int *) R_alloc((size_t) xp.nlev[0] + 1, sizeof(int)),
+                     (int *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(int))};
+
+    /* sums of each row with its predecessor, for M1 = S - M0 - M2 */
+    double *Xs = (double *) R_alloc((size_t) (n * p > 0 ? n * p : 1), sizeof(double));
+    double *ys = (double *) R_alloc((size_t) n, sizeof(double));
+    const double *X = REAL(sX), *y = REAL(sy);
+    for (R_xlen_t t = 0; t < n; t++) {
+        R_xlen_t u = prev[t] ? prev[t] - 1 : t;
+        double f = prev[t] ? 1.0 : 0.0;
+        for (int c = 0; c < p; c++) Xs[t + c * n] = X[t + c * n] + f * X[u + c * n];
+        ys[t] = y[t] + f * y[u];
+        for (int j = 0; j < nterms; j++)
+            for (int c = 0; c < xp.ncol[j]; c++)
+                Zs[j][t + c * n] = Z[j][t + c * n] + f * Z[j][u + c * n];
+    }
+
+    SEXP spieces = PROTECT(allocMatrix(REALSXP, (int) L, 1 + 3 * G)); nprot++;
+    double *P = REAL(spieces);
+    memset(P, 0, (size_t) L * (1 + 3 * G) * sizeof(double));
+    SEXP sgaps = PROTECT(allocVector(INTSXP, G)); nprot++;
+    SEXP snp = PROTECT(allocVector(REALSXP, G)); nprot++;
+    int *sel = (int *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(int));
+    int *selp = (int *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(int));
+    double *S = (double *) R_alloc((size_t) (L > 0 ? L : 1), sizeof(double));
+
+    R_xlen_t ns = 0;
+    for (R_xlen_t t = 0; t < n; t++) if (!prev[t]) sel[ns++] = (int) t;
+    accumulate_rows(&rows, X, y, Z, sel, ns, &lay, P);
+    for (int d = 0; d < G; d++) {
+        R_CheckUserInterrupt();
+        ns = 0;
+        for (R_xlen_t t = 0; t < n; t++)
+            if (prev[t] && gap[t] == gs[d]) { sel[ns] = (int) t; selp[ns] = prev[t] - 1; ns++; }
+        INTEGER(sgaps)[d] = gs[d];
+        REAL(snp)[d] = (double) ns;
+        double *M0 = P + (size_t) L * (1 + 3 * d), *M1 = M0 + L, *M2 = M1 + L;
+        accumulate_rows(&rows, X, y, Z, sel, ns, &lay, M0);
+        accumulate_rows(&rows, X, y, Z, selp, ns, &lay, M2);
+        memset(S, 0, (size_t) L * sizeof(double));
+        accumulate_rows(&rows, Xs, ys, (const double *const *) Zs, sel, ns, &lay, S);
+        for (R_xlen_t l = 0; l < L; l++) M1[l] = S[l] - M0[l] - M2[l];
+    }
+    const char *names[] = {"pieces", "gaps", "npairs", ""};
+    SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
+    SET_VECTOR_ELT(ans, 0, spieces);
+    SET_VECTOR_ELT(ans, 1, sgaps);
+    SET_VECTOR_ELT(ans, 2, snp);
+    UNPROTECT(nprot);
+    return ans;
+}
+
+/* The AR(1) model: the pieces and a buffer for A(phi). */
+typedef struct {
+    lmm_xprod xp;        /* numeric members point into buf */
+    ar1_layout lay;
+    const double *pieces;
+    const int *gaps;
+    const double *npairs;
+    int G, ntheta, reml;
+    double *buf;
+    lmm_factor *fa;
+} ar1_model;
+
+/* A(phi) into m->buf; returns log|R| (the log determinant of the correlation). */
+static double ar1_combine(ar1_model *m, double phi)
+{
+    R_xlen_t L = m->lay.off[6];
+    double *A = m->buf, ldR = 0;
+    memcpy(A, m->pieces, (size_t) L * sizeof(double));
+    for (int d = 0; d < m->G; d++) {
+        double pd = pow(phi, (double) m->gaps[d]), den = 1.0 - pd * pd;
+        double c0 = 1.0 / den, c1 = -pd / den, c2 = pd * pd / den;
+        const double *M0 = m->pieces + (size_t) L * (1 + 3 * d), *M1 = M0 + L, *M2 = M1 + L;
+        if (pd == 0.0)
+            for (R_xlen_t l = 0; l < L; l++) A[l] += M0[l];
+        else
+            for (R_xlen_t l = 0; l < L; l++) A[l] += c0 * M0[l] + c1 * M1[l] + c2 * M2[l];
+        ldR += m->npairs[d] * log1p(-pd * pd);
+    }
+    return ldR;
+}
+
+/* The objective: x = (theta, phi). */
+static double ar1_objective(const double *x, void *ex)
+{
+    ar1_model *m = (ar1_model *) ex;
+    double phi = x[m->ntheta];
+    if (!(fabs(phi) < 1.0)) return R_PosInf;
+    double ldR = ar1_combine(m, phi);
+    return lmm_deviance(&m->xp, x, m->reml, m->fa) + ldR;
+}
+
+static void ar1_setup(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, ar1_model *m)
+{
+    lmm_unpack_xprod(sxp, &m->xp);
+    layout_of(&m->xp, &m->lay);
+    if (!isInteger(sgaps) || !isReal(snpairs) || LENGTH(sgaps) != LENGTH(snpairs))
+        error(_("corrupt AR(1) pieces: 'gaps'/'npairs'"));
+    m->G = LENGTH(sgaps);
+    if (!isReal(spieces) || XLENGTH(spieces) != m->lay.off[6] * (1 + 3 * (R_xlen_t) m->G))
+        error(_("corrupt AR(1) pieces: sizes do not agree with the cross-products"));
+    m->pieces = REAL(spieces);
+    m->gaps = INTEGER(sgaps);
+    m->npairs = REAL(snpairs);
+    for (int d = 0; d < m->G; d++) if (m->gaps[d] < 1) error(_("corrupt AR(1) pieces: gaps"));
+    m->ntheta = lmm_ntheta(&m->xp);
+    m->buf = (double *) R_alloc((size_t) (m->lay.off[6] > 0 ? m->lay.off[6] : 1), sizeof(double));
+    point_into(&m->xp, &m->lay, m->buf);
+    m->fa = (lmm_factor *) R_alloc(1, sizeof(lmm_factor));
+    lmm_factor_alloc(&m->xp, m->fa);
+}
+
+static double check_phi(SEXP sphi)
+{
+    double phi = asReal(sphi);
+    if (!(fabs(phi) < 1.0)) error(_("'phi' must lie strictly between -1 and 1"));
+    return phi;
+}
+
+/* The cross-products of the whitened model at phi (a list in lmm_crossprod's
+ * layout) and log|R|. */
+SEXP lmm_ar1_xprod(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP sphi)
+{
+    int nprot = 0;
+    ar1_model m;
+    ar1_setup(sxp, spieces, sgaps, snpairs, &m);
+    double ldR = ar1_combine(&m, check_phi(sphi));
+    SEXP out = PROTECT(shallow_duplicate(sxp)); nprot++;
+    const int slot[6] = {5, 8, 9, 10, 11, 12};   /* A11, A21x, A22, AX1, AX2, AXX */
+    for (int i = 0; i < 6; i++) {
+        R_xlen_t len = m.lay.off[i + 1] - m.lay.off[i];
+        SEXP v = allocVector(REALSXP, len);
+        SET_VECTOR_ELT(out, slot[i], v);
+        if (len > 0) memcpy(REAL(v), m.buf + m.lay.off[i], (size_t) len * sizeof(double));
+    }
+    const char *names[] = {"xprod", "logdetR", ""};
+    SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
+    SET_VECTOR_ELT(ans, 0, out);
+    SET_VECTOR_ELT(ans, 1, ScalarReal(ldR));
+    UNPROTECT(nprot);
+    return ans;
+}
+
+/* Minimise the profiled deviance over (theta, phi), phi in [-phimax, phimax]. */
+SEXP lmm_ar1_optimize(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP spar,
+                      SEXP sreml, SEXP control, SEXP sphimax)
+{
+    int nprot = 0;
+    ar1_model m;
+    ar1_setup(sxp, spieces, sgaps, snpairs, &m);
+    m.reml = asLogical(sreml);
+    if (m.reml == NA_LOGICAL) error(_("'REML' must be TRUE or FALSE"));
+    int nt = m.ntheta, npar = nt + 1;
+    if (!isReal(spar) || LENGTH(spar) != npar)
+        error(_("starting values must be a numeric vector of length %d (theta, phi)"), npar);
+    double phimax = asReal(sphimax);
+    if (!(phimax > 0 && phimax < 1)) error(_("'phimax' must lie in (0, 1)"));
+    lmm_optctl ctl;
+    lmm_unpack_control(control, &ctl);
+    SEXP par = PROTECT(duplicate(spar)); nprot++;
+    double *lower = (double *) R_alloc((size_t) npar, sizeof(double));
+    double *upper = (double *) R_alloc((size_t) npar, sizeof(double));
+    lmm_theta_lower(&m.xp, lower);
+    for (int i = 0; i < nt; i++) upper[i] = R_PosInf;
+    lower[nt] = -phimax;
+    upper[nt] = phimax;
+    for (int i = 0; i < npar; i++)
+        if (!R_FINITE(REAL(par)[i])) error(_("starting values must be finite"));
+    lmm_optres res;
+    double *x = REAL(par);
+    int feval = 0, done = 0;
+    if (npar <= 20) {
+        /* L-BFGS-B to a loose tolerance, then Newton steps to the optimum: the
+         * flat tail costs L-BFGS-B many evaluations, Newton a few */
+        lmm_optctl loose = ctl;
+        loose.factr = fmax(ctl.factr, 1e10);
+        lmm_minimize(npar, x, lower, upper, ar1_objective, &m, &loose, &res);
+        feval += res.fncount;
+        done = lmm_newton_polish(npar, x, lower, upper, ar1_objective, &m, 20, 1e-4, &feval);
+    }
+    if (!done) {
+        /* the full-precision L-BFGS-B run (and a polish) */
+        lmm_minimize(npar, x, lower, upper, ar1_objective, &m, &ctl, &res);
+        feval += res.fncount;
+        if (npar <= 20)
+            done = lmm_newton_polish(npar, x, lower, upper, ar1_objective, &m, 20, 1e-4, &feval);
+    }
+    res.fmin = ar1_objective(x, &m);
+    /* the reported gradient: central differences with a step of at least 1e-5
+     * (below that the objective's rounding noise dominates on large data) */
+    SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
+    lmm_fd_gradient(npar, x, lower, upper, ar1_objective, &m, fmax(ctl.fdstep, 1e-5), REAL(grad));
+
+    const char *names[] = {"par", "deviance", "feval", "convergence", "message", "gradient", ""};
+    SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
+    SET_VECTOR_ELT(ans, 0, par);
+    SET_VECTOR_ELT(ans, 1, ScalarReal(res.fmin));
+    SET_VECTOR_ELT(ans, 2, ScalarInteger(feval));
+    SET_VECTOR_ELT(ans, 3, ScalarInteger(res.fail));
+    SET_VECTOR_ELT(ans, 4, mkString(res.msg));
+    SET_VECTOR_ELT(ans, 5, grad);
+    UNPROTECT(nprot);
+    return ans;
+}
