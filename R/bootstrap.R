@@ -8,18 +8,56 @@ NULL
 
 ## The parts of a fit the C bootstrap needs: the cross-products, the model
 ## matrices, the estimates.  Grouping codes are 0-based for C.
-boot_spec <- function(fit) {
+##
+## With conditioned = TRUE (refits) the C code works, as lmm_fit_core does,
+## on better-conditioned data: X with its non-intercept columns centred
+## (X T) and the response less X beta-hat, so that the refits' deviance has
+## the same small rounding noise as the fit's own.  Its fixed effects are then
+## gamma, with beta = beta-hat + T gamma (boot_unshift).  Simulation uses the
+## plain spec (conditioned = FALSE), whose draws equal y* - offset.
+boot_spec <- function(fit, conditioned = TRUE) {
     if (is.null(fit$xprod)) stop("the model has no cross-products to refit from", call. = FALSE)
     if (!is.null(fit$corpar))
         stop("simulation and refits of models with a residual correlation structure (ar1) are not supported",
              call. = FALSE)
     X <- fit$X
     storage.mode(X) <- "double"
-    list(xprod = fit$xprod, X = X, weights = fit$weights,
+    beta <- as.double(fit$beta)
+    xprod <- fit$xprod
+    cond <- NULL
+    if (conditioned) {
+        cond <- conditioning_transform(X, rep(0, nrow(X)))
+        cond$b0 <- drop(cond$Tinv %*% beta)
+        X <- cond$X
+        xprod <- transform_xprod(xprod, cond)
+        beta <- rep(0, length(beta))
+    }
+    list(xprod = xprod, X = X, weights = fit$weights,
          codes = lapply(fit$reterms, function(t) as.integer(t$factor) - 1L),
          Z = lapply(fit$reterms, `[[`, "Z"),
-         beta = as.double(fit$beta), theta = as.double(fit$theta),
-         u = as.double(fit$u), sigma = as.double(sigma(fit)))
+         beta = beta, theta = as.double(fit$theta),
+         u = as.double(fit$u), sigma = as.double(sigma(fit)),
+         cond = cond, beta_hat = as.double(fit$beta))
+}
+
+## The response a conditioned spec refits: y - offset - X beta-hat.
+boot_shift <- function(spec, fit, yo) yo - drop(fit$X %*% spec$beta_hat)
+
+## Fixed effects (columns 1..p of a statistic matrix, or a vector) of a
+## conditioned refit back on the model's own scale.
+boot_unshift_beta <- function(spec, gamma) {
+    if (is.null(spec$cond)) return(gamma)
+    if (is.matrix(gamma)) t(spec$beta_hat + spec$cond$T %*% t(gamma))
+    else drop(spec$beta_hat + spec$cond$T %*% gamma)
+}
+
+## A C refit result (C_lmm_refit) of a conditioned spec on the model's scale.
+boot_unshift <- function(spec, r) {
+    if (is.null(spec$cond) || r$status == 2L) return(r)
+    r$beta <- boot_unshift_beta(spec, r$beta)
+    r$RX <- r$RX %*% spec$cond$Tinv
+    r$xprod <- untransform_xprod(r$xprod, spec$cond)
+    r
 }
 
 ## Names of the default statistic, in the order the C code fills it: fixed
@@ -260,6 +298,8 @@ parboot <- function(fit, FUN = NULL, nsim = 1000, use.u = FALSE, seed = NULL,
 ## The default statistic for m replicates, all in C.
 boot_block_default <- function(fit, spec, m, use.u) {
     r <- .Call(C_lmm_boot_run, spec, NULL, as.integer(m), use.u, fit$REML, fit$control)
+    p <- length(fit$beta)
+    if (p > 0L) r$t[, seq_len(p)] <- boot_unshift_beta(spec, r$t[, seq_len(p), drop = FALSE])
     list(t = r$t, status = r$status, messages = character())
 }
 
@@ -276,10 +316,11 @@ boot_block_fun <- function(fit, spec, FUN, m, use.u, t0, bar, done) {
         Y <- .Call(C_lmm_boot_simulate, spec, length(sub), use.u)
         for (j in seq_along(sub)) {
             i <- sub[j]
-            r <- .Call(C_lmm_refit, spec, Y[, j], spec$theta, fit$REML, fit$control)
+            r <- boot_unshift(spec, .Call(C_lmm_refit, spec, Y[, j], spec$theta, fit$REML, fit$control))
             status[i] <- r$status
             if (r$status != 2L) {
-                val <- tryCatch(boot_check_stat(FUN(boot_light_fit(fit, r, Y[, j] + off)), k),
+                yj <- Y[, j] + drop(fit$X %*% spec$beta_hat) + off
+                val <- tryCatch(boot_check_stat(FUN(boot_light_fit(fit, r, yj)), k),
                                 error = function(e) e)
                 if (inherits(val, "error")) {
                     status[i] <- 2L
@@ -338,7 +379,7 @@ simulate.lmmfit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, ...) {
     use.u <- boot_check_flag(use.u, "use.u")
     rng <- boot_rng_setup(seed)
     if (!is.null(rng$restore)) on.exit(assign(".Random.seed", rng$restore, envir = .GlobalEnv))
-    Y <- .Call(C_lmm_boot_simulate, boot_spec(object), nsim, use.u)
+    Y <- .Call(C_lmm_boot_simulate, boot_spec(object, conditioned = FALSE), nsim, use.u)
     if (!is.null(object$offset)) Y <- Y + object$offset
     out <- as.data.frame(Y)
     names(out) <- paste0("sim_", seq_len(nsim))
@@ -390,7 +431,9 @@ refit.lmmfit <- function(object, newresp = NULL, REML = NULL, ...) {
         as.double(newresp)
     }
     yo <- if (is.null(object$offset)) y else y - object$offset
-    r <- .Call(C_lmm_refit, boot_spec(object), yo, as.double(object$theta), REML, object$control)
+    spec <- boot_spec(object)
+    r <- boot_unshift(spec, .Call(C_lmm_refit, spec, boot_shift(spec, object, yo),
+                                  as.double(object$theta), REML, object$control))
     if (r$status == 2L) stop("the refit failed: the model cannot be fitted to this response", call. = FALSE)
     out <- boot_light_fit(object, r, y, REML)
     if (!is.null(newresp) && NCOL(out$frame) >= 1L) out$frame[[1L]] <- y
@@ -588,6 +631,7 @@ pbtest <- function(fit0, fit1, nsim = 1000, seed = NULL) {
         dev0 <- deviance(ml0)
         npar0 <- length(ml0$beta) + length(ml0$theta) + 1L
         spec0 <- boot_spec(ml0)
+        sim0 <- boot_spec(ml0, conditioned = FALSE)
         off0 <- if (is.null(ml0$offset)) 0 else ml0$offset
     }
     dev1 <- deviance(ml1)
@@ -604,12 +648,14 @@ pbtest <- function(fit0, fit1, nsim = 1000, seed = NULL) {
     for (blk in boot_split_blocks(nsim, ceiling(nsim / max(1, floor(1e6 / n))))) {
         m <- length(blk)
         Y <- if (null_lm) mu0 + matrix(stats::rnorm(n * m), n, m) * (sigma0 / sw)
-             else .Call(C_lmm_boot_simulate, spec0, m, FALSE) + off0
+             else .Call(C_lmm_boot_simulate, sim0, m, FALSE) + off0
         d0 <- if (null_lm) lm_dev(Y) else {
-            r0 <- .Call(C_lmm_boot_run, spec0, Y - off0, 0L, FALSE, FALSE, ml0$control)
+            r0 <- .Call(C_lmm_boot_run, spec0, boot_shift(spec0, ml0, Y - off0), 0L, FALSE, FALSE,
+                        ml0$control)
             ifelse(r0$status == 0L, r0$deviance, NA_real_)
         }
-        r1 <- .Call(C_lmm_boot_run, spec1, Y - off1, 0L, FALSE, FALSE, ml1$control)
+        r1 <- .Call(C_lmm_boot_run, spec1, boot_shift(spec1, ml1, Y - off1), 0L, FALSE, FALSE,
+                    ml1$control)
         d1 <- ifelse(r1$status == 0L, r1$deviance, NA_real_)
         lrt[blk] <- d0 - d1
     }

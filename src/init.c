@@ -14,6 +14,19 @@ static const R_CallMethodDef call_methods[] = {
     CALLDEF("lmm_optimize", lmm_optimize_R, 4),
     CALLDEF("lmm_solution", lmm_solution, 3),
     CALLDEF("lmm_condvar", lmm_condvar, 2),
+    CALLDEF("lmm_ar1_pieces", lmm_ar1_pieces, 7),
+    CALLDEF("lmm_ar1_xprod", lmm_ar1_xprod, 5),
+    CALLDEF("lmm_ar1_optimize", lmm_ar1_optimize, 8),
+    CALLDEF("lmm_boot_run", lmm_boot_run, 6),
+    CALLDEF("lmm_boot_simulate", lmm_boot_simulate, 3),
+    CALLDEF("lmm_boot_skip", lmm_boot_skip, 1),
+    CALLDEF("lmm_refit", lmm_refit, 5),
+    CALLDEF("lmm_wb", lmm_wb, 3),
+    CALLDEF("lmm_vcov_dev", lmm_vcov_dev, 3),
+    CALLDEF("lmm_ddf_derivs", lmm_ddf_derivs, 4),
+    CALLDEF("lmm_profile_vc", lmm_profile_vc, 5),
+    CALLDEF("lmm_sdcor_deviance", lmm_sdcor_deviance, 2),
+    CALLDEF("lmm_profile_beta", lmm_profile_beta, 5),
     {NULL, NULL, 0}
 };
 

@@ -11,11 +11,36 @@ SEXP lmm_deviance_R(SEXP xprod, SEXP theta, SEXP reml);
 SEXP lmm_optimize_R(SEXP xprod, SEXP theta, SEXP reml, SEXP control);
 SEXP lmm_solution(SEXP xprod, SEXP theta, SEXP reml);
 SEXP lmm_condvar(SEXP xprod, SEXP theta);
+/* residual AR(1) correlation (ar1.c) */
+SEXP lmm_ar1_pieces(SEXP X, SEXP y, SEXP codes, SEXP Z, SEXP xprod, SEXP prev, SEXP gap);
+SEXP lmm_ar1_xprod(SEXP xprod, SEXP pieces, SEXP gaps, SEXP npairs, SEXP phi);
+SEXP lmm_ar1_optimize(SEXP xprod, SEXP pieces, SEXP gaps, SEXP npairs, SEXP par,
+                      SEXP reml, SEXP control, SEXP phimax);
+/* bootstrap.c */
+SEXP lmm_boot_run(SEXP spec, SEXP Y, SEXP nsim, SEXP use_u, SEXP reml, SEXP control);
+SEXP lmm_boot_simulate(SEXP spec, SEXP nsim, SEXP use_u);
+SEXP lmm_boot_skip(SEXP count);
+SEXP lmm_refit(SEXP spec, SEXP y, SEXP theta0, SEXP reml, SEXP control);
+SEXP lmm_wb(SEXP x, SEXP g, SEXP ngroups);
+/* ddf.c, profile.c */
+SEXP lmm_vcov_dev(SEXP xprod, SEXP varpar, SEXP reml);
+SEXP lmm_ddf_derivs(SEXP xprod, SEXP varpar, SEXP reml, SEXP rel);
+SEXP lmm_profile_vc(SEXP xprod, SEXP which, SEXP value, SEXP start, SEXP control);
+SEXP lmm_sdcor_deviance(SEXP xprod, SEXP par);
+SEXP lmm_profile_beta(SEXP xprod, SEXP j, SEXP value, SEXP theta, SEXP control);
 
 /* shared by the entry points */
 struct lmm_xprod_s;
 void lmm_unpack_xprod(SEXP s, struct lmm_xprod_s *xp);
 struct lmm_optctl_s;
 void lmm_unpack_control(SEXP control, struct lmm_optctl_s *ctl);
+/* crossprod.c: add the cross-products of the rows order[start[g] .. start[g+1])
+ * (for each level g of the first term) into the blocks, in a given pattern */
+void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
+                    int nterms, const int *const *codes, const double *const *Z,
+                    const int *nlev, const int *ncol, const int *roff, int q2,
+                    const int *start, const int *order, const int *A21p, const int *A21i,
+                    double *A11, double *A21x, double *A22, double *AX1, double *AX2,
+                    double *AXX);
 
 #endif

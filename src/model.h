@@ -82,6 +82,12 @@ void lmm_minimize(int n, double *x, const double *lower, const double *upper,
 void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
                      lmm_objective fn, void *ex, double h, double *grad);
 
+/* Newton steps with a finite-difference Hessian (small n): returns 1 when the
+ * predicted decrease fell below the objective's precision; adds the
+ * evaluations used to *fevals. */
+int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
+                      lmm_objective fn, void *ex, int maxit, double h, int *fevals);
+
 /* The profiled deviance of a plain fit minimised over theta (in place). */
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                   const lmm_optctl *ctl, lmm_optres *res);

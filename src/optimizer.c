@@ -102,6 +102,162 @@ void lmm_fd_gradient(int n, const double *x, const double *lower, const double *
     fd_gradient(&pr, n, x, grad, (double *) R_alloc((size_t) n, sizeof(double)));
 }
 
+/* Newton polish after L-BFGS-B, which stops early (or slowly) on these
+ * ill-conditioned surfaces (phi trades off against a random slope).
+ * Finite-difference gradient and Hessian over the parameters not within a
+ * step of a bound, a Newton step (with a ridge when the Hessian is not
+ * positive definite) projected onto the bounds, halved until the objective
+ * decreases.  Small problems only (the Hessian costs 2 n^2 evaluations). */
+typedef struct { lmm_objective fn; void *ex; int count; } counted_fn;
+
+static double counted(const double *x, void *ex)
+{
+    counted_fn *c = (counted_fn *) ex;
+    c->count++;
+    return c->fn(x, c->ex);
+}
+
+/* Returns 1 when the Newton decrement (the predicted decrease of the
+ * objective) became negligible: the optimum is reached to the objective's
+ * precision. */
+static int newton_polish_impl(int n, double *x, const double *lower, const double *upper,
+                              lmm_objective fn, void *ex, int maxit, double h)
+{
+    double *g = (double *) R_alloc((size_t) n, sizeof(double));
+    double *H = (double *) R_alloc((size_t) n * n, sizeof(double));
+    double *Hf = (double *) R_alloc((size_t) n * n, sizeof(double));
+    double *step = (double *) R_alloc((size_t) n, sizeof(double));
+    double *xt = (double *) R_alloc((size_t) n, sizeof(double));
+    double *hs = (double *) R_alloc((size_t) n, sizeof(double));
+    int *fr = (int *) R_alloc((size_t) n, sizeof(int));
+    int *fr_H = (int *) R_alloc((size_t) n, sizeof(int));
+    int have_H = 0, nf_H = 0;
+    double gmax_prev = R_PosInf;
+    double f0 = fn(x, ex);
+    if (!R_FINITE(f0)) return 0;
+    for (int it = 0; it < maxit; it++) {
+        R_CheckUserInterrupt();
+        /* the objective's rounding noise is about 1e-13 |f|: below 100 times
+         * 1e-12 |f| a predicted decrease cannot be checked by evaluation */
+        double fnoise = 1e-12 * fmax(1.0, fabs(f0));
+        /* free parameters: far enough inside the bounds for a central Hessian */
+        int nf = 0;
+        for (int i = 0; i < n; i++) {
+            hs[i] = h * fmax(1.0, fabs(x[i]));
+            if (x[i] - 2 * hs[i] < lower[i] || x[i] + 2 * hs[i] > upper[i]) continue;
+            fr[nf++] = i;
+        }
+        if (nf == 0) return 1;
+        /* central differences at the Hessian's step: the deviance's rounding
+         * noise (about 1e-12 relative on large or badly centred data) swamps
+         * the gradient at smaller steps, while the truncation error is O(h^2) */
+        memcpy(xt, x, (size_t) n * sizeof(double));
+        for (int a = 0; a < nf; a++) {
+            int i = fr[a];
+            xt[i] = x[i] + hs[i]; double fp = fn(xt, ex);
+            xt[i] = x[i] - hs[i]; double fm = fn(xt, ex);
+            xt[i] = x[i];
+            g[i] = (fp - fm) / (2 * hs[i]);
+        }
+        double gmax = 0;
+        for (int a = 0; a < nf; a++) gmax = fmax(gmax, fabs(g[fr[a]]));
+        /* the Hessian is kept from the last iteration while the free set is
+         * unchanged and the last full Newton step shrank the gradient well */
+        int same = have_H && nf == nf_H;
+        for (int a = 0; same && a < nf; a++) same = fr[a] == fr_H[a];
+        if (!(same && gmax < 0.25 * gmax_prev)) {
+            have_H = 0;
+            memcpy(xt, x, (size_t) n * sizeof(double));
+            for (int a = 0; a < nf; a++) {
+                int i = fr[a];
+                for (int b = 0; b <= a; b++) {
+                    int j = fr[b];
+                    double v;
+                    if (i == j) {
+                        xt[i] = x[i] + 2 * hs[i]; double fp = fn(xt, ex);
+                        xt[i] = x[i] - 2 * hs[i]; double fm = fn(xt, ex);
+                        xt[i] = x[i];
+                        v = (fp - 2 * f0 + fm) / (4 * hs[i] * hs[i]);
+                    } else {
+                        double s4 = 0;
+                        for (int si = -1; si <= 1; si += 2)
+                            for (int sj = -1; sj <= 1; sj += 2) {
+                                xt[i] = x[i] + si * hs[i]; xt[j] = x[j] + sj * hs[j];
+                                s4 += si * sj * fn(xt, ex);
+                            }
+                        xt[i] = x[i]; xt[j] = x[j];
+                        v = s4 / (4 * hs[i] * hs[j]);
+                    }
+                    if (!R_FINITE(v)) return 0;
+                    H[a + b * nf] = H[b + a * nf] = v;
+                }
+            }
+            have_H = 1;
+            nf_H = nf;
+            memcpy(fr_H, fr, (size_t) nf * sizeof(int));
+        }
+        gmax_prev = gmax;
+        /* Cholesky of H + ridge, increasing the ridge until it succeeds */
+        double ridge = 0, dmax = 0;
+        for (int a = 0; a < nf; a++) dmax = fmax(dmax, fabs(H[a + a * nf]));
+        int info = 1, tries;
+        for (tries = 0; tries < 30; tries++) {
+            memcpy(Hf, H, (size_t) nf * nf * sizeof(double));
+            for (int a = 0; a < nf; a++) Hf[a + a * nf] += ridge;
+            F77_CALL(dpotrf)("L", &nf, Hf, &nf, &info FCONE);
+            if (info == 0) break;
+            ridge = ridge == 0 ? 1e-8 * fmax(dmax, 1.0) : ridge * 10;
+        }
+        if (info != 0) return 0;
+        for (int a = 0; a < nf; a++) step[a] = -g[fr[a]];
+        int one = 1;
+        F77_CALL(dpotrs)("L", &nf, &one, Hf, &nf, step, &nf, &info FCONE);
+        if (info != 0) return 0;
+        double dec = 0;
+        for (int a = 0; a < nf; a++) dec -= 0.5 * step[a] * g[fr[a]];
+        /* Converged when the Newton step no longer moves the parameters (the
+         * predicted decrease far below the noise, or a relative step of 1e-9):
+         * on a flat optimum a decrease "below the noise" still allows steps
+         * of 1e-5 relative, so that alone is not enough. */
+        double smax = 0;
+        for (int a = 0; a < nf; a++) smax = fmax(smax, fabs(step[a]) / fmax(1.0, fabs(x[fr[a]])));
+        if (ridge == 0 && (dec < 1e-2 * fnoise || smax < 1e-9)) return 1;
+        if (ridge == 0 && dec < 100 * fnoise) {
+            /* too small a step to verify: take the Newton step as it is */
+            for (int a = 0; a < nf; a++) {
+                int i = fr[a];
+                x[i] = fmin(upper[i], fmax(lower[i], x[i] + step[a]));
+            }
+            f0 = fn(x, ex);
+            continue;
+        }
+        double t = 1.0, fnew = R_PosInf;
+        for (int ls = 0; ls < 30; ls++, t *= 0.5) {
+            memcpy(xt, x, (size_t) n * sizeof(double));
+            for (int a = 0; a < nf; a++) {
+                int i = fr[a];
+                xt[i] = fmin(upper[i], fmax(lower[i], x[i] + t * step[a]));
+            }
+            fnew = fn(xt, ex);
+            if (fnew < f0) break;
+        }
+        if (!(fnew < f0)) return ridge == 0 && dec < 1e4 * fnoise;
+        memcpy(x, xt, (size_t) n * sizeof(double));
+        f0 = fnew;
+        if (t < 1.0 || ridge > 0) have_H = 0;
+    }
+    return 0;
+}
+
+int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
+                      lmm_objective fn, void *ex, int maxit, double h, int *fevals)
+{
+    counted_fn c = {fn, ex, 0};
+    int done = newton_polish_impl(n, x, lower, upper, counted, &c, maxit, h);
+    *fevals += c.count;
+    return done;
+}
+
 /* The profiled deviance of a plain fit as an lmm_objective. */
 typedef struct {
     const lmm_xprod *xp;
@@ -120,19 +276,6 @@ static double *theta_upper(int nt)
     double *upper = (double *) R_alloc((size_t) nt, sizeof(double));
     for (int i = 0; i < nt; i++) upper[i] = R_PosInf;
     return upper;
-}
-
-/* Largest gradient component that could still move x inside the bounds. */
-static double projected_gradient(int n, const double *x, const double *lower,
-                                 const double *upper, const double *g)
-{
-    double gmax = 0;
-    for (int i = 0; i < n; i++) {
-        if (x[i] <= lower[i] && g[i] > 0) continue;
-        if (x[i] >= upper[i] && g[i] < 0) continue;
-        if (fabs(g[i]) > gmax) gmax = fabs(g[i]);
-    }
-    return gmax;
 }
 
 /* A diagonal element of lambda at exactly zero is a stationary point of the
@@ -167,26 +310,35 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     deviance_ex ex = {xp, &fa, reml};
     double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
     double *upper = theta_upper(nt);
-    double *grad = (double *) R_alloc((size_t) nt, sizeof(double));
     lmm_theta_lower(xp, lower);
-    lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, ctl, res);
-    /* L-BFGS-B can stop short (its line search gives up on the rounding noise
-     * of a finite-difference gradient) or sit on a zero that is not a minimum:
-     * restart it from where it stopped while either happens. */
-    int fevals = res->fncount;
-    for (int round = 0; round < 4; round++) {
-        int moved = escape_zero(nt, theta, lower, res->fmin, deviance_objective, &ex);
-        lmm_fd_gradient(nt, theta, lower, upper, deviance_objective, &ex, ctl->fdstep, grad);
-        fevals += 2 * nt + 3 * nt;
-        if (!moved && projected_gradient(nt, theta, lower, upper, grad) < 1e-6) break;
-        double before = res->fmin;
+    /* L-BFGS-B to a loose tolerance, then Newton steps: the flat tail of the
+     * deviance costs L-BFGS-B many evaluations and Newton a few, and its
+     * wider finite-difference stencil sees through the rounding noise.  A
+     * zero that is not a minimum, or a polish that cannot finish, sends the
+     * search back to L-BFGS-B at full precision. */
+    int small = nt <= 10, fevals = 0, done = 0;
+    lmm_optctl loose = *ctl;
+    if (small) loose.factr = fmax(ctl->factr, 1e10);
+    lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, &loose, res);
+    fevals += res->fncount;
+    for (int round = 0; round < 3; round++) {
+        if (small) done = lmm_newton_polish(nt, theta, lower, upper, deviance_objective, &ex,
+                                            20, 1e-4, &fevals);
+        double f = deviance_objective(theta, &ex);
+        int moved = escape_zero(nt, theta, lower, f, deviance_objective, &ex);
+        fevals += 1 + 3 * nt;
+        if (done && !moved) break;
+        double before = f;
         lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, ctl, res);
         fevals += res->fncount;
-        if (!moved && before - res->fmin < 1e-12 * fmax(1.0, fabs(before))) break;
+        if (!small && !moved && before - res->fmin < 1e-12 * fmax(1.0, fabs(before))) break;
     }
+    res->fmin = deviance_objective(theta, &ex);
     res->fncount = fevals;
 }
 
+/* The gradient reported with a fit: central differences with a step of at
+ * least 1e-4 relative, past the deviance's rounding noise. */
 void lmm_gradient(const lmm_xprod *xp, const double *theta, int reml, double h,
                   lmm_factor *fa, double *grad)
 {
@@ -194,7 +346,7 @@ void lmm_gradient(const lmm_xprod *xp, const double *theta, int reml, double h,
     deviance_ex ex = {xp, fa, reml};
     double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
     lmm_theta_lower(xp, lower);
-    lmm_fd_gradient(nt, theta, lower, theta_upper(nt), deviance_objective, &ex, h, grad);
+    lmm_fd_gradient(nt, theta, lower, theta_upper(nt), deviance_objective, &ex, fmax(h, 1e-4), grad);
 }
 
 static double list_real(SEXP list, const char *name, double dflt)

@@ -147,7 +147,10 @@ test_that("replicate i equals a refit of column i of simulate(), and seeds repro
             expect_lte(rel_diff(b$t[i, 3], st[3]), 1e-4)
             r <- refit(fit, sims[[i]])
             expect_lte(abs(r$deviance_value - hand$deviance_value), 1e-6)
-            expect_equal(unname(b$t[i, ]), stat_by_accessors(r), tolerance = 1e-12)
+            ## refit() forms y - X beta-hat in R where parboot() draws Z b* + e*
+            ## in C, so the two responses differ by rounding; both optima are
+            ## located to ~1e-8 relative.
+            expect_equal(unname(b$t[i, ]), stat_by_accessors(r), tolerance = 1e-7)
         }
     }
 })
