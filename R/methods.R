@@ -49,8 +49,13 @@ logLik.lmmfit <- function(object, REML = object$REML, ...) {
            else if (REML) stop("the REML log-likelihood of an ML fit is not defined here", call. = FALSE)
            else ml_deviance_at_estimates(object)
     structure(-dev / 2, nobs = length(object$y), nall = length(object$y),
-              df = length(object$beta) + length(object$theta) + 1L,
-              REML = isTRUE(REML), class = "logLik")
+              df = n_parameters(object), REML = isTRUE(REML), class = "logLik")
+}
+
+## Fixed effects, covariance parameters, residual SD and any residual
+## correlation parameters (AR(1)'s phi).
+n_parameters <- function(object) {
+    length(object$beta) + length(object$theta) + 1L + length(object$corpar)
 }
 
 ## The ML deviance of an REML fit at its covariance estimates, as lme4's
@@ -60,7 +65,8 @@ logLik.lmmfit <- function(object, REML = object$REML, ...) {
 ml_deviance_at_estimates <- function(object) {
     n <- length(object$y)
     sumlogw <- if (is.null(object$weights)) 0 else sum(log(object$weights))
-    object$ldL2 + n * (1 + log(2 * pi * object$pwrss / n)) - sumlogw
+    logdetR <- if (is.null(object$logdetR)) 0 else object$logdetR
+    object$ldL2 + n * (1 + log(2 * pi * object$pwrss / n)) - sumlogw + logdetR
 }
 
 #' @rdname lmmfit-accessors
@@ -85,7 +91,7 @@ formula.lmmfit <- function(x, ...) x$formula
 #' @rdname lmmfit-accessors
 #' @export
 df.residual.lmmfit <- function(object, ...) {
-    length(object$y) - (length(object$beta) + length(object$theta) + 1L)
+    length(object$y) - n_parameters(object)
 }
 
 #' @rdname lmmfit-accessors
@@ -162,11 +168,19 @@ fitted.lmmfit <- function(object, ...) {
 #'   default, also available as \code{"working"}) or \code{"pearson"} (times
 #'   the square root of the prior weights; also available as
 #'   \code{"deviance"}, the same for a linear mixed model).
+#'   \code{"normalized"}: the residuals whitened by the residual correlation
+#'   structure and divided by sigma, as nlme's (for a model without one, the
+#'   Pearson residuals over sigma).
 #' @param scaled divide by the residual standard deviation.
 #' @export
-residuals.lmmfit <- function(object, type = c("response", "pearson", "working", "deviance"),
+residuals.lmmfit <- function(object, type = c("response", "pearson", "working", "deviance", "normalized"),
                              scaled = FALSE, ...) {
     type <- match.arg(type)
+    if (type == "normalized") {
+        r <- normalized_residuals(object)
+        names(r) <- rownames(object$frame)
+        return(naresid(object$na.action, r))
+    }
     r <- object$y - linear_predictor(object)
     if (type %in% c("pearson", "deviance") && !is.null(object$weights)) r <- r * sqrt(object$weights)
     if (scaled) r <- r / sigma(object)

@@ -57,6 +57,13 @@ expect_matches_nlme_ar1 <- function(f, m, what) {
     s0 <- lme_sds(m)
     expect_identical(length(s), length(s0))
     expect_lte(max(abs(s - s0) / pmax(abs(s0), 0.1)), 1e-3, label = paste(what, "variance components"))
+    ## logLik / AIC / BIC count phi as nlme does
+    expect_equal(attr(logLik(f), "df"), attr(logLik(m), "df"), label = paste(what, "df"))
+    expect_lte(abs(AIC(f) - AIC(m)), 2e-4, label = paste(what, "AIC"))
+    ## nlme's BIC of an REML fit counts n - p observations, lme4's (and ours) n
+    n_bic <- if (m$method == "REML") nobs(f) - length(fixef(f)) else nobs(f)
+    expect_lte(abs(BIC(f) - (BIC(m) + attr(logLik(m), "df") * (log(nobs(f)) - log(n_bic)))), 2e-4,
+               label = paste(what, "BIC"))
 }
 
 ## -2 REML log-likelihood of the fit's data at its estimates, from the dense
@@ -171,6 +178,17 @@ test_that("prior weights: nlme's varFixed(~ 1/w) with corAR1", {
     expect_matches_nlme_ar1(f, m, "weights")
 })
 
+test_that("the ML deviance of an AR(1) REML fit at its estimates includes log|R|", {
+    d <- sim_ar1(nsub = 100, seed = 3)
+    f <- lmmfit(y ~ time + treatment + (time | id), d, correlation = ar1(~ time | id))
+    ## the ML deviance of the whitened model at the REML theta and phi, plus log|R|
+    n <- nrow(d)
+    dev_ml <- f$ldL2 + n * (1 + log(2 * pi * f$pwrss / n)) + f$logdetR
+    expect_equal(deviance(f, REML = FALSE), dev_ml, tolerance = 1e-12)
+    expect_equal(as.numeric(logLik(f, REML = FALSE)), -dev_ml / 2, tolerance = 1e-12)
+    expect_identical(df.residual(f), n - (3L + 3L + 1L + 1L))
+})
+
 test_that("at phi = 0 the AR(1) deviance is the plain deviance", {
     d <- sim_ar1(nsub = 150, rho = 0, seed = 6)
     for (REML in c(TRUE, FALSE)) {
@@ -201,7 +219,7 @@ test_that("normalized residuals match nlme's", {
     f <- lmmfit(y ~ time + treatment + (time | id), d, correlation = ar1(~ time | id))
     m <- nlme::lme(control = lme_control(), y ~ time + treatment, random = ~ time | id, data = d,
                    correlation = nlme::corAR1(form = ~ time | id))
-    r <- lmmfit:::normalized_residuals(f)
+    r <- residuals(f, type = "normalized")
     r0 <- residuals(m, type = "normalized")
     expect_lte(max(abs(r - r0)), 1e-3)
     ## whitening leaves the first occasion of each subject unscaled
