@@ -56,7 +56,7 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     y <- model.response(frame)
     if (is.null(y) || !is.numeric(y) || is.matrix(y))
         stop("the response must be a numeric vector", call. = FALSE)
-    y <- as.double(y)
+    y <- as.double(unname(y))   # names would cost a string per row
     if (any(!is.finite(y)))
         stop("the response has NA, NaN or infinite values after na.action", call. = FALSE)
 

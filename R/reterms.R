@@ -13,12 +13,10 @@ build_reterms <- function(specs, frame, env) {
                          gname, length(g), n), call. = FALSE)
         if (anyNA(g))
             stop(sprintf("grouping factor '%s' contains missing values", gname), call. = FALSE)
-        g <- factor(g)
-        Z <- tryCatch(model.matrix(eval(call("~", s$lhs)), frame), error = function(e)
-            stop(sprintf("cannot build the random-effects model matrix of (%s | %s): %s",
-                         deparse1(s$lhs), gname, conditionMessage(e)), call. = FALSE))
-        attr(Z, "assign") <- attr(Z, "contrasts") <- NULL
-        storage.mode(Z) <- "double"
+        ## factor() only when needed: it is the costliest step on large data
+        if (!is.factor(g) || anyNA(match(seq_along(levels(g)), unclass(g))) || is.ordered(g))
+            g <- factor(g)
+        Z <- re_model_matrix(s$lhs, frame, gname)
         if (any(!is.finite(Z)))
             stop(sprintf("the random-effects model matrix of (%s | %s) has non-finite values",
                          deparse1(s$lhs), gname), call. = FALSE)
@@ -82,4 +80,18 @@ theta_to_lambda <- function(theta, terms) {
         out[[j]] <- m
     }
     out
+}
+
+## The model matrix of a random-effects term's left-hand side.  The common
+## (1 | g) needs no model.matrix() call.
+re_model_matrix <- function(lhs, frame, gname) {
+    if (identical(lhs, 1) || identical(lhs, 1L))
+        return(matrix(1, nrow(frame), 1L, dimnames = list(NULL, "(Intercept)")))
+    Z <- tryCatch(model.matrix(eval(call("~", lhs)), frame), error = function(e)
+        stop(sprintf("cannot build the random-effects model matrix of (%s | %s): %s",
+                     deparse1(lhs), gname, conditionMessage(e)), call. = FALSE))
+    attr(Z, "assign") <- attr(Z, "contrasts") <- NULL
+    dimnames(Z) <- list(NULL, colnames(Z))
+    storage.mode(Z) <- "double"
+    Z
 }
