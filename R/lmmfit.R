@@ -49,7 +49,8 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     mf$formula <- parsed$frame
     mf$drop.unused.levels <- TRUE
     if (!is.null(wbx)) mf$data <- wbx$data
-    frame <- eval(mf, parent.frame())
+    frame <- simple_model_frame(parsed$frame, if (is.null(wbx)) data else wbx$data, call)
+    if (is.null(frame)) frame <- eval(mf, parent.frame())
     n <- nrow(frame)
     if (n == 0L) stop("no observations left to fit (zero rows after subset and na.action)", call. = FALSE)
 
@@ -208,4 +209,25 @@ untransform_xprod <- function(xp, cond) {
     xp$AX2 <- back(xp$AX2)
     xp$AXX <- as.vector(crossprod(Ginv, matrix(xp$AXX, p + 1L)) %*% Ginv)
     xp
+}
+
+## model.frame() for the common case, without its copies: a data frame
+## holding every variable as a plain column, no subset, weights, offset or
+## na.action argument, no missing values and no unused factor levels.  NULL
+## when any of that does not hold (model.frame() then does the work).
+simple_model_frame <- function(frame_formula, data, call) {
+    if (!is.data.frame(data) || any(c("subset", "weights", "offset", "na.action") %in% names(call)))
+        return(NULL)
+    tt <- terms(frame_formula)
+    vars <- as.list(attr(tt, "variables"))[-1L]
+    if (!all(vapply(vars, is.name, NA))) return(NULL)
+    vars <- vapply(vars, as.character, "")
+    if (!all(vars %in% names(data)) || anyDuplicated(names(data)[names(data) %in% vars])) return(NULL)
+    frame <- data[vars]
+    for (v in frame) {
+        if (!is.null(dim(v)) || anyNA(v)) return(NULL)
+        if (is.factor(v) && anyNA(match(seq_along(levels(v)), unclass(v)))) return(NULL)
+    }
+    attr(frame, "terms") <- tt
+    frame
 }

@@ -87,6 +87,17 @@ theta_to_lambda <- function(theta, terms) {
 re_model_matrix <- function(lhs, frame, gname) {
     if (identical(lhs, 1) || identical(lhs, 1L))
         return(matrix(1, nrow(frame), 1L, dimnames = list(NULL, "(Intercept)")))
+    ## plain numeric variables, e.g. (Days | Subject) or (0 + x | g): no
+    ## model.matrix() needed either
+    tt <- terms(eval(call("~", lhs)))
+    labs <- attr(tt, "term.labels")
+    if (length(labs) && all(labs %in% names(frame)) &&
+        all(vapply(frame[labs], function(v) is.numeric(v) && is.null(dim(v)), NA))) {
+        cols <- lapply(frame[labs], as.double)
+        if (attr(tt, "intercept") == 1L) cols <- c(list(`(Intercept)` = rep(1, nrow(frame))), cols)
+        return(matrix(unlist(cols, use.names = FALSE), nrow(frame), length(cols),
+                      dimnames = list(NULL, names(cols))))
+    }
     Z <- tryCatch(model.matrix(eval(call("~", lhs)), frame), error = function(e)
         stop(sprintf("cannot build the random-effects model matrix of (%s | %s): %s",
                      deparse1(lhs), gname, conditionMessage(e)), call. = FALSE))

@@ -64,6 +64,7 @@ typedef struct lmm_optctl_s {
     double factr;        /* L-BFGS-B relative reduction tolerance, in units of machine epsilon */
     double pgtol;
     double fdstep;       /* relative step of the finite-difference gradient */
+    int forward;         /* 1: forward differences (half the evaluations, O(h) error) */
     int trace;
 } lmm_optctl;
 

@@ -18,6 +18,10 @@ typedef struct {
     const double *lower, *upper;
     double h;
     int nfeval;
+    int forward;
+    /* the last point L-BFGS-B evaluated: its gradient call comes at the same point */
+    double *last_x, last_f;
+    int n;
 } fd_problem;
 
 static double eval_fn(fd_problem *pr, const double *x)
@@ -31,10 +35,11 @@ static void fd_gradient(fd_problem *pr, int n, const double *x, double *grad, do
 {
     memcpy(work, x, (size_t) n * sizeof(double));
     double f0 = NA_REAL;
+    if (pr->last_x && !memcmp(pr->last_x, x, (size_t) n * sizeof(double))) f0 = pr->last_f;
     for (int i = 0; i < n; i++) {
         double step = pr->h * fmax(1.0, fabs(x[i]));
         int down_ok = x[i] - step >= pr->lower[i], up_ok = x[i] + step <= pr->upper[i];
-        if (down_ok && up_ok) {
+        if (down_ok && up_ok && !pr->forward) {
             work[i] = x[i] + step;
             double fp = eval_fn(pr, work);
             work[i] = x[i] - step;
@@ -56,8 +61,12 @@ typedef struct {
 
 static double lbfgsb_fn(int n, double *x, void *ex)
 {
-    (void) n;
-    double f = eval_fn(((lbfgsb_ex *) ex)->pr, x);
+    fd_problem *pr = ((lbfgsb_ex *) ex)->pr;
+    double f = eval_fn(pr, x);
+    if (pr->last_x) {
+        memcpy(pr->last_x, x, (size_t) n * sizeof(double));
+        pr->last_f = f;
+    }
     /* L-BFGS-B cannot step back from an infinite value: make failure merely bad. */
     return R_FINITE(f) ? f : DBL_MAX / 4;
 }
@@ -72,7 +81,8 @@ static void lbfgsb_gr(int n, double *x, double *grad, void *ex)
 void lmm_minimize(int n, double *x, const double *lower, const double *upper,
                   lmm_objective fn, void *ex, const lmm_optctl *ctl, lmm_optres *res)
 {
-    fd_problem pr = {fn, ex, lower, upper, ctl->fdstep, 0};
+    fd_problem pr = {fn, ex, lower, upper, ctl->fdstep, 0, ctl->forward,
+                     (double *) R_alloc((size_t) n, sizeof(double)), NA_REAL, n};
     lbfgsb_ex lex = {&pr, (double *) R_alloc((size_t) n, sizeof(double))};
     int *nbd = (int *) R_alloc((size_t) n, sizeof(int));
     for (int i = 0; i < n; i++) {
@@ -98,7 +108,7 @@ void lmm_minimize(int n, double *x, const double *lower, const double *upper,
 void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
                      lmm_objective fn, void *ex, double h, double *grad)
 {
-    fd_problem pr = {fn, ex, lower, upper, h, 0};
+    fd_problem pr = {fn, ex, lower, upper, h, 0, 0, NULL, NA_REAL, n};
     fd_gradient(&pr, n, x, grad, (double *) R_alloc((size_t) n, sizeof(double)));
 }
 
@@ -318,7 +328,12 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
      * search back to L-BFGS-B at full precision. */
     int small = nt <= 10, fevals = 0, done = 0;
     lmm_optctl loose = *ctl;
-    if (small) loose.factr = fmax(ctl->factr, 1e10);
+    if (small) {
+        /* the loose phase needs only a rough gradient: forward differences */
+        loose.factr = fmax(ctl->factr, 1e10);
+        loose.forward = 1;
+        loose.fdstep = fmax(ctl->fdstep, 1e-7);
+    }
     lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, &loose, res);
     fevals += res->fncount;
     for (int round = 0; round < 3; round++) {
@@ -370,6 +385,7 @@ void lmm_unpack_control(SEXP control, lmm_optctl *ctl)
     ctl->pgtol = list_real(control, "pgtol", 0);
     ctl->fdstep = list_real(control, "fdstep", 1e-6);
     ctl->trace = (int) list_real(control, "trace", 0);
+    ctl->forward = 0;
     if (ctl->maxit < 1 || !(ctl->factr > 0) || !(ctl->fdstep > 0))
         error(_("'maxit', 'factr' and 'fdstep' must be positive"));
 }

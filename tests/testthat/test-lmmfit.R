@@ -236,3 +236,29 @@ test_that("the ML deviance of a REML fit is lme4's deviance(REML = FALSE)", {
     expect_identical(deviance(fit, REML = TRUE), fit$deviance_value)
     expect_lte(abs(deviance(fit, REML = TRUE) - lme4::REMLcrit(m)), 1e-6)
 })
+
+test_that("the fast model frame equals model.frame() and gives the same fit", {
+    need_lme4()
+    ss <- lme4::sleepstudy
+    f <- Reaction ~ Days + (Days | Subject)
+    fr <- lmmfit:::simple_model_frame(lmmfit:::parse_lmm_formula(f)$frame, ss, quote(lmmfit()))
+    expect_false(is.null(fr))
+    mf <- model.frame(lmmfit:::parse_lmm_formula(f)$frame, ss, drop.unused.levels = TRUE)
+    expect_equal(as.list(fr), as.list(mf), ignore_attr = TRUE)
+    ## an na.action argument forces model.frame(): same fit either way
+    fast <- lmmfit(f, ss)
+    slow <- lmmfit(f, ss, na.action = na.omit)
+    expect_equal(fast$deviance_value, slow$deviance_value, tolerance = 1e-12)
+    expect_equal(fixef(fast), fixef(slow), tolerance = 1e-12)
+    expect_equal(fitted(fast), fitted(slow), tolerance = 1e-10)
+    ## not taken: missing values, unused levels, expressions, a subset
+    d <- ss; d$Reaction[3] <- NA
+    expect_null(lmmfit:::simple_model_frame(lmmfit:::parse_lmm_formula(f)$frame, d, quote(lmmfit())))
+    d <- ss[ss$Subject != "308", ]
+    expect_null(lmmfit:::simple_model_frame(lmmfit:::parse_lmm_formula(f)$frame, d, quote(lmmfit())))
+    expect_equal(ngrps(lmmfit(f, d)), c(Subject = 17L))
+    g <- log(Reaction) ~ Days + (1 | Subject)
+    expect_null(lmmfit:::simple_model_frame(lmmfit:::parse_lmm_formula(g)$frame, ss, quote(lmmfit())))
+    expect_null(lmmfit:::simple_model_frame(lmmfit:::parse_lmm_formula(f)$frame, ss,
+                                            quote(lmmfit(subset = Days > 0))))
+})
