@@ -4,24 +4,6 @@
 ## and lme4::lmer fitted here, refits by lmmfit() itself on the simulated data,
 ## and the documented draw order reproduced with rnorm().
 
-boot_seed001 <- function() {
-    set.seed(1)
-    generatepoint <- function(ppt, n) {
-        x <- rnorm(n) + ppt
-        y <- -x + 10 + 2 * ppt + rnorm(n, sd = .1)
-        data.frame(x, y, p = ppt)
-    }
-    data <- do.call(rbind, lapply(1:10, generatepoint, 10))
-    data$p <- factor(data$p)
-    data
-}
-
-boot_seed002 <- function() {
-    data.frame(y = c(-0.5, 0, 0.5, -0.6, 0, 0.6, -0.2, 0.1, 0.4, -0.5, -0.1, 0.4),
-               x = c(2, 3, 4, -4, -3, -2, 13, 14, 15, -15, -14, -13),
-               f = factor(rep(1:4, each = 3)))
-}
-
 sleep_data <- function() {
     need_lme4()
     lme4::sleepstudy
@@ -50,7 +32,7 @@ stat_by_accessors <- function(f) {
 }
 
 test_that("seed 001: bootstrap SDs match the published bootMer values within Monte-Carlo error", {
-    data <- boot_seed001()
+    data <- seed001_data()
     fit <- lmmfit(y ~ x + (1 | p), data = data)
     nsim <- 2000
     ## relative SE of a sample SD ~ 1/sqrt(2(m - 1)); the published values are
@@ -119,7 +101,7 @@ test_that("simulate() follows the documented draw order: u* then e*", {
 })
 
 test_that("replicate i equals a refit of column i of simulate(), and seeds reproduce", {
-    data <- boot_seed001()
+    data <- seed001_data()
     fit <- lmmfit(y ~ x + (1 | p), data = data)
     for (use.u in c(FALSE, TRUE)) {
         b <- parboot(fit, nsim = 3, use.u = use.u, seed = 5)
@@ -185,7 +167,7 @@ test_that("sleepstudy: replicates equal refits by hand; C statistic equals FUN o
 
 test_that("multicore gives the serial result for the same seed", {
     skip_on_os("windows")
-    data <- boot_seed001()
+    data <- seed001_data()
     fit <- lmmfit(y ~ x + (1 | p), data = data)
     b <- parboot(fit, nsim = 101, seed = 11)
     bm <- parboot(fit, nsim = 101, seed = 11, parallel = "multicore", ncpus = 2)
@@ -202,7 +184,7 @@ test_that("multicore gives the serial result for the same seed", {
 
 test_that("agrees with lme4::bootMer in distribution (seed 001)", {
     need_lme4()
-    data <- boot_seed001()
+    data <- seed001_data()
     fit <- lmmfit(y ~ x + (1 | p), data = data)
     m <- lme4::lmer(y ~ x + (1 | p), data = data)
     mb <- 150
@@ -218,7 +200,7 @@ test_that("agrees with lme4::bootMer in distribution (seed 001)", {
 })
 
 test_that("failed and non-converged replicates are NA rows and counted", {
-    data <- boot_seed001()
+    data <- seed001_data()
     fit <- lmmfit(y ~ x + (1 | p), data = data)
     ## FUN failing on every third call (t0 is call 1)
     calls <- 0
@@ -272,7 +254,7 @@ test_that("confidence intervals: percentile, basic, normal; confint_boot in lme4
 test_that("pbtest: LRT against lme4 ML and lm; bootstrap p-value; boundary null (seed 002)", {
     need_lme4()
     ## seed 001: a huge random intercept, against lm
-    data <- boot_seed001()
+    data <- seed001_data()
     fit1 <- lmmfit(y ~ x + (1 | p), data = data)
     fit0 <- lm(y ~ x, data = data)
     m1 <- lme4::lmer(y ~ x + (1 | p), data = data, REML = FALSE)
@@ -287,7 +269,7 @@ test_that("pbtest: LRT against lme4 ML and lm; bootstrap p-value; boundary null 
 
     ## seed 002: the variance estimate is 0, LRT = 0, p = 1; the bootstrap LRTs
     ## equal ML refits by lme4 (exact optimizer) of the same simulated responses
-    d <- boot_seed002()
+    d <- seed002_data()
     f1 <- suppressMessages(lmmfit(y ~ x + (1 | f), data = d))
     f0 <- lm(y ~ x, data = d)
     nsim <- 25
@@ -352,7 +334,7 @@ test_that("refit(): new response and REML switch match fits from scratch", {
 })
 
 test_that("methods: print, summary, as.data.frame, plot; bad input", {
-    data <- boot_seed001()
+    data <- seed001_data()
     fit <- lmmfit(y ~ x + (1 | p), data = data)
     b <- parboot(fit, nsim = 40, seed = 1)
     expect_output(print(b), "40 replicates, use.u = FALSE")

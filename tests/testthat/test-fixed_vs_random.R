@@ -1,20 +1,8 @@
 ## fixed_vs_random(): the mixed model beside lm() with the group as a fixed effect.
 
-seed001 <- function() {
-    set.seed(1)
-    generatepoint <- function(ppt, n) {
-        x <- rnorm(n) + ppt
-        y <- -x + 10 + 2 * ppt + rnorm(n, sd = .1)
-        data.frame(x, y, p = ppt)
-    }
-    data <- do.call(rbind, lapply(1:10, generatepoint, 10))
-    data$p <- factor(data$p)
-    data
-}
-
 test_that("seed 001: the two coefficient tables match lme4 and lm with sum contrasts", {
     need_lme4()
-    data <- seed001()
+    data <- seed001_data()
     fit <- lmmfit(y ~ x + (1 | p), data = data)
     fv <- fixed_vs_random(fit)
     mod <- lme4::lmer(y ~ x + (1 | p), data = data)
@@ -57,7 +45,7 @@ test_that("seed 001: the two coefficient tables match lme4 and lm with sum contr
 
 test_that("group-level covariates are absorbed; weights are honoured", {
     need_lme4()
-    data <- seed001()
+    data <- seed001_data()
     data$z <- as.numeric(data$p)^2 / 10           # constant within p
     set.seed(2)
     data$w <- runif(nrow(data), 0.5, 2)
@@ -77,7 +65,7 @@ test_that("group-level covariates are absorbed; weights are honoured", {
 })
 
 test_that("bad input: no random intercept, several candidates", {
-    data <- seed001()
+    data <- seed001_data()
     data$q <- factor(rep(1:5, 20))
     fit <- lmmfit(y ~ x + (0 + x | p), data = data)
     expect_error(fixed_vs_random(fit), "needs a model with a random intercept")

@@ -131,9 +131,7 @@ test_that("a difference matrix that is not positive definite gives a warning", {
 })
 
 test_that("bad input: no random intercept, nothing time-varying, not an lmmfit", {
-    d <- data.frame(y = c(-0.5, 0, 0.5, -0.6, 0, 0.6, -0.2, 0.1, 0.4, -0.5, -0.1, 0.4),
-                    x = c(2, 3, 4, -4, -3, -2, 13, 14, 15, -15, -14, -13),
-                    f = factor(rep(1:4, each = 3)))
+    d <- seed002_data()
     fit <- suppressWarnings(lmmfit(y ~ x + (0 + x | f), data = d))
     expect_error(hausman(fit), "needs a model with a random intercept")
     expect_error(hausman(fit, method = "mundlak"), "needs a model with a random intercept")

@@ -1,17 +1,5 @@
 ## icc(): adjusted intraclass correlation, against lme4's variance components.
 
-seed001 <- function() {
-    set.seed(1)
-    generatepoint <- function(ppt, n) {
-        x <- rnorm(n) + ppt
-        y <- -x + 10 + 2 * ppt + rnorm(n, sd = .1)
-        data.frame(x, y, p = ppt)
-    }
-    data <- do.call(rbind, lapply(1:10, generatepoint, 10))
-    data$p <- factor(data$p)
-    data
-}
-
 ## sigma_j^2 / (sum of intercept variances + residual) from lme4.
 icc_lme4 <- function(m) {
     vc <- as.data.frame(lme4::VarCorr(m))
@@ -21,7 +9,7 @@ icc_lme4 <- function(m) {
 
 test_that("seed 001: the ICC of y ~ x + (1 | p)", {
     need_lme4()
-    data <- seed001()
+    data <- seed001_data()
     fit <- lmmfit(y ~ x + (1 | p), data = data)
     r <- icc(fit)
     expect_identical(names(r), "p")

@@ -1,12 +1,6 @@
 ## wb(x, g): the within/between decomposition in an lmmfit formula.
 
 ## Seed 002: y varies within groups with x, x varies mostly between groups.
-seed002 <- function() {
-    data.frame(y = c(-0.5, 0, 0.5, -0.6, 0, 0.6, -0.2, 0.1, 0.4, -0.5, -0.1, 0.4),
-               x = c(2, 3, 4, -4, -3, -2, 13, 14, 15, -15, -14, -13),
-               f = factor(rep(1:4, each = 3)))
-}
-
 ## Group means by hand (tapply), the independent source for the columns.
 hand_wb <- function(x, g) {
     m <- as.vector(tapply(x, g, mean, na.rm = TRUE)[as.character(g)])
@@ -14,7 +8,7 @@ hand_wb <- function(x, g) {
 }
 
 test_that("seed 002: wb(x, f) gives the published between and within slopes", {
-    d <- seed002()
+    d <- seed002_data()
     fit <- lmmfit(y ~ wb(x, f) + (1 | f), data = d)
     expect_identical(names(fixef(fit)), c("(Intercept)", "x_between", "x_within"))
     se <- sqrt(diag(vcov(fit)))
@@ -30,7 +24,7 @@ test_that("seed 002: wb(x, f) gives the published between and within slopes", {
 
 test_that("seed 002: equal to lme4 fitted on hand-made between/within columns", {
     need_lme4()
-    d <- seed002()
+    d <- seed002_data()
     h <- hand_wb(d$x, d$f)
     d$x_b <- h$between
     d$x_w <- h$within
@@ -102,7 +96,7 @@ test_that("wb() columns: names for expressions, interactions, integer groups, no
 })
 
 test_that("wb_expand: the rewritten formula and the added columns", {
-    d <- seed002()
+    d <- seed002_data()
     e <- lmmfit:::wb_expand(y ~ wb(x, f) + (1 | f), d, environment())
     expect_identical(deparse1(e$formula), "y ~ (x_between + x_within) + (1 | f)")
     h <- hand_wb(d$x, d$f)
@@ -136,7 +130,7 @@ test_that("the C decomposition: means over non-missing x, NA for an empty group"
 
 test_that("missing x: group means over the other rows, the row itself dropped by na.action", {
     need_lme4()
-    d <- seed002()
+    d <- seed002_data()
     d$x[2] <- NA
     fit <- lmmfit(y ~ wb(x, f) + (1 | f), data = d)
     expect_equal(nobs(fit), 11L)
@@ -162,7 +156,7 @@ test_that("subset: group means come from all rows of data (the documented rule)"
 })
 
 test_that("predict(newdata) uses the training means; a new group uses its own mean", {
-    d <- seed002()
+    d <- seed002_data()
     fit <- lmmfit(y ~ wb(x, f) + (1 | f), data = d)
     expect_equal(predict(fit, newdata = d), fitted(fit), tolerance = 1e-10)
     nd <- data.frame(x = c(100, 5, 7, 9), f = factor(c("1", "9", "9", "9")))
@@ -178,7 +172,7 @@ test_that("predict(newdata) uses the training means; a new group uses its own me
 })
 
 test_that("bad input gives clear errors", {
-    d <- seed002()
+    d <- seed002_data()
     d$fna <- d$f; d$fna[4] <- NA
     expect_error(lmmfit(y ~ wb(x, fna) + (1 | f), data = d),
                  "grouping variable 'fna' has 1 missing value")
