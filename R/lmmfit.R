@@ -158,7 +158,7 @@ lmm_fit_core <- function(X, y, w, off, reterms, REML, control, theta0 = NULL) {
                 lapply(reterms, function(t) as.integer(t$factor)),
                 lapply(reterms, `[[`, "Z"),
                 vapply(reterms, `[[`, 1L, "nlev"))
-    if (is.null(theta0)) theta0 <- theta_start(reterms)
+    if (is.null(theta0)) theta0 <- better_start(xp, reterms, REML)
     opt <- .Call(C_lmm_optimize, xp, as.double(theta0), REML, control)
     names(opt$theta) <- theta_names(reterms)
     sol <- .Call(C_lmm_solution, xp, opt$theta, REML)

@@ -5,7 +5,7 @@ build_reterms <- function(specs, frame, env) {
     n <- nrow(frame)
     terms <- lapply(specs, function(s) {
         gname <- deparse1(s$group)
-        g <- tryCatch(eval(s$group, frame, env), error = function(e)
+        g <- tryCatch(eval(s$group, factor_columns(frame, s$group), env), error = function(e)
             stop(sprintf("cannot evaluate the grouping factor '%s': %s", gname,
                          conditionMessage(e)), call. = FALSE))
         if (length(g) != n)
@@ -67,6 +67,59 @@ theta_start <- function(terms) {
     }))
 }
 
+## Moment starting values from the cross-products of the conditioned data
+## (the response there is the least-squares residual): for each term with an
+## intercept, the one-way ANOVA estimate of the between-level variance
+## relative to the within-level variance, ignoring the other terms; the other
+## elements as theta_start().  NULL when no term has an intercept.
+theta_moment_start <- function(xp, terms) {
+    th <- theta_start(terms)
+    px <- xp$p + 1L
+    q2 <- if (length(terms) > 1L) sum(vapply(terms[-1L], function(t) t$nlev * ncol(t$Z), 1)) else 0
+    yy <- xp$AXX[px * px]
+    n <- xp$nobs
+    i <- 0L; roff <- 0L; used <- FALSE
+    for (j in seq_along(terms)) {
+        t <- terms[[j]]; k <- ncol(t$Z); L <- t$nlev
+        c0 <- match("(Intercept)", colnames(t$Z))
+        if (!is.na(c0)) {
+            if (j == 1L) {
+                ng <- xp$A11[(seq_len(L) - 1L) * k * k + (c0 - 1L) * (k + 1L) + 1L]
+                sg <- xp$AX1[px * ((seq_len(L) - 1L) * k + c0)]
+            } else {
+                r <- roff + (seq_len(L) - 1L) * k + c0          # 1-based rest rows
+                ng <- xp$A22[(r - 1) * q2 + r]
+                sg <- xp$AX2[px * r]
+            }
+            ssb <- sum(sg^2 / ng)
+            s2w <- (yy - ssb) / (n - L)
+            s2b <- (ssb - (L - 1) * s2w) / (n - sum(ng^2) / n)
+            if (all(is.finite(c(s2w, s2b))) && s2w > 0) {
+                ## position of this diagonal element in the term's lower triangle
+                pos <- if (c0 == 1L) 1L else sum(k:(k - c0 + 2L)) + 1L
+                th[i + pos] <- sqrt(max(s2b / s2w, 0.01))
+                used <- TRUE
+            }
+        }
+        if (j > 1L) roff <- roff + L * k
+        i <- i + k * (k + 1L) / 2L
+    }
+    if (used) th else NULL
+}
+
+## theta_start() or the moment start, whichever has the lower deviance.
+better_start <- function(xp, terms, REML) {
+    th0 <- theta_start(terms)
+    ## only for scalar terms: with random slopes, starting the intercept apart
+    ## from the slope can lead L-BFGS-B to a poorer (singular) optimum
+    if (any(vapply(terms, function(t) ncol(t$Z), 1L) != 1L)) return(th0)
+    th1 <- tryCatch(theta_moment_start(xp, terms), error = function(e) NULL)
+    if (is.null(th1)) return(th0)
+    d0 <- .Call(C_lmm_deviance, xp, as.double(th0), REML)
+    d1 <- .Call(C_lmm_deviance, xp, as.double(th1), REML)
+    if (is.finite(d1) && d1 < d0) th1 else th0
+}
+
 ## Per-term lower-triangular relative covariance factors from theta.
 theta_to_lambda <- function(theta, terms) {
     out <- vector("list", length(terms))
@@ -105,4 +158,15 @@ re_model_matrix <- function(lhs, frame, gname) {
     dimnames(Z) <- list(NULL, colnames(Z))
     storage.mode(Z) <- "double"
     Z
+}
+
+## The frame with the variables of a grouping expression turned into factors,
+## so that `a:b` (and so `a/b`) is an interaction of factors, as lme4 does,
+## even when a or b is an integer or character column (with integers `:`
+## would otherwise be R's sequence operator).
+factor_columns <- function(frame, group) {
+    if (!is.call(group)) return(frame)
+    for (v in intersect(all.vars(group), names(frame)))
+        if (!is.factor(frame[[v]])) frame[[v]] <- factor(frame[[v]])
+    frame
 }

@@ -51,8 +51,13 @@ print_notes <- function(x) {
     if (length(msgs)) cat(paste0("optimizer (L-BFGS-B) convergence code: ", msgs, "\n"), sep = "")
 }
 
+## As lme4: the gradient scaled by the curvature (the C optimiser reports
+## gradient / sqrt(diagonal second derivative)) must be below check_grad_tol;
+## where no positive curvature is available, the raw gradient is used.
 convergence_messages <- function(x) {
     g <- x$optinfo$gradient
+    sg <- x$optinfo$scaled_gradient
+    if (!is.null(sg) && length(sg) == length(g)) g <- ifelse(is.na(sg), g, sg)
     lower <- unlist(lapply(x$reterms, function(t) {
         m <- diag(ncol(t$Z)); m[lower.tri(m, diag = TRUE)]
     }))

@@ -15,6 +15,7 @@
  * F: cross-products of the first rows; for the pairs with gap d, M0_d of the
  * later rows, M2_d of their predecessors, M1_d = sum (a b' + b a').  These are
  * formed once; each evaluation of the objective only combines them. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 #include "lapack.h"
@@ -147,6 +148,8 @@ SEXP lmm_ar1_pieces(SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP sxp, SEXP sprev
     ar1_layout lay;
     layout_of(&xp, &lay);
     R_xlen_t L = lay.off[6];
+    if (L > INT_MAX || (double) L * (1 + 3 * (double) G) > R_XLEN_T_MAX)
+        error(_("the AR(1) cross-products are too large"));
 
     ar1_rows rows = {n, p, nterms, xp.q2, REAL(sX), REAL(sy), codes, Z, xp.nlev, xp.ncol,
                      roff, xp.A21p, xp.A21i,
@@ -255,7 +258,10 @@ static void ar1_setup(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, ar1_mode
     m->pieces = REAL(spieces);
     m->gaps = INTEGER(sgaps);
     m->npairs = REAL(snpairs);
-    for (int d = 0; d < m->G; d++) if (m->gaps[d] < 1) error(_("corrupt AR(1) pieces: gaps"));
+    for (int d = 0; d < m->G; d++) {
+        if (m->gaps[d] < 1) error(_("corrupt AR(1) pieces: gaps"));
+        if (!(m->npairs[d] >= 0 && m->npairs[d] <= m->xp.nobs)) error(_("corrupt AR(1) pieces: 'npairs'"));
+    }
     m->ntheta = lmm_ntheta(&m->xp);
     m->buf = (double *) R_alloc((size_t) (m->lay.off[6] > 0 ? m->lay.off[6] : 1), sizeof(double));
     point_into(&m->xp, &m->lay, m->buf);
@@ -265,7 +271,7 @@ static void ar1_setup(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, ar1_mode
 
 static double check_phi(SEXP sphi)
 {
-    double phi = asReal(sphi);
+    double phi = lmm_arg_real(sphi, "phi");
     if (!(fabs(phi) < 1.0)) error(_("'phi' must lie strictly between -1 and 1"));
     return phi;
 }
@@ -301,12 +307,11 @@ SEXP lmm_ar1_optimize(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP spa
     int nprot = 0;
     ar1_model m;
     ar1_setup(sxp, spieces, sgaps, snpairs, &m);
-    m.reml = asLogical(sreml);
-    if (m.reml == NA_LOGICAL) error(_("'REML' must be TRUE or FALSE"));
+    m.reml = lmm_arg_flag(sreml, "REML");
     int nt = m.ntheta, npar = nt + 1;
     if (!isReal(spar) || LENGTH(spar) != npar)
         error(_("starting values must be a numeric vector of length %d (theta, phi)"), npar);
-    double phimax = asReal(sphimax);
+    double phimax = lmm_arg_real(sphimax, "phimax");
     if (!(phimax > 0 && phimax < 1)) error(_("'phimax' must lie in (0, 1)"));
     lmm_optctl ctl;
     lmm_unpack_control(control, &ctl);

@@ -13,6 +13,7 @@
  * Then b* = sigma Lambda u* (or b-hat = Lambda u-hat when use.u = TRUE) and
  * y*_t = x_t' beta + z_t' b* + sigma e*_t / sqrt(w_t).  Offsets are handled on
  * the R side (the core works with y - offset). */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 #include "lapack.h"
@@ -386,10 +387,6 @@ static SEXP alloc_real_matrix(int nr, int nc)
     return m;
 }
 
-static void check_flag(int v, const char *what)
-{
-    if (v == NA_LOGICAL) error(_("'%s' must be TRUE or FALSE"), what);
-}
 
 /* The bootstrap loop: nsim replicates drawn here (Y NULL) or the columns of Y
  * (responses with the offset removed).  Returns the default statistic (nsim x
@@ -399,9 +396,7 @@ SEXP lmm_boot_run(SEXP spec, SEXP sY, SEXP snsim, SEXP suse_u, SEXP sreml, SEXP 
     int nprot = 0;
     boot_ctx bc;
     unpack_spec(spec, &bc);
-    int use_u = asLogical(suse_u), reml = asLogical(sreml);
-    check_flag(use_u, "use.u");
-    check_flag(reml, "REML");
+    int use_u = lmm_arg_flag(suse_u, "use.u"), reml = lmm_arg_flag(sreml, "REML");
     lmm_optctl ctl;
     lmm_unpack_control(control, &ctl);
     double gradtol = asReal(list_elt(control, "check_grad_tol"));
@@ -409,8 +404,7 @@ SEXP lmm_boot_run(SEXP spec, SEXP sY, SEXP snsim, SEXP suse_u, SEXP sreml, SEXP 
     int nsim;
     const double *Y = NULL;
     if (isNull(sY)) {
-        nsim = asInteger(snsim);
-        if (nsim == NA_INTEGER || nsim < 0) error(_("'nsim' must be a non-negative integer"));
+        nsim = lmm_arg_int(snsim, "nsim", 0, INT_MAX);
     } else {
         if (!isReal(sY) || !isMatrix(sY) || nrows(sY) != bc.n)
             error(_("'Y' must be a numeric matrix with one row per observation"));
@@ -488,9 +482,7 @@ SEXP lmm_boot_simulate(SEXP spec, SEXP snsim, SEXP suse_u)
 {
     boot_ctx bc;
     unpack_spec(spec, &bc);
-    int use_u = asLogical(suse_u), nsim = asInteger(snsim);
-    check_flag(use_u, "use.u");
-    if (nsim == NA_INTEGER || nsim < 0) error(_("'nsim' must be a non-negative integer"));
+    int use_u = lmm_arg_flag(suse_u, "use.u"), nsim = lmm_arg_int(snsim, "nsim", 0, INT_MAX);
     SEXP Y = PROTECT(alloc_real_matrix((int) bc.n, nsim));
     double *base = sim_base(&bc, use_u);
     double *ustar = (double *) R_alloc((size_t) bc.q, sizeof(double));
@@ -510,8 +502,8 @@ SEXP lmm_boot_simulate(SEXP spec, SEXP snsim, SEXP suse_u)
  * would be. */
 SEXP lmm_boot_skip(SEXP scount)
 {
-    double count = asReal(scount);
-    if (!R_FINITE(count) || count < 0) error(_("'count' must be a non-negative number"));
+    double count = lmm_arg_real(scount, "count");
+    if (count < 0) error(_("'count' must be a non-negative number"));
     GetRNGstate();
     double s = 0;
     for (double i = 0; i < count; i++) {
@@ -531,12 +523,11 @@ SEXP lmm_refit(SEXP spec, SEXP sy, SEXP stheta0, SEXP sreml, SEXP control)
     boot_ctx bc;
     unpack_spec(spec, &bc);
     const lmm_xprod *xp = &bc.xp;
-    int reml = asLogical(sreml), nt = bc.nt, p = bc.p, px = xp->px;
-    check_flag(reml, "REML");
+    int reml = lmm_arg_flag(sreml, "REML"), nt = bc.nt, p = bc.p, px = xp->px;
     const double *y = real_of_length(sy, bc.n, "newresp");
     for (R_xlen_t t = 0; t < bc.n; t++)
         if (!R_FINITE(y[t])) error(_("the new response has NA, NaN or infinite values"));
-    const double *theta0 = real_of_length(stheta0, nt, "theta0");
+    const double *theta0 = lmm_arg_finite(stheta0, nt, "theta0");
     lmm_optctl ctl;
     lmm_unpack_control(control, &ctl);
     double gradtol = asReal(list_elt(control, "check_grad_tol"));

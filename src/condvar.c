@@ -53,8 +53,7 @@ SEXP lmm_condvar(SEXP sxp, SEXP theta)
     int nprot = 0;
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
-    if (!isReal(theta) || LENGTH(theta) != lmm_ntheta(&xp))
-        error(_("'theta' must be a numeric vector of length %d"), lmm_ntheta(&xp));
+    lmm_arg_finite(theta, lmm_ntheta(&xp), "theta");
     lmm_factor fa;
     lmm_factor_alloc(&xp, &fa);
     if (lmm_factorize(&xp, REAL(theta), &fa) != 0)

@@ -172,12 +172,15 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev)
     R_xlen_t n = XLENGTH(sy);
     int p = ncols(sX), nterms = LENGTH(scodes);
     if (nrows(sX) != n) error(_("'X' and 'y' have different numbers of rows"));
+    if (n > INT_MAX) error(_("more than %d observations are not supported"), INT_MAX);
     if (nterms < 1 || LENGTH(sZ) != nterms || LENGTH(snlev) != nterms)
         error(_("'codes', 'Z' and 'nlev' must have one entry per random-effects term"));
     const double *w = NULL;
     if (!isNull(sw)) {
         if (!isReal(sw) || XLENGTH(sw) != n) error(_("'weights' must be numeric, one per observation"));
         w = REAL(sw);
+        for (R_xlen_t t = 0; t < n; t++)
+            if (!(w[t] > 0 && w[t] < R_PosInf)) error(_("'weights' must be positive and finite"));
     }
     const int *nlev = INTEGER(snlev);
     const int **codes = (const int **) R_alloc((size_t) nterms, sizeof(int *));
@@ -199,12 +202,15 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev)
         codes[j] = c0;
         Z[j] = REAL(zj);
     }
-    int *roff = (int *) R_alloc((size_t) nterms, sizeof(int));
-    rest_offsets(nterms, nlev, ncol, roff);
+    /* sizes in double before any int arithmetic on them */
     double q2d = 0, q1d = (double) nlev[0] * ncol[0];
     for (int j = 1; j < nterms; j++) q2d += (double) nlev[j] * ncol[j];
-    if (q1d > INT_MAX || q2d > 46340) /* q2 x q2 dense must stay addressable and sane */
+    if (q1d * ncol[0] > INT_MAX || q1d * (p + 1) > R_XLEN_T_MAX)
+        error(_("too many random effects in the largest term (%.0f)"), q1d);
+    if (q2d > 46340) /* q2 x q2 dense must stay addressable and sane */
         error(_("too many random effects outside the largest term (%.0f) for the dense block"), q2d);
+    int *roff = (int *) R_alloc((size_t) nterms, sizeof(int));
+    rest_offsets(nterms, nlev, ncol, roff);
     int q1 = (int) q1d, q2 = (int) q2d, px = p + 1, k1 = ncol[0];
 
     int *start = (int *) R_alloc((size_t) nlev[0] + 1, sizeof(int));
@@ -263,13 +269,29 @@ void lmm_unpack_xprod(SEXP s, lmm_xprod *xp)
     xp->nterms = LENGTH(nlev);
     xp->nlev = INTEGER(nlev);
     xp->ncol = INTEGER(ncol);
+    double q1d = 0, q2d = 0;
+    for (int j = 0; j < xp->nterms; j++) {
+        if (xp->nlev[j] < 1 || xp->ncol[j] < 1 || xp->ncol[j] > 46340)   /* NA is negative */
+            error(_("corrupt cross-product list: 'nlev'/'ncol'"));
+        if (j == 0) q1d = (double) xp->nlev[0] * xp->ncol[0];
+        else q2d += (double) xp->nlev[j] * xp->ncol[j];
+    }
+    if (q1d * xp->ncol[0] > INT_MAX || q2d > 46340)
+        error(_("corrupt cross-product list: too many random effects"));
+    for (int i = 2; i <= 4; i++) {
+        SEXP e = VECTOR_ELT(s, i);
+        if (!(isInteger(e) || isReal(e)) || XLENGTH(e) != 1)
+            error(_("corrupt cross-product list: element %d has the wrong type"), i + 1);
+    }
     xp->nobs = asInteger(VECTOR_ELT(s, 2));
     xp->p = asInteger(VECTOR_ELT(s, 3));
-    xp->px = xp->p + 1;
     xp->sumlogw = asReal(VECTOR_ELT(s, 4));
-    xp->q1 = xp->nlev[0] * xp->ncol[0];
-    xp->q2 = 0;
-    for (int j = 1; j < xp->nterms; j++) xp->q2 += xp->nlev[j] * xp->ncol[j];
+    if (xp->nobs == NA_INTEGER || xp->nobs < 1 || xp->p == NA_INTEGER || xp->p < 0 ||
+        xp->p > 46340 || xp->nobs <= xp->p || !R_FINITE(xp->sumlogw))
+        error(_("corrupt cross-product list: 'nobs', 'p' or 'sumlogw'"));
+    xp->px = xp->p + 1;
+    xp->q1 = (int) q1d;
+    xp->q2 = (int) q2d;
     int k1 = xp->ncol[0], px = xp->px, q1 = xp->q1, q2 = xp->q2;
     for (int i = 5; i <= 12; i++) {
         SEXP e = VECTOR_ELT(s, i);
@@ -277,7 +299,11 @@ void lmm_unpack_xprod(SEXP s, lmm_xprod *xp)
             error(_("corrupt cross-product list: element %d has the wrong type"), i + 1);
     }
     SEXP A21p = VECTOR_ELT(s, 6);
-    if (LENGTH(A21p) != xp->nlev[0] + 1) error(_("corrupt cross-product list: 'A21p'"));
+    if (XLENGTH(A21p) != (R_xlen_t) xp->nlev[0] + 1 || INTEGER(A21p)[0] != 0)
+        error(_("corrupt cross-product list: 'A21p'"));
+    for (int g = 0; g < xp->nlev[0]; g++)   /* each level's rows: at most the rest space */
+        if (INTEGER(A21p)[g + 1] < INTEGER(A21p)[g] || INTEGER(A21p)[g + 1] - INTEGER(A21p)[g] > q2)
+            error(_("corrupt cross-product list: 'A21p'"));
     R_xlen_t m = INTEGER(A21p)[xp->nlev[0]];
     if (XLENGTH(VECTOR_ELT(s, 5)) != (R_xlen_t) xp->nlev[0] * k1 * k1 ||
         XLENGTH(VECTOR_ELT(s, 7)) != m || XLENGTH(VECTOR_ELT(s, 8)) != m * k1 ||
@@ -301,6 +327,18 @@ void lmm_unpack_xprod(SEXP s, lmm_xprod *xp)
     for (int j = 1, r = 0; j < xp->nterms; j++)
         for (int h = 0; h < xp->nlev[j]; h++)
             for (int c = 0; c < xp->ncol[j]; c++, r++) { rterm[r] = j; rpos[r] = c; }
+    /* each level's rows increase and come in whole tiles (the factorisation
+     * transforms a tile's k rows from its first) */
+    for (int g = 0; g < xp->nlev[0]; g++)
+        for (int i = xp->A21p[g]; i < xp->A21p[g + 1]; i++) {
+            int r = xp->A21i[i], first = i == xp->A21p[g];
+            if ((!first && r <= xp->A21i[i - 1]) ||
+                (rpos[r] > 0 && (first || xp->A21i[i - 1] != r - 1)))
+                error(_("corrupt cross-product list: 'A21i'"));
+            if (rpos[r] == 0 && xp->ncol[rterm[r]] > 1 &&
+                (i + xp->ncol[rterm[r]] > xp->A21p[g + 1] || xp->A21i[i + xp->ncol[rterm[r]] - 1] != r + xp->ncol[rterm[r]] - 1))
+                error(_("corrupt cross-product list: 'A21i'"));
+        }
     xp->rterm = rterm;
     xp->rpos = rpos;
 }

@@ -174,11 +174,10 @@ static void check_varpar(const lmm_xprod *xp, SEXP varpar)
 /* vcov(beta) and the deviance at varpar = (theta, sigma). */
 SEXP lmm_vcov_dev(SEXP sxp, SEXP varpar, SEXP sreml)
 {
-    int nprot = 0, reml = asLogical(sreml);
+    int nprot = 0, reml = lmm_arg_flag(sreml, "REML");
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
     check_varpar(&xp, varpar);
-    if (reml == NA_LOGICAL) error(_("'REML' must be TRUE or FALSE"));
     lmm_factor fa;
     lmm_factor_alloc(&xp, &fa);
     int p = xp.p;
@@ -198,13 +197,12 @@ SEXP lmm_vcov_dev(SEXP sxp, SEXP varpar, SEXP sreml)
  * Hessian of the deviance (nv x nv), all at varpar. */
 SEXP lmm_ddf_derivs(SEXP sxp, SEXP varpar, SEXP sreml, SEXP srel)
 {
-    int nprot = 0, reml = asLogical(sreml);
+    int nprot = 0, reml = lmm_arg_flag(sreml, "REML");
     if (!isReal(srel) || LENGTH(srel) != 2) error(_("'rel' must be two relative steps"));
     const double *rel = REAL(srel);
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
     check_varpar(&xp, varpar);
-    if (reml == NA_LOGICAL) error(_("'REML' must be TRUE or FALSE"));
     if (!(rel[0] > 0 && rel[0] < 1 && rel[1] > 0 && rel[1] < 1))
         error(_("the relative steps must be in (0, 1)"));
     if (xp.p < 1) error(_("the model has no fixed effects"));

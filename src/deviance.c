@@ -8,6 +8,7 @@
 #include <Rinternals.h>
 #include "model.h"
 #include "lmmfit.h"
+#include "kernels.h"
 
 int lmm_ntheta(const lmm_xprod *xp)
 {
@@ -170,15 +171,31 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
     /* The rest: dense. */
     if (q2 > 0) {
         double *S = fa->L22;
-        memcpy(S, xp->A22, (size_t) q2 * q2 * sizeof(double));
         memcpy(fa->LX2, xp->AX2, (size_t) px * q2 * sizeof(double));
-        for (int r = 0; r < q2; r++) {
-            if (xp->rpos[r] != 0) continue;
-            int j = xp->rterm[r], k = xp->ncol[j];
-            const double *lam = fa->lambda + fa->lamoff[j];
-            tile_cols_lambda(S, q2, r, k, lam);
-            tile_rows_lambda_t(S, q2, q2, r, k, lam);
-            tile_cols_lambda(fa->LX2, px, r, k, lam);
+        int scalar = 1;
+        for (int j = 1; j < xp->nterms; j++) scalar &= xp->ncol[j] == 1;
+        if (scalar) {
+            /* all rest terms (1 | g): S = D A22 D, D diagonal, in one pass
+             * over the lower triangle (the upper one is not referenced) */
+            double *dl = (double *) R_alloc((size_t) q2, sizeof(double));
+            for (int r = 0; r < q2; r++) dl[r] = fa->lambda[fa->lamoff[xp->rterm[r]]];
+            for (int c = 0; c < q2; c++) {
+                const double *a = xp->A22 + (size_t) c * q2;
+                double *sc = S + (size_t) c * q2, dc = dl[c];
+                for (int r = c; r < q2; r++) sc[r] = a[r] * dl[r] * dc;
+                double *xc = fa->LX2 + (size_t) c * px;
+                for (int i = 0; i < px; i++) xc[i] *= dc;
+            }
+        } else {
+            memcpy(S, xp->A22, (size_t) q2 * q2 * sizeof(double));
+            for (int r = 0; r < q2; r++) {
+                if (xp->rpos[r] != 0) continue;
+                int j = xp->rterm[r], k = xp->ncol[j];
+                const double *lam = fa->lambda + fa->lamoff[j];
+                tile_cols_lambda(S, q2, r, k, lam);
+                tile_rows_lambda_t(S, q2, q2, r, k, lam);
+                tile_cols_lambda(fa->LX2, px, r, k, lam);
+            }
         }
         for (int r = 0; r < q2; r++) S[r + (size_t) r * q2] += 1.0;
         /* minus the contributions through the first term (lower triangle only) */
@@ -187,6 +204,15 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
             const double *B = fa->L21x + (size_t) i0 * k1;
             const int *rows = xp->A21i + i0;
             const double *C = fa->LX1 + (size_t) g * k1 * px;
+            if (k1 == 1) {
+                for (int b = 0; b < m; b++) {
+                    double *Scol = S + (size_t) rows[b] * q2, bb = B[b];
+                    for (int a = b; a < m; a++) Scol[rows[a]] -= B[a] * bb;
+                    double *Xcol = fa->LX2 + (size_t) rows[b] * px;
+                    for (int i = 0; i < px; i++) Xcol[i] -= C[i] * bb;
+                }
+                continue;
+            }
             for (int b = 0; b < m; b++) {
                 double *Scol = S + (size_t) rows[b] * q2;
                 for (int a = b; a < m; a++) {
@@ -202,9 +228,7 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
                 }
             }
         }
-        int info;
-        F77_CALL(dpotrf)("L", &q2, S, &q2, &info FCONE);
-        if (info != 0) return 2;
+        if (lmm_dense_chol(q2, S, q2) != 0) return 2;
         for (int r = 0; r < q2; r++) ldL2 += 2.0 * log(S[r + (size_t) r * q2]);
         double one = 1.0;
         F77_CALL(dtrsm)("R", "L", "T", "N", &px, &q2, &one, S, &q2, fa->LX2, &px
@@ -314,15 +338,16 @@ SEXP lmm_deviance_R(SEXP sxp, SEXP theta, SEXP reml)
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
     check_theta(&xp, theta);
+    int r = lmm_arg_flag(reml, "REML");
     lmm_factor fa;
     lmm_factor_alloc(&xp, &fa);
-    return ScalarReal(lmm_deviance(&xp, REAL(theta), asLogical(reml), &fa));
+    return ScalarReal(lmm_deviance(&xp, REAL(theta), r, &fa));
 }
 
 /* Everything the R side needs after the optimum is found. */
 SEXP lmm_solution(SEXP sxp, SEXP theta, SEXP sreml)
 {
-    int nprot = 0, reml = asLogical(sreml);
+    int nprot = 0, reml = lmm_arg_flag(sreml, "REML");
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
     check_theta(&xp, theta);

@@ -27,6 +27,7 @@ static const R_CallMethodDef call_methods[] = {
     CALLDEF("lmm_profile_vc", lmm_profile_vc, 5),
     CALLDEF("lmm_sdcor_deviance", lmm_sdcor_deviance, 2),
     CALLDEF("lmm_profile_beta", lmm_profile_beta, 5),
+    CALLDEF("lmm_chol", lmm_chol_R, 1),
     {NULL, NULL, 0}
 };
 

@@ -28,8 +28,15 @@ SEXP lmm_ddf_derivs(SEXP xprod, SEXP varpar, SEXP reml, SEXP rel);
 SEXP lmm_profile_vc(SEXP xprod, SEXP which, SEXP value, SEXP start, SEXP control);
 SEXP lmm_sdcor_deviance(SEXP xprod, SEXP par);
 SEXP lmm_profile_beta(SEXP xprod, SEXP j, SEXP value, SEXP theta, SEXP control);
+/* chol.c (test hook of the blocked Cholesky) */
+SEXP lmm_chol_R(SEXP A);
 
 /* shared by the entry points */
+/* checks.c: length-one arguments of the right type, or an R error */
+int lmm_arg_flag(SEXP s, const char *what);
+int lmm_arg_int(SEXP s, const char *what, int lo, int hi);
+double lmm_arg_real(SEXP s, const char *what);
+const double *lmm_arg_finite(SEXP s, R_xlen_t len, const char *what);
 struct lmm_xprod_s;
 void lmm_unpack_xprod(SEXP s, struct lmm_xprod_s *xp);
 struct lmm_optctl_s;

@@ -141,6 +141,8 @@ static int newton_polish_impl(int n, double *x, const double *lower, const doubl
     double *hs = (double *) R_alloc((size_t) n, sizeof(double));
     int *fr = (int *) R_alloc((size_t) n, sizeof(int));
     int *fr_H = (int *) R_alloc((size_t) n, sizeof(int));
+    double *fplus = (double *) R_alloc((size_t) n, sizeof(double));
+    double *hdiag = (double *) R_alloc((size_t) n, sizeof(double));
     int have_H = 0, nf_H = 0;
     double gmax_prev = R_PosInf;
     double f0 = fn(x, ex);
@@ -158,21 +160,26 @@ static int newton_polish_impl(int n, double *x, const double *lower, const doubl
             fr[nf++] = i;
         }
         if (nf == 0) return 1;
-        /* central differences at the Hessian's step: the deviance's rounding
-         * noise (about 1e-12 relative on large or badly centred data) swamps
-         * the gradient at smaller steps, while the truncation error is O(h^2) */
+        /* central differences at 2 hs: the deviance's rounding noise (about
+         * 1e-12 relative on large or badly centred data) swamps the gradient at
+         * smaller steps, while the truncation error is O(h^2).  The same points
+         * give the Hessian's diagonal. */
         memcpy(xt, x, (size_t) n * sizeof(double));
         for (int a = 0; a < nf; a++) {
             int i = fr[a];
-            xt[i] = x[i] + hs[i]; double fp = fn(xt, ex);
-            xt[i] = x[i] - hs[i]; double fm = fn(xt, ex);
+            xt[i] = x[i] + 2 * hs[i]; fplus[a] = fn(xt, ex);
+            xt[i] = x[i] - 2 * hs[i]; double fm = fn(xt, ex);
             xt[i] = x[i];
-            g[i] = (fp - fm) / (2 * hs[i]);
+            g[i] = (fplus[a] - fm) / (4 * hs[i]);
+            hdiag[a] = (fplus[a] - 2 * f0 + fm) / (4 * hs[i] * hs[i]);
         }
         double gmax = 0;
         for (int a = 0; a < nf; a++) gmax = fmax(gmax, fabs(g[fr[a]]));
-        /* the Hessian is kept from the last iteration while the free set is
-         * unchanged and the last full Newton step shrank the gradient well */
+        /* the off-diagonal Hessian is kept from the last iteration while the
+         * free set is unchanged and the last full Newton step shrank the
+         * gradient well; otherwise one evaluation per pair (forward
+         * differences from the gradient's points: O(h) error, which slows
+         * Newton's convergence a little but does not move its fixed point) */
         int same = have_H && nf == nf_H;
         for (int a = 0; same && a < nf; a++) same = fr[a] == fr_H[a];
         if (!(same && gmax < 0.25 * gmax_prev)) {
@@ -180,24 +187,12 @@ static int newton_polish_impl(int n, double *x, const double *lower, const doubl
             memcpy(xt, x, (size_t) n * sizeof(double));
             for (int a = 0; a < nf; a++) {
                 int i = fr[a];
-                for (int b = 0; b <= a; b++) {
+                for (int b = 0; b < a; b++) {
                     int j = fr[b];
-                    double v;
-                    if (i == j) {
-                        xt[i] = x[i] + 2 * hs[i]; double fp = fn(xt, ex);
-                        xt[i] = x[i] - 2 * hs[i]; double fm = fn(xt, ex);
-                        xt[i] = x[i];
-                        v = (fp - 2 * f0 + fm) / (4 * hs[i] * hs[i]);
-                    } else {
-                        double s4 = 0;
-                        for (int si = -1; si <= 1; si += 2)
-                            for (int sj = -1; sj <= 1; sj += 2) {
-                                xt[i] = x[i] + si * hs[i]; xt[j] = x[j] + sj * hs[j];
-                                s4 += si * sj * fn(xt, ex);
-                            }
-                        xt[i] = x[i]; xt[j] = x[j];
-                        v = s4 / (4 * hs[i] * hs[j]);
-                    }
+                    xt[i] = x[i] + 2 * hs[i]; xt[j] = x[j] + 2 * hs[j];
+                    double fij = fn(xt, ex);
+                    xt[i] = x[i]; xt[j] = x[j];
+                    double v = (fij - fplus[a] - fplus[b] + f0) / (4 * hs[i] * hs[j]);
                     if (!R_FINITE(v)) return 0;
                     H[a + b * nf] = H[b + a * nf] = v;
                 }
@@ -205,6 +200,10 @@ static int newton_polish_impl(int n, double *x, const double *lower, const doubl
             have_H = 1;
             nf_H = nf;
             memcpy(fr_H, fr, (size_t) nf * sizeof(int));
+        }
+        for (int a = 0; a < nf; a++) {
+            if (!R_FINITE(hdiag[a])) return 0;
+            H[a + a * nf] = hdiag[a];
         }
         gmax_prev = gmax;
         /* Cholesky of H + ridge, increasing the ridge until it succeeds */
@@ -278,7 +277,21 @@ typedef struct {
 static double deviance_objective(const double *theta, void *ex)
 {
     deviance_ex *d = (deviance_ex *) ex;
+    /* an evaluation with a large dense block takes milliseconds to seconds:
+     * check for an interrupt at every one (eval_fn checks every 64th) */
+    if (d->xp->q2 >= 256 || d->xp->nlev[0] >= 65536) R_CheckUserInterrupt();
     return lmm_deviance(d->xp, theta, d->reml, d->fa);
+}
+
+typedef struct {
+    deviance_ex *d;
+    double shift;
+} shifted_ex;
+
+static double shifted_objective(const double *theta, void *ex)
+{
+    shifted_ex *s = (shifted_ex *) ex;
+    return deviance_objective(theta, s->d) - s->shift;
 }
 
 static double *theta_upper(int nt)
@@ -334,7 +347,12 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
         loose.forward = 1;
         loose.fdstep = fmax(ctl->fdstep, 1e-7);
     }
-    lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, &loose, res);
+    /* L-BFGS-B's stopping rule is relative to |f|: on a deviance of 1e5 its
+     * loose phase would stop a whole unit from the optimum.  Measured from the
+     * starting value instead, the rule is relative to the decrease achieved. */
+    shifted_ex sx = {&ex, deviance_objective(theta, &ex)};
+    if (!R_FINITE(sx.shift)) sx.shift = 0;
+    lmm_minimize(nt, theta, lower, upper, shifted_objective, &sx, &loose, res);
     fevals += res->fncount;
     for (int round = 0; round < 3; round++) {
         if (small) done = lmm_newton_polish(nt, theta, lower, upper, deviance_objective, &ex,
@@ -379,15 +397,48 @@ static double list_real(SEXP list, const char *name, double dflt)
 
 void lmm_unpack_control(SEXP control, lmm_optctl *ctl)
 {
-    if (!isNewList(control)) error(_("'control' must be a list"));
-    ctl->maxit = (int) list_real(control, "maxit", 1000);
+    if (TYPEOF(control) != VECSXP || (LENGTH(control) > 0 && isNull(getAttrib(control, R_NamesSymbol))))
+        error(_("'control' must be a named list"));
+    double maxit = list_real(control, "maxit", 1000);
+    ctl->maxit = maxit > 1e8 ? 100000000 : maxit < 1 ? 0 : (int) maxit;
     ctl->factr = list_real(control, "factr", 10);
     ctl->pgtol = list_real(control, "pgtol", 0);
     ctl->fdstep = list_real(control, "fdstep", 1e-6);
-    ctl->trace = (int) list_real(control, "trace", 0);
+    ctl->trace = list_real(control, "trace", 0) != 0;
     ctl->forward = 0;
     if (ctl->maxit < 1 || !(ctl->factr > 0) || !(ctl->fdstep > 0))
         error(_("'maxit', 'factr' and 'fdstep' must be positive"));
+}
+
+/* The gradient over the square root of the diagonal curvature, as lme4
+ * scales its convergence check: an absolute gradient says little on a
+ * deviance of 1e5 or more, where the finite-difference gradient's rounding
+ * noise alone can exceed any fixed tolerance.  NA where the curvature is not
+ * positive.  Second differences at a step of 1e-3 relative (one-sided at a
+ * bound): 2 evaluations per parameter. */
+static void scaled_gradient(const lmm_xprod *xp, const double *theta, int reml,
+                            const double *grad, lmm_factor *fa, double *scaled)
+{
+    int nt = lmm_ntheta(xp);
+    double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
+    double *th = (double *) R_alloc((size_t) nt, sizeof(double));
+    lmm_theta_lower(xp, lower);
+    memcpy(th, theta, (size_t) nt * sizeof(double));
+    double f0 = lmm_deviance(xp, theta, reml, fa);
+    for (int i = 0; i < nt; i++) {
+        double h = 1e-3 * fmax(1.0, fabs(theta[i])), curv;
+        if (theta[i] - h >= lower[i]) {
+            th[i] = theta[i] + h; double fp = lmm_deviance(xp, th, reml, fa);
+            th[i] = theta[i] - h; double fm = lmm_deviance(xp, th, reml, fa);
+            curv = (fp - 2 * f0 + fm) / (h * h);
+        } else {
+            th[i] = theta[i] + h; double f1 = lmm_deviance(xp, th, reml, fa);
+            th[i] = theta[i] + 2 * h; double f2 = lmm_deviance(xp, th, reml, fa);
+            curv = (f2 - 2 * f1 + f0) / (h * h);
+        }
+        th[i] = theta[i];
+        scaled[i] = (R_FINITE(curv) && curv > 0) ? grad[i] / sqrt(curv) : NA_REAL;
+    }
 }
 
 SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
@@ -395,10 +446,8 @@ SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
     int nprot = 0;
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
-    int nt = lmm_ntheta(&xp), reml = asLogical(sreml);
-    if (!isReal(stheta) || LENGTH(stheta) != nt)
-        error(_("'theta' must be a numeric vector of length %d"), nt);
-    if (reml == NA_LOGICAL) error(_("'REML' must be TRUE or FALSE"));
+    int nt = lmm_ntheta(&xp), reml = lmm_arg_flag(sreml, "REML");
+    lmm_arg_finite(stheta, nt, "theta");
     lmm_optctl ctl;
     lmm_unpack_control(control, &ctl);
     SEXP theta = PROTECT(duplicate(stheta)); nprot++;
@@ -409,8 +458,11 @@ SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
     lmm_factor_alloc(&xp, &fa);
     SEXP grad = PROTECT(allocVector(REALSXP, nt)); nprot++;
     lmm_gradient(&xp, REAL(theta), reml, ctl.fdstep, &fa, REAL(grad));
+    SEXP scaled = PROTECT(allocVector(REALSXP, nt)); nprot++;
+    scaled_gradient(&xp, REAL(theta), reml, REAL(grad), &fa, REAL(scaled));
 
-    const char *names[] = {"theta", "deviance", "feval", "convergence", "message", "gradient", ""};
+    const char *names[] = {"theta", "deviance", "feval", "convergence", "message", "gradient",
+                           "scaled_gradient", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SET_VECTOR_ELT(ans, 0, theta);
     SET_VECTOR_ELT(ans, 1, ScalarReal(res.fmin));
@@ -418,6 +470,7 @@ SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
     SET_VECTOR_ELT(ans, 3, ScalarInteger(res.fail));
     SET_VECTOR_ELT(ans, 4, mkString(res.msg));
     SET_VECTOR_ELT(ans, 5, grad);
+    SET_VECTOR_ELT(ans, 6, scaled);
     UNPROTECT(nprot);
     return ans;
 }

@@ -120,12 +120,10 @@ SEXP lmm_profile_vc(SEXP sxp, SEXP swhich, SEXP svalue, SEXP start, SEXP control
     int nprot = 0;
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
-    int nt = lmm_ntheta(&xp), npar = nt + 1, which = asInteger(swhich) - 1;
-    if (!isReal(start) || LENGTH(start) != npar)
-        error(_("'start' must be a numeric vector of length %d"), npar);
-    if (which < -1 || which >= npar) error(_("'which' must be between 0 and %d"), npar);
-    double value = asReal(svalue);
-    if (which >= 0 && !R_FINITE(value)) error(_("the profiled value must be finite"));
+    int nt = lmm_ntheta(&xp), npar = nt + 1, which = lmm_arg_int(swhich, "which", 0, npar) - 1;
+    lmm_arg_finite(start, npar, "start");
+    if (!(REAL(start)[nt] > 0)) error(_("the residual standard deviation in 'start' must be positive"));
+    double value = which >= 0 ? lmm_arg_real(svalue, "value") : 0.0;
     lmm_optctl ctl;
     lmm_unpack_control(control, &ctl);
 
@@ -179,8 +177,7 @@ SEXP lmm_sdcor_deviance(SEXP sxp, SEXP spar)
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
     int nt = lmm_ntheta(&xp), npar = nt + 1;
-    if (!isReal(spar) || LENGTH(spar) != npar)
-        error(_("'par' must be a numeric vector of length %d"), npar);
+    lmm_arg_finite(spar, npar, "par");
     int kmax = 1;
     for (int j = 0; j < xp.nterms; j++) if (xp.ncol[j] > kmax) kmax = xp.ncol[j];
     lmm_factor fa;
@@ -238,12 +235,11 @@ SEXP lmm_profile_beta(SEXP sxp, SEXP sj, SEXP svalue, SEXP stheta, SEXP control)
     int nprot = 0;
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
-    int nt = lmm_ntheta(&xp), j = asInteger(sj) - 1, p = xp.p;
-    double b = asReal(svalue);
-    if (j < 0 || j >= p) error(_("'j' must index a fixed effect (1 to %d)"), p);
-    if (!R_FINITE(b)) error(_("the profiled value must be finite"));
-    if (!isReal(stheta) || LENGTH(stheta) != nt)
-        error(_("'theta' must be a numeric vector of length %d"), nt);
+    int nt = lmm_ntheta(&xp), p = xp.p;
+    if (p < 1) error(_("the model has no fixed effects to profile"));
+    int j = lmm_arg_int(sj, "j", 1, p) - 1;
+    double b = lmm_arg_real(svalue, "value");
+    lmm_arg_finite(stheta, nt, "theta");
     lmm_optctl ctl;
     lmm_unpack_control(control, &ctl);
     lmm_xprod xr;
