@@ -262,3 +262,18 @@ test_that("the fast model frame equals model.frame() and gives the same fit", {
     expect_null(lmmfit:::simple_model_frame(lmmfit:::parse_lmm_formula(f)$frame, ss,
                                             quote(lmmfit(subset = Days > 0))))
 })
+
+test_that("nested and interaction groupings of integer variables are factor interactions, as lme4", {
+    need_lme4()
+    set.seed(42)
+    d <- data.frame(g = rep(1:4, each = 6), h = rep(1:3, 8))
+    d$y <- rnorm(24) + rep(rnorm(4), each = 6)
+    for (f in list(y ~ 1 + (1 | g/h), y ~ 1 + (1 | g) + (1 | g:h))) {
+        fit <- suppressMessages(lmmfit(f, d))
+        m <- suppressMessages(lme4::lmer(f, d))
+        expect_lte(fit$deviance_value, lme4_objective(m) + 1e-6)
+        expect_equal(fit$deviance_value, lme4_objective(m), tolerance = 1e-6)
+        expect_equal(unname(ngrps(fit)[c("h:g", "g:h")[c("h:g", "g:h") %in% names(ngrps(fit))]]), 12L)
+        expect_equal(fixef(fit), lme4::fixef(m), tolerance = 1e-5)
+    }
+})

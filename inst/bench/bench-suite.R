@@ -1,0 +1,203 @@
+## Benchmark suite: lmmfit against lme4::lmer from 100 rows to a million,
+## side by side in one R process.  Not a test.
+##
+## Usage (from the repository root, with lmmfit and lme4 installed):
+##     Rscript inst/bench/bench-suite.R [CSV]
+## The CSV path is the first argument, else the environment variable
+## LMMFIT_BENCH_SUITE_CSV, else inst/bench/results/bench-suite.csv (next to
+## this script; the folder is git- and build-ignored).
+## Environment variables:
+##   LMMFIT_BENCH_QUICK=1   skip the slow problems (InstEval, 1M rows, 200k crossed)
+##   LMMFIT_BENCH_ONLY=a,b  run only the named problems
+##   LMMFIT_BENCH_REPS=k    multiply the number of repeats by k (at least 1 is run)
+##
+## Every problem is fitted by REML with each package's default settings.  One
+## untimed fit of each comes first: its objective, messages and warnings are
+## reported, and its peak memory measured.  Then the timed repeats alternate
+## lme4 and lmmfit, so that load from other processes hits both alike; the
+## table shows medians of wall-clock and CPU (user + system) seconds per fit.
+##
+## Peak memory of a fit: the growth of R's heap (gc()'s "max used") and of the
+## process's peak resident size (VmHWM), in MB, beside the size of the data
+## frame (object.size); see measured_fit() below.
+
+suppressPackageStartupMessages({
+    library(lmmfit)
+    library(lme4)
+})
+
+args <- commandArgs(trailingOnly = TRUE)
+script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+default_csv <- if (length(script) == 1L)
+    file.path(dirname(script), "results", "bench-suite.csv") else
+    file.path("inst", "bench", "results", "bench-suite.csv")
+csv <- if (length(args) >= 1L) args[[1L]] else Sys.getenv("LMMFIT_BENCH_SUITE_CSV", default_csv)
+quick <- nzchar(Sys.getenv("LMMFIT_BENCH_QUICK")) && Sys.getenv("LMMFIT_BENCH_QUICK") != "0"
+only <- strsplit(Sys.getenv("LMMFIT_BENCH_ONLY"), ",", fixed = TRUE)[[1L]]
+rep_scale <- as.numeric(Sys.getenv("LMMFIT_BENCH_REPS", "1"))
+if (!is.finite(rep_scale) || rep_scale <= 0) stop("LMMFIT_BENCH_REPS must be a positive number")
+
+## ---- simulated data -----------------------------------------------------------
+
+## (time | id): 2,500 subjects measured at times 0..3.
+sim_long <- function(nid = 2500L, ntime = 4L, seed = 101L) {
+    set.seed(seed)
+    id <- factor(rep(seq_len(nid), each = ntime))
+    time <- rep(seq_len(ntime) - 1, nid)
+    b0 <- rnorm(nid, sd = 1.5); b1 <- rnorm(nid, sd = 0.4)
+    y <- 5 + 0.8 * time + b0[id] + b1[id] * time + rnorm(nid * ntime)
+    data.frame(y = y, time = time, id = id)
+}
+
+## (x | f): n rows in ngroups groups of equal size.
+sim_slope <- function(n = 1000000L, ngroups = 10000L, seed = 202L) {
+    set.seed(seed)
+    f <- factor(rep_len(seq_len(ngroups), n))
+    x <- rnorm(n)
+    b0 <- rnorm(ngroups, sd = 2); b1 <- rnorm(ngroups, sd = 0.5)
+    g <- as.integer(f)
+    y <- 10 + 2 * x + b0[g] + (0.3 * b0[g] / 4 + b1[g]) * x + rnorm(n)
+    data.frame(y = y, x = x, f = f)
+}
+
+## (1 | a) + (1 | b): two crossed factors with na and nb levels, assigned at random.
+sim_crossed <- function(n = 200000L, na = 5000L, nb = 1000L, seed = 303L) {
+    set.seed(seed)
+    a <- factor(sample.int(na, n, replace = TRUE), levels = seq_len(na))
+    b <- factor(sample.int(nb, n, replace = TRUE), levels = seq_len(nb))
+    x <- rnorm(n)
+    y <- 1 + 0.5 * x + rnorm(na, sd = 1)[a] + rnorm(nb, sd = 0.7)[b] + rnorm(n, sd = 2)
+    data.frame(y = y, x = x, a = a, b = b)
+}
+
+problems <- list(
+    list(name = "sleepstudy", slow = FALSE, reps = 20L, inner = 5L,
+         formula = Reaction ~ Days + (Days | Subject), data = function() lme4::sleepstudy),
+    list(name = "Penicillin", slow = FALSE, reps = 20L, inner = 5L,
+         formula = diameter ~ 1 + (1 | plate) + (1 | sample), data = function() lme4::Penicillin),
+    list(name = "Pastes", slow = FALSE, reps = 20L, inner = 5L,
+         formula = strength ~ 1 + (1 | batch/cask), data = function() lme4::Pastes),
+    list(name = "long10k", slow = FALSE, reps = 10L, inner = 1L,
+         formula = y ~ time + (time | id), data = function() sim_long()),
+    list(name = "InstEval", slow = TRUE, reps = 3L, inner = 1L,
+         formula = y ~ service + (1 | s) + (1 | d) + (1 | dept:service),
+         data = function() lme4::InstEval),
+    list(name = "slope1M", slow = TRUE, reps = 3L, inner = 1L,
+         formula = y ~ x + (x | f), data = function() sim_slope()),
+    list(name = "crossed200k", slow = TRUE, reps = 3L, inner = 1L,
+         formula = y ~ x + (1 | a) + (1 | b), data = function() sim_crossed())
+)
+if (quick) problems <- Filter(function(p) !p$slow, problems)
+if (length(only)) problems <- Filter(function(p) p$name %in% only, problems)
+
+## ---- measuring ----------------------------------------------------------------
+
+## Wall-clock and CPU (user + system) seconds per fit of `inner` fits.
+time_batch <- function(f, inner) {
+    gc(FALSE)
+    c0 <- proc.time(); t0 <- Sys.time()
+    for (i in seq_len(inner)) f()
+    t1 <- Sys.time(); c1 <- proc.time() - c0
+    c(wall = as.numeric(t1 - t0, units = "secs") / inner,
+      cpu = (c1[["user.self"]] + c1[["sys.self"]]) / inner)
+}
+
+proc_kb <- function(field) {
+    st <- tryCatch(readLines("/proc/self/status"), error = function(e) character())
+    v <- grep(paste0("^", field, ":"), st, value = TRUE)
+    if (length(v) != 1L) return(NA_real_)
+    as.numeric(gsub("[^0-9]", "", v))
+}
+
+## Value of f(), its messages/warnings, and its peak memory in MB: the growth
+## of R's heap (gc()'s "max used", which includes the C code's R_alloc
+## scratch) over what was in use before the fit, and the growth of the
+## process's peak resident size (VmHWM, reset through /proc/self/clear_refs;
+## NA without Linux's /proc).  The latter misses memory that the process had
+## already obtained and freed before, so the heap figure is the one to read.
+measured_fit <- function(f) {
+    g0 <- gc(reset = TRUE)
+    heap0 <- sum(g0[, 2L])
+    reset <- tryCatch({ cat("5\n", file = "/proc/self/clear_refs"); TRUE },
+                      error = function(e) FALSE, warning = function(w) FALSE)
+    rss0 <- proc_kb("VmRSS")
+    notes <- character()
+    value <- withCallingHandlers(f(),
+        warning = function(w) { notes <<- c(notes, conditionMessage(w)); invokeRestart("muffleWarning") },
+        message = function(m) { notes <<- c(notes, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
+    rss <- if (reset) (proc_kb("VmHWM") - rss0) / 1024 else NA_real_
+    g1 <- gc()
+    heap <- sum(g1[, ncol(g1)]) - heap0     # "max used" (Mb) since the reset
+    list(value = value, notes = notes, peak_mb = heap, rss_mb = rss)
+}
+
+quiet <- function(expr) suppressMessages(suppressWarnings(expr))
+
+rows <- list()
+notes <- list()
+for (p in problems) {
+    data <- p$data()
+    fit_lme4 <- function() lme4::lmer(p$formula, data = data, REML = TRUE)
+    fit_lmm <- function() lmmfit::lmmfit(p$formula, data = data, REML = TRUE)
+    reps <- max(1L, as.integer(round(p$reps * rep_scale)))
+    cat(sprintf("%-12s n = %d, %d repeats x %d fits ... ", p$name, nrow(data), reps, p$inner))
+    m <- measured_fit(fit_lme4)
+    f <- measured_fit(fit_lmm)
+    for (x in m$notes) notes[[length(notes) + 1L]] <- sprintf("%s, lme4: %s", p$name, x)
+    for (x in f$notes) notes[[length(notes) + 1L]] <- sprintf("%s, lmmfit: %s", p$name, x)
+    t_lme4 <- t_lmm <- matrix(NA_real_, reps, 2L, dimnames = list(NULL, c("wall", "cpu")))
+    for (r in seq_len(reps)) {
+        t_lme4[r, ] <- time_batch(function() quiet(fit_lme4()), p$inner)
+        t_lmm[r, ] <- time_batch(function() quiet(fit_lmm()), p$inner)
+    }
+    med <- function(t, j) median(t[, j])
+    crit_lme4 <- lme4::REMLcrit(m$value)
+    crit_lmm <- f$value$deviance_value
+    rows[[p$name]] <- data.frame(
+        problem = p$name, n = nrow(data), reps = reps, fits_per_rep = p$inner,
+        lme4_sec = med(t_lme4, "wall"), lmmfit_sec = med(t_lmm, "wall"),
+        ratio = med(t_lme4, "wall") / med(t_lmm, "wall"),
+        lme4_cpu = med(t_lme4, "cpu"), lmmfit_cpu = med(t_lmm, "cpu"),
+        cpu_ratio = med(t_lme4, "cpu") / med(t_lmm, "cpu"),
+        lme4_REMLcrit = crit_lme4, lmmfit_REMLcrit = crit_lmm, diff = crit_lmm - crit_lme4,
+        lme4_feval = m$value@optinfo$feval, lmmfit_feval = f$value$optinfo$feval,
+        data_mb = as.numeric(object.size(data)) / 2^20,
+        lme4_peak_mb = m$peak_mb, lmmfit_peak_mb = f$peak_mb,
+        lme4_rss_mb = m$rss_mb, lmmfit_rss_mb = f$rss_mb,
+        blas = basename(extSoftVersion()[["BLAS"]]),
+        stringsAsFactors = FALSE)
+    cat("done\n")
+    rm(m, f, data); gc(FALSE)
+}
+res <- do.call(rbind, rows)
+rownames(res) <- NULL
+
+## ---- report -------------------------------------------------------------------
+
+cat(sprintf("\n%s | R %s | lme4 %s | lmmfit %s | %s cores | BLAS %s | LAPACK %s\n",
+            format(Sys.time(), "%Y-%m-%d"), getRversion(), packageVersion("lme4"),
+            packageVersion("lmmfit"), parallel::detectCores(),
+            basename(extSoftVersion()[["BLAS"]]), basename(La_library())))
+cat("seconds per fit, medians over repeats: *_sec wall clock, *_cpu user + system;\n",
+    "ratio = lme4 / lmmfit; diff = lmmfit - lme4 REML criterion (<= 0: lmmfit as good or better);\n",
+    "*_peak_mb: peak R heap growth during one fit (gc max used); *_rss_mb: peak resident size growth;\n",
+    "data_mb: the data frame\n\n", sep = "")
+show <- res
+for (v in c("lme4_sec", "lmmfit_sec", "lme4_cpu", "lmmfit_cpu")) show[[v]] <- sprintf("%.4f", show[[v]])
+for (v in c("ratio", "cpu_ratio")) show[[v]] <- sprintf("%.1f", show[[v]])
+for (v in c("lme4_REMLcrit", "lmmfit_REMLcrit")) show[[v]] <- sprintf("%.6f", show[[v]])
+for (v in c("data_mb", "lme4_peak_mb", "lmmfit_peak_mb", "lme4_rss_mb", "lmmfit_rss_mb")) show[[v]] <- sprintf("%.1f", show[[v]])
+show$diff <- sprintf("%.2e", show$diff)
+print(show[c("problem", "n", "lme4_sec", "lmmfit_sec", "ratio", "lme4_cpu", "lmmfit_cpu", "cpu_ratio")],
+      row.names = FALSE, right = TRUE)
+cat("\n")
+print(show[c("problem", "lme4_REMLcrit", "lmmfit_REMLcrit", "diff", "lme4_feval", "lmmfit_feval",
+             "data_mb", "lme4_peak_mb", "lmmfit_peak_mb", "lme4_rss_mb", "lmmfit_rss_mb")],
+      row.names = FALSE, right = TRUE)
+if (length(notes)) cat("\nmessages and warnings of the reported fits:\n", paste0("  ", unlist(notes), "\n"), sep = "")
+bad <- res$problem[res$diff > 1e-6]
+if (length(bad)) cat("\nWARNING: lmmfit's optimum is worse than lme4's by > 1e-6 on:", bad, "\n")
+
+dir.create(dirname(csv), recursive = TRUE, showWarnings = FALSE)
+write.csv(res, csv, row.names = FALSE)
+cat("\nwritten:", csv, "\n")
