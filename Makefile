@@ -14,7 +14,7 @@ CHECK_ENV := _R_CHECK_CRAN_INCOMING_REMOTE_=FALSE _R_CHECK_CRAN_INCOMING_=FALSE 
              _R_CHECK_FUTURE_FILE_TIMESTAMPS_=FALSE _R_CHECK_SYSTEM_CLOCK_=FALSE \
              _R_CHECK_TESTS_NLINES_=0
 
-.PHONY: all deps install doc demo build check test bench clean
+.PHONY: all deps install doc demo build check test bench clean sanitize valgrind fuzz
 
 all: check
 
@@ -51,6 +51,24 @@ check: build
 	esac
 
 test: check
+
+# Hardening (tools/sanitize.sh, tools/valgrind.sh): the test suite against an
+# ASan+UBSan build (~3-4 min), and a trimmed suite under valgrind memcheck
+# (~6-8 min; VALGRIND_TESTS=all for the whole suite, about an hour).  Each
+# builds its own private library; any sanitizer report, memory error or leak
+# from lmmfit fails the target.
+sanitize:
+	bash tools/sanitize.sh
+
+valgrind:
+	bash tools/valgrind.sh
+
+# The fuzz test at the issue's full size (FUZZ_N cases) against the working tree.
+FUZZ_N ?= 10000
+fuzz:
+	@lib=$$(mktemp -d) && trap 'rm -rf "$$lib"' EXIT && bash tools/dev-install.sh "$$lib" && \
+	cd tests/testthat && LMMFIT_FUZZ_N=$(FUZZ_N) R_LIBS="$$lib" $(RSCRIPT) -e \
+	  'r <- as.data.frame(testthat::test_file("test-fuzz.R", package = "lmmfit", load_package = "installed")); quit(status = as.integer(sum(r$$failed) + sum(r$$error) > 0))'
 
 # Runs every benchmark script in inst/bench (none is fine).
 bench: install

@@ -40,12 +40,16 @@ fi
 mapfile -t miss < <(missing_r)
 need_pandoc=0
 command -v pandoc >/dev/null 2>&1 || need_pandoc=1
+# make valgrind needs valgrind; make sanitize needs gcc's ASan/UBSan runtimes
+# (Debian's gcc ships them: libasan/libubsan come with the gcc package).
+need_valgrind=0
+command -v valgrind >/dev/null 2>&1 || need_valgrind=1
 
-if [ "${#miss[@]}" -eq 0 ] && [ "$need_pandoc" -eq 0 ]; then
+if [ "${#miss[@]}" -eq 0 ] && [ "$need_pandoc" -eq 0 ] && [ "$need_valgrind" -eq 0 ]; then
     echo "install-deps: everything is installed"
     exit 0
 fi
-echo "install-deps: missing R packages: ${miss[*]:-none}; pandoc missing: $need_pandoc"
+echo "install-deps: missing R packages: ${miss[*]:-none}; pandoc missing: $need_pandoc; valgrind missing: $need_valgrind"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -55,6 +59,7 @@ fi
 debs=()
 for p in "${miss[@]}"; do debs+=("$(deb_of "$p")"); done
 [ "$need_pandoc" -eq 1 ] && debs+=(pandoc)
+[ "$need_valgrind" -eq 1 ] && debs+=(valgrind)
 
 if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; }; then
     $SUDO apt-get update -qq || echo "install-deps: apt-get update failed; trying anyway" >&2
@@ -83,6 +88,7 @@ fi
 
 mapfile -t miss < <(missing_r)
 command -v pandoc >/dev/null 2>&1 || echo "install-deps: warning: pandoc is still missing (needed for rmarkdown vignettes)" >&2
+command -v valgrind >/dev/null 2>&1 || echo "install-deps: warning: valgrind is still missing (needed by make valgrind)" >&2
 if [ "${#miss[@]}" -gt 0 ]; then
     echo "install-deps: could not install: ${miss[*]}" >&2
     exit 1
