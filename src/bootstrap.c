@@ -248,6 +248,17 @@ static int refit_converged(const lmm_xprod *xp, const double *theta, int reml,
         if (lower[i] == 0.0 && theta[i] <= 0.0 && g > 0) g = 0;
         if (fabs(g) > gmax) gmax = fabs(g);
     }
+    if (gmax <= tol) return 1;
+    /* as the fit itself: judge the gradient scaled by the curvature (only
+     * when the raw gradient fails, which saves the 2 nt evaluations) */
+    double *scaled = (double *) R_alloc((size_t) nt, sizeof(double));
+    lmm_scaled_gradient(xp, theta, reml, grad, fa, scaled);
+    gmax = 0;
+    for (int i = 0; i < nt; i++) {
+        double g = ISNAN(scaled[i]) ? grad[i] : scaled[i];
+        if (lower[i] == 0.0 && theta[i] <= 0.0 && g > 0) g = 0;
+        if (fabs(g) > gmax) gmax = fabs(g);
+    }
     return gmax <= tol;
 }
 

@@ -92,6 +92,10 @@ int lmm_newton_polish(int n, double *x, const double *lower, const double *upper
 /* The profiled deviance of a plain fit minimised over theta (in place). */
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                   const lmm_optctl *ctl, lmm_optres *res);
+/* The gradient over the square root of the diagonal curvature (NA where that
+ * is not positive): the convergence measure lme4 users know. */
+void lmm_scaled_gradient(const lmm_xprod *xp, const double *theta, int reml,
+                         const double *grad, lmm_factor *fa, double *scaled);
 /* Finite-difference gradient of the profiled deviance (one-sided at active bounds). */
 void lmm_gradient(const lmm_xprod *xp, const double *theta, int reml, double h,
                   lmm_factor *fa, double *grad);

@@ -301,25 +301,27 @@ static double *theta_upper(int nt)
     return upper;
 }
 
-/* A diagonal element of lambda at exactly zero is a stationary point of the
- * deviance whatever the data (it depends on that element through its square),
- * so a gradient method that lands there stays.  Probe a few values off the
- * bound; return 1 and move theta when one of them is lower. */
+/* A diagonal element of lambda at zero is a stationary point of the deviance
+ * whatever the data (it depends on that element through its square), and
+ * near zero the gradient is proportionally small, so a gradient method that
+ * lands there stays even when zero is a maximum along that direction.  Probe
+ * a few values off the bound for every diagonal element below 1e-3; return 1
+ * and move theta when one of them is lower. */
 static int escape_zero(int nt, double *theta, const double *lower, double f0,
                        lmm_objective fn, void *ex)
 {
-    static const double probes[] = {1e-2, 1e-1, 1.0};
+    static const double probes[] = {1e-3, 1e-2, 1e-1, 1.0};
     int moved = 0;
     for (int i = 0; i < nt; i++) {
-        if (lower[i] != 0.0 || theta[i] != 0.0) continue;
-        double best = f0, at = 0.0;
+        if (lower[i] != 0.0 || theta[i] >= 1e-3) continue;
+        double start = theta[i], best = f0, at = start;
         for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++) {
             theta[i] = probes[k];
             double f = fn(theta, ex);
             if (f < best - 1e-10 * fmax(1.0, fabs(f0))) { best = f; at = probes[k]; }
         }
         theta[i] = at;
-        if (at > 0) { moved = 1; f0 = best; }
+        if (at != start) { moved = 1; f0 = best; }
     }
     return moved;
 }
@@ -359,7 +361,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                                             20, 1e-4, &fevals);
         double f = deviance_objective(theta, &ex);
         int moved = escape_zero(nt, theta, lower, f, deviance_objective, &ex);
-        fevals += 1 + 3 * nt;
+        fevals += 1 + 4 * nt;
         if (done && !moved) break;
         double before = f;
         lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, ctl, res);
@@ -416,8 +418,8 @@ void lmm_unpack_control(SEXP control, lmm_optctl *ctl)
  * noise alone can exceed any fixed tolerance.  NA where the curvature is not
  * positive.  Second differences at a step of 1e-3 relative (one-sided at a
  * bound): 2 evaluations per parameter. */
-static void scaled_gradient(const lmm_xprod *xp, const double *theta, int reml,
-                            const double *grad, lmm_factor *fa, double *scaled)
+void lmm_scaled_gradient(const lmm_xprod *xp, const double *theta, int reml,
+                         const double *grad, lmm_factor *fa, double *scaled)
 {
     int nt = lmm_ntheta(xp);
     double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
@@ -459,7 +461,7 @@ SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
     SEXP grad = PROTECT(allocVector(REALSXP, nt)); nprot++;
     lmm_gradient(&xp, REAL(theta), reml, ctl.fdstep, &fa, REAL(grad));
     SEXP scaled = PROTECT(allocVector(REALSXP, nt)); nprot++;
-    scaled_gradient(&xp, REAL(theta), reml, REAL(grad), &fa, REAL(scaled));
+    lmm_scaled_gradient(&xp, REAL(theta), reml, REAL(grad), &fa, REAL(scaled));
 
     const char *names[] = {"theta", "deviance", "feval", "convergence", "message", "gradient",
                            "scaled_gradient", ""};

@@ -361,3 +361,25 @@ test_that("methods: print, summary, as.data.frame, plot; bad input", {
     expect_identical(b3$nfail, 1L)
     expect_match(b3$messages, "returned 3 values instead of 2")
 })
+
+test_that("warm-started refits leave a near-zero variance when zero is not the minimum", {
+    ## replicates 106 and 447 of this seed once stopped at theta ~ 1e-6 for the
+    ## slope (a stationary point: the deviance depends on it through its
+    ## square) although the optimum is interior (sleepstudy replicate 447:
+    ## 1709.23 against 1709.87)
+    need_lme4()
+    fit <- lmmfit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+    b <- parboot(fit, nsim = 447, seed = 1)
+    expect_identical(sum(b$status != 0L), 0L)
+    sims <- simulate(fit, nsim = 447, seed = 1)
+    for (k in c(106L, 447L)) {
+        d <- lme4::sleepstudy
+        d$Reaction <- sims[[k]]
+        cold <- suppressMessages(lmmfit(Reaction ~ Days + (Days | Subject), d))
+        warm <- refit(fit, sims[[k]])
+        m <- suppressMessages(lme4::lmer(Reaction ~ Days + (Days | Subject), d))
+        expect_lte(warm$deviance_value, lme4_objective(m) + 1e-6)
+        expect_equal(warm$deviance_value, cold$deviance_value, tolerance = 1e-8)
+        expect_equal(unname(b$t[k, "sigma"]), sigma(warm), tolerance = 1e-6)
+    }
+})
