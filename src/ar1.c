@@ -343,6 +343,7 @@ SEXP lmm_ar1_optimize(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP spa
         if (npar <= 20)
             done = lmm_newton_polish(npar, x, lower, upper, ar1_objective, &m, 20, 1e-4, &feval);
     }
+    lmm_snap_to_zero(npar, x, lower, ar1_objective, &m);
     res.fmin = ar1_objective(x, &m);
     /* the reported gradient: central differences with a step of at least 1e-5
      * (below that the objective's rounding noise dominates on large data) */

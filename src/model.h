@@ -89,6 +89,10 @@ void lmm_fd_gradient(int n, const double *x, const double *lower, const double *
 int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
                       lmm_objective fn, void *ex, int maxit, double h, int *fevals);
 
+/* Diagonal elements of lambda (lower bound 0) below 1e-3 set to 0 where that
+ * does not raise the objective. */
+void lmm_snap_to_zero(int n, double *x, const double *lower, lmm_objective fn, void *ex);
+
 /* The profiled deviance of a plain fit minimised over theta (in place). */
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                   const lmm_optctl *ctl, lmm_optres *res);

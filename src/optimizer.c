@@ -326,6 +326,22 @@ static int escape_zero(int nt, double *theta, const double *lower, double f0,
     return moved;
 }
 
+/* Diagonal elements of lambda left just above zero are set to zero when the
+ * deviance there is no higher: the optimum is on the bound (a singular fit),
+ * which a finite-difference method approaches but need not reach. */
+void lmm_snap_to_zero(int n, double *x, const double *lower, lmm_objective fn, void *ex)
+{
+    double f = fn(x, ex);
+    for (int i = 0; i < n; i++) {
+        if (lower[i] != 0.0 || x[i] <= 0.0 || x[i] >= 1e-3) continue;
+        double keep = x[i];
+        x[i] = 0.0;
+        double f0 = fn(x, ex);
+        if (f0 <= f) f = f0;
+        else x[i] = keep;
+    }
+}
+
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                   const lmm_optctl *ctl, lmm_optres *res)
 {
@@ -368,6 +384,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
         fevals += res->fncount;
         if (!small && !moved && before - res->fmin < 1e-12 * fmax(1.0, fabs(before))) break;
     }
+    lmm_snap_to_zero(nt, theta, lower, deviance_objective, &ex);
     res->fmin = deviance_objective(theta, &ex);
     res->fncount = fevals;
 }

@@ -280,3 +280,16 @@ test_that("bad AR(1) specifications give clear errors", {
     f <- quiet_lmmfit(y ~ time + (1 | site) + (1 | id), d, correlation = ar1(~ time | id))
     expect_true(is.finite(f$deviance_value))
 })
+
+test_that("an AR(1) fit whose variance optimum is zero reports it exactly (singular), as nlme's logLik", {
+    need("nlme")
+    d <- droplevels(trial[trial$id %in% levels(trial$id)[1:100], ])
+    f <- expect_message(lmmfit(y ~ time + treatment + (1 | id), d, correlation = ar1(~ time | id)),
+                        "singular")
+    expect_identical(unname(f$theta), 0)
+    expect_true(isSingular(f))
+    expect_length(lmmfit:::convergence_messages(f), 0L)
+    m <- nlme::lme(y ~ time + treatment, random = ~ 1 | id, data = d,
+                   correlation = nlme::corAR1(form = ~ time | id))
+    expect_gte(as.numeric(logLik(f)), as.numeric(logLik(m)) - 1e-6)
+})
