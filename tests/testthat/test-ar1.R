@@ -284,8 +284,8 @@ test_that("bad AR(1) specifications give clear errors", {
 test_that("an AR(1) fit whose variance optimum is zero reports it exactly (singular), as nlme's logLik", {
     need("nlme")
     d <- droplevels(trial[trial$id %in% levels(trial$id)[1:100], ])
-    f <- expect_message(lmmfit(y ~ time + treatment + (1 | id), d, correlation = ar1(~ time | id)),
-                        "singular")
+    expect_message(f <- lmmfit(y ~ time + treatment + (1 | id), d, correlation = ar1(~ time | id)),
+                   "singular")
     expect_identical(unname(f$theta), 0)
     expect_true(isSingular(f))
     expect_length(lmmfit:::convergence_messages(f), 0L)
