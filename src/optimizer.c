@@ -308,7 +308,7 @@ static double *theta_upper(int nt)
  * a few values off the bound for every diagonal element below 1e-3; return 1
  * and move theta when one of them is lower. */
 static int escape_zero(int nt, double *theta, const double *lower, double f0,
-                       lmm_objective fn, void *ex)
+                       lmm_objective fn, void *ex, int *fevals)
 {
     static const double probes[] = {1e-3, 1e-2, 1e-1, 1.0};
     int moved = 0;
@@ -318,6 +318,7 @@ static int escape_zero(int nt, double *theta, const double *lower, double f0,
         for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++) {
             theta[i] = probes[k];
             double f = fn(theta, ex);
+            (*fevals)++;
             if (f < best - 1e-10 * fmax(1.0, fabs(f0))) { best = f; at = probes[k]; }
         }
         theta[i] = at;
@@ -376,8 +377,8 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
         if (small) done = lmm_newton_polish(nt, theta, lower, upper, deviance_objective, &ex,
                                             20, 1e-4, &fevals);
         double f = deviance_objective(theta, &ex);
-        int moved = escape_zero(nt, theta, lower, f, deviance_objective, &ex);
-        fevals += 1 + 4 * nt;
+        int moved = escape_zero(nt, theta, lower, f, deviance_objective, &ex, &fevals);
+        fevals++;
         if (done && !moved) break;
         double before = f;
         lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, ctl, res);
