@@ -170,7 +170,9 @@ ar1_fit_core <- function(X, y, w, off, reterms, REML, control, correlation, fram
     sol <- .Call(C_lmm_solution, wx$xprod, theta, REML)
     dev <- sol$deviance + wx$logdetR
 
-    g_phi <- opt$gradient[nt + 1L]
+    ## convergence is judged on the curvature-scaled gradient, as for plain fits
+    sg <- ifelse(is.na(opt$scaled_gradient), opt$gradient, opt$scaled_gradient)
+    g_phi <- sg[nt + 1L]
     if (abs(phi) < ar1_phimax && (!is.finite(g_phi) || abs(g_phi) > control$check_grad_tol))
         warning(sprintf("AR(1) parameter: model failed to converge with |grad| = %.3g", g_phi),
                 call. = FALSE)
@@ -178,7 +180,8 @@ ar1_fit_core <- function(X, y, w, off, reterms, REML, control, correlation, fram
         warning("the AR(1) parameter is at its bound (|Phi| = 1 - 1e-6)", call. = FALSE)
     optinfo <- list(theta = theta, phi = phi, deviance = opt$deviance, feval = opt$feval,
                     convergence = opt$convergence, message = opt$message,
-                    gradient = opt$gradient[seq_len(nt)], gradient_phi = g_phi)
+                    gradient = opt$gradient[seq_len(nt)], gradient_phi = opt$gradient[nt + 1L],
+                    scaled_gradient = opt$scaled_gradient[seq_len(nt)])
     list(xprod = wx$xprod, optinfo = optinfo, theta = theta, deviance_value = dev,
          beta = setNames(sol$beta, colnames(X)), u = sol$u, RX = sol$RX,
          pwrss = sol$pwrss, ldL2 = sol$ldL2, ldRX2 = sol$ldRX2,

@@ -349,8 +349,11 @@ SEXP lmm_ar1_optimize(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP spa
      * (below that the objective's rounding noise dominates on large data) */
     SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
     lmm_fd_gradient(npar, x, lower, upper, ar1_objective, &m, fmax(ctl.fdstep, 1e-5), REAL(grad));
+    SEXP scaled = PROTECT(allocVector(REALSXP, npar)); nprot++;
+    lmm_fd_scaled_gradient(npar, x, lower, upper, ar1_objective, &m, REAL(grad), REAL(scaled));
 
-    const char *names[] = {"par", "deviance", "feval", "convergence", "message", "gradient", ""};
+    const char *names[] = {"par", "deviance", "feval", "convergence", "message", "gradient",
+                           "scaled_gradient", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SET_VECTOR_ELT(ans, 0, par);
     SET_VECTOR_ELT(ans, 1, ScalarReal(res.fmin));
@@ -358,6 +361,7 @@ SEXP lmm_ar1_optimize(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP spa
     SET_VECTOR_ELT(ans, 3, ScalarInteger(res.fail));
     SET_VECTOR_ELT(ans, 4, mkString(res.msg));
     SET_VECTOR_ELT(ans, 5, grad);
+    SET_VECTOR_ELT(ans, 6, scaled);
     UNPROTECT(nprot);
     return ans;
 }

@@ -98,6 +98,8 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                   const lmm_optctl *ctl, lmm_optres *res);
 /* The gradient over the square root of the diagonal curvature (NA where that
  * is not positive): the convergence measure lme4 users know. */
+void lmm_fd_scaled_gradient(int n, const double *x, const double *lower, const double *upper,
+                            lmm_objective fn, void *ex, const double *grad, double *scaled);
 void lmm_scaled_gradient(const lmm_xprod *xp, const double *theta, int reml,
                          const double *grad, lmm_factor *fa, double *scaled);
 /* Finite-difference gradient of the profiled deviance (one-sided at active bounds). */

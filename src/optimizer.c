@@ -436,29 +436,37 @@ void lmm_unpack_control(SEXP control, lmm_optctl *ctl)
  * noise alone can exceed any fixed tolerance.  NA where the curvature is not
  * positive.  Second differences at a step of 1e-3 relative (one-sided at a
  * bound): 2 evaluations per parameter. */
+void lmm_fd_scaled_gradient(int n, const double *x, const double *lower, const double *upper,
+                            lmm_objective fn, void *ex, const double *grad, double *scaled)
+{
+    double *xt = (double *) R_alloc((size_t) n, sizeof(double));
+    memcpy(xt, x, (size_t) n * sizeof(double));
+    double f0 = fn(x, ex);
+    for (int i = 0; i < n; i++) {
+        double h = 1e-3 * fmax(1.0, fabs(x[i])), curv;
+        if (x[i] - h >= lower[i] && x[i] + h <= upper[i]) {
+            xt[i] = x[i] + h; double fp = fn(xt, ex);
+            xt[i] = x[i] - h; double fm = fn(xt, ex);
+            curv = (fp - 2 * f0 + fm) / (h * h);
+        } else {
+            double s = x[i] + 2 * h <= upper[i] ? h : -h;
+            xt[i] = x[i] + s; double f1 = fn(xt, ex);
+            xt[i] = x[i] + 2 * s; double f2 = fn(xt, ex);
+            curv = (f2 - 2 * f1 + f0) / (h * h);
+        }
+        xt[i] = x[i];
+        scaled[i] = (R_FINITE(curv) && curv > 0) ? grad[i] / sqrt(curv) : NA_REAL;
+    }
+}
+
 void lmm_scaled_gradient(const lmm_xprod *xp, const double *theta, int reml,
                          const double *grad, lmm_factor *fa, double *scaled)
 {
     int nt = lmm_ntheta(xp);
+    deviance_ex ex = {xp, fa, reml};
     double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
-    double *th = (double *) R_alloc((size_t) nt, sizeof(double));
     lmm_theta_lower(xp, lower);
-    memcpy(th, theta, (size_t) nt * sizeof(double));
-    double f0 = lmm_deviance(xp, theta, reml, fa);
-    for (int i = 0; i < nt; i++) {
-        double h = 1e-3 * fmax(1.0, fabs(theta[i])), curv;
-        if (theta[i] - h >= lower[i]) {
-            th[i] = theta[i] + h; double fp = lmm_deviance(xp, th, reml, fa);
-            th[i] = theta[i] - h; double fm = lmm_deviance(xp, th, reml, fa);
-            curv = (fp - 2 * f0 + fm) / (h * h);
-        } else {
-            th[i] = theta[i] + h; double f1 = lmm_deviance(xp, th, reml, fa);
-            th[i] = theta[i] + 2 * h; double f2 = lmm_deviance(xp, th, reml, fa);
-            curv = (f2 - 2 * f1 + f0) / (h * h);
-        }
-        th[i] = theta[i];
-        scaled[i] = (R_FINITE(curv) && curv > 0) ? grad[i] / sqrt(curv) : NA_REAL;
-    }
+    lmm_fd_scaled_gradient(nt, theta, lower, theta_upper(nt), deviance_objective, &ex, grad, scaled);
 }
 
 SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
