@@ -6,14 +6,8 @@ library(lmmfit)
 ##     The mixed model's intercept has a much larger standard error than a
 ##     fixed-effects fit's, while the slope's standard error is the same:
 ##     the intercept is for a new group drawn from the population of groups.
-set.seed(1)
-generatepoint <- function(ppt, n) {
-    x <- rnorm(n) + ppt
-    y <- -x + 10 + 2 * ppt + rnorm(n, sd = .1)
-    data.frame(x, y, p = ppt)
-}
-data <- do.call(rbind, lapply(1:10, generatepoint, 10))
-data$p <- factor(data$p)
+##     (`tenclusters` is seed 001's data, regenerated exactly: see ?tenclusters.)
+data <- tenclusters
 cat("\n== (a) y ~ x + (1 | p): 10 groups, 10 points each\n\n")
 fit_a <- lmmfit(y ~ x + (1 | p), data = data)
 print(summary(fit_a))
@@ -23,10 +17,8 @@ print(coef(summary(lm(y ~ x + p, data = data, contrasts = list(p = "contr.sum"))
 ## (b) Twelve points in four groups: x varies mostly between groups, y mostly
 ##     within them.  The group variance is estimated at exactly zero (a
 ##     boundary fit), so the mixed model reproduces lm(y ~ x).
-d2 <- data.frame(
-    y = c(-0.5, 0, 0.5, -0.6, 0, 0.6, -0.2, 0.1, 0.4, -0.5, -0.1, 0.4),
-    x = c(2, 3, 4, -4, -3, -2, 13, 14, 15, -15, -14, -13),
-    f = factor(rep(1:4, each = 3)))
+##     (`clusterx` holds seed 002's twelve rows: see ?clusterx.)
+d2 <- clusterx
 cat("\n== (b) y ~ x + (1 | f): 12 points, 4 groups\n\n")
 fit_b <- lmmfit(y ~ x + (1 | f), data = d2)
 print(summary(fit_b))
