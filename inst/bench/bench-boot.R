@@ -27,20 +27,8 @@ csv <- if (length(args) >= 1L) args[[1L]] else Sys.getenv("LMMFIT_BENCH_CSV", de
 nsim_lme4 <- as.integer(Sys.getenv("LMMFIT_BENCH_NSIM_LME4", "200"))
 nsim_ours <- as.integer(Sys.getenv("LMMFIT_BENCH_NSIM", "10000"))
 
-seed001 <- function() {
-    set.seed(1)
-    generatepoint <- function(ppt, n) {
-        x <- rnorm(n) + ppt
-        y <- -x + 10 + 2 * ppt + rnorm(n, sd = .1)
-        data.frame(x, y, p = ppt)
-    }
-    data <- do.call(rbind, lapply(1:10, generatepoint, 10))
-    data$p <- factor(data$p)
-    data
-}
-
 problems <- list(
-    list(name = "seed001", formula = y ~ x + (1 | p), data = seed001(),
+    list(name = "seed001", formula = y ~ x + (1 | p), data = lmmfit::tenclusters,   # seed 001's data, regenerated exactly
          published = list(`FALSE` = c(1.915025294, 0.009903413), `TRUE` = c(0.055405505, 0.009868006))),
     list(name = "sleepstudy", formula = Reaction ~ Days + (Days | Subject), data = lme4::sleepstudy,
          published = NULL)
