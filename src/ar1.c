@@ -332,6 +332,10 @@ SEXP lmm_ar1_optimize(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP spa
          * flat tail costs L-BFGS-B many evaluations, Newton a few */
         lmm_optctl loose = ctl;
         loose.factr = fmax(ctl.factr, 1e10);
+        /* the loose phase needs only a rough gradient: forward differences */
+        loose.forward = 1;
+        loose.fdstep = fmax(ctl.fdstep, 1e-7);
+        loose.shift = 1;
         lmm_minimize(npar, x, lower, upper, ar1_objective, &m, &loose, &res);
         feval += res.fncount;
         done = lmm_newton_polish(npar, x, lower, upper, ar1_objective, &m, 20, 1e-4, &feval);

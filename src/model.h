@@ -65,6 +65,8 @@ typedef struct lmm_optctl_s {
     double pgtol;
     double fdstep;       /* relative step of the finite-difference gradient */
     int forward;         /* 1: forward differences (half the evaluations, O(h) error) */
+    int shift;           /* 1: measure f from its starting value, so that L-BFGS-B's
+                            relative stopping rule is relative to the decrease made */
     int trace;
 } lmm_optctl;
 

@@ -22,6 +22,7 @@ typedef struct {
     /* the last point L-BFGS-B evaluated: its gradient call comes at the same point */
     double *last_x, last_f;
     int n;
+    double shift;        /* subtracted from every value L-BFGS-B sees */
 } fd_problem;
 
 static double eval_fn(fd_problem *pr, const double *x)
@@ -64,9 +65,11 @@ static double lbfgsb_fn(int n, double *x, void *ex)
     fd_problem *pr = ((lbfgsb_ex *) ex)->pr;
     double f = eval_fn(pr, x);
     if (pr->last_x) {
+        /* the unshifted value: the gradient's other points are unshifted too */
         memcpy(pr->last_x, x, (size_t) n * sizeof(double));
         pr->last_f = f;
     }
+    f -= pr->shift;
     /* L-BFGS-B cannot step back from an infinite value: make failure merely bad. */
     return R_FINITE(f) ? f : DBL_MAX / 4;
 }
@@ -82,7 +85,7 @@ void lmm_minimize(int n, double *x, const double *lower, const double *upper,
                   lmm_objective fn, void *ex, const lmm_optctl *ctl, lmm_optres *res)
 {
     fd_problem pr = {fn, ex, lower, upper, ctl->fdstep, 0, ctl->forward,
-                     (double *) R_alloc((size_t) n, sizeof(double)), NA_REAL, n};
+                     (double *) R_alloc((size_t) n, sizeof(double)), NA_REAL, n, 0.0};
     lbfgsb_ex lex = {&pr, (double *) R_alloc((size_t) n, sizeof(double))};
     int *nbd = (int *) R_alloc((size_t) n, sizeof(int));
     for (int i = 0; i < n; i++) {
@@ -90,6 +93,10 @@ void lmm_minimize(int n, double *x, const double *lower, const double *upper,
         nbd[i] = lo && up ? 2 : lo ? 1 : up ? 3 : 0;
         if (x[i] < lower[i]) x[i] = lower[i];
         if (x[i] > upper[i]) x[i] = upper[i];
+    }
+    if (ctl->shift) {
+        double f0 = eval_fn(&pr, x);
+        if (R_FINITE(f0)) pr.shift = f0;
     }
     char msg[60];
     int fail = 0, fncount = 0, grcount = 0;
@@ -108,7 +115,7 @@ void lmm_minimize(int n, double *x, const double *lower, const double *upper,
 void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
                      lmm_objective fn, void *ex, double h, double *grad)
 {
-    fd_problem pr = {fn, ex, lower, upper, h, 0, 0, NULL, NA_REAL, n};
+    fd_problem pr = {fn, ex, lower, upper, h, 0, 0, NULL, NA_REAL, n, 0.0};
     fd_gradient(&pr, n, x, grad, (double *) R_alloc((size_t) n, sizeof(double)));
 }
 
@@ -283,17 +290,6 @@ static double deviance_objective(const double *theta, void *ex)
     return lmm_deviance(d->xp, theta, d->reml, d->fa);
 }
 
-typedef struct {
-    deviance_ex *d;
-    double shift;
-} shifted_ex;
-
-static double shifted_objective(const double *theta, void *ex)
-{
-    shifted_ex *s = (shifted_ex *) ex;
-    return deviance_objective(theta, s->d) - s->shift;
-}
-
 static double *theta_upper(int nt)
 {
     double *upper = (double *) R_alloc((size_t) nt, sizeof(double));
@@ -369,9 +365,8 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     /* L-BFGS-B's stopping rule is relative to |f|: on a deviance of 1e5 its
      * loose phase would stop a whole unit from the optimum.  Measured from the
      * starting value instead, the rule is relative to the decrease achieved. */
-    shifted_ex sx = {&ex, deviance_objective(theta, &ex)};
-    if (!R_FINITE(sx.shift)) sx.shift = 0;
-    lmm_minimize(nt, theta, lower, upper, shifted_objective, &sx, &loose, res);
+    loose.shift = 1;
+    lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, &loose, res);
     fevals += res->fncount;
     for (int round = 0; round < 3; round++) {
         if (small) done = lmm_newton_polish(nt, theta, lower, upper, deviance_objective, &ex,
@@ -426,6 +421,7 @@ void lmm_unpack_control(SEXP control, lmm_optctl *ctl)
     ctl->fdstep = list_real(control, "fdstep", 1e-6);
     ctl->trace = list_real(control, "trace", 0) != 0;
     ctl->forward = 0;
+    ctl->shift = 0;
     if (ctl->maxit < 1 || !(ctl->factr > 0) || !(ctl->fdstep > 0))
         error(_("'maxit', 'factr' and 'fdstep' must be positive"));
 }
