@@ -534,7 +534,7 @@ SEXP lmm_refit(SEXP spec, SEXP sy, SEXP stheta0, SEXP sreml, SEXP control)
     boot_ctx bc;
     unpack_spec(spec, &bc);
     const lmm_xprod *xp = &bc.xp;
-    int reml = lmm_arg_flag(sreml, "REML"), nt = bc.nt, p = bc.p, px = xp->px;
+    int reml = lmm_arg_flag(sreml, "REML"), nt = bc.nt, p = bc.p;
     const double *y = real_of_length(sy, bc.n, "newresp");
     for (R_xlen_t t = 0; t < bc.n; t++)
         if (!R_FINITE(y[t])) error(_("the new response has NA, NaN or infinite values"));
@@ -567,8 +567,7 @@ SEXP lmm_refit(SEXP spec, SEXP sy, SEXP stheta0, SEXP sreml, SEXP control)
         return ans;
     }
     SEXP RX = PROTECT(alloc_real_matrix(p, p)); nprot++;
-    for (int c = 0; c < p; c++)
-        for (int r = 0; r <= c; r++) REAL(RX)[r + c * p] = fa.LXX[c + r * px];
+    lmm_rx_from_factor(xp, &fa, REAL(RX));
 
     /* the new cross-product list: the old one with the response parts replaced */
     SEXP sxp = list_elt(spec, "xprod");

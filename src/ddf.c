@@ -162,13 +162,10 @@ static void vp_derivs(vp_fun *f, const double *x0, const double *rel, double *ja
         }
 }
 
+/* varpar = (theta, sigma) */
 static void check_varpar(const lmm_xprod *xp, SEXP varpar)
 {
-    int nv = lmm_ntheta(xp) + 1;
-    if (!isReal(varpar) || LENGTH(varpar) != nv)
-        error(_("'varpar' must be a numeric vector of length %d (theta, sigma)"), nv);
-    for (int i = 0; i < nv; i++)
-        if (!R_FINITE(REAL(varpar)[i])) error(_("'varpar' must be finite"));
+    lmm_arg_finite(varpar, lmm_ntheta(xp) + 1, "varpar (theta, sigma)");
 }
 
 /* vcov(beta) and the deviance at varpar = (theta, sigma). */

@@ -325,6 +325,16 @@ void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, dou
     }
 }
 
+/* The upper triangular p x p R_X = t(L_XX[1:p, 1:p]), with vcov(beta) =
+ * sigma^2 (R_X' R_X)^{-1}, into a p x p column-major array. */
+void lmm_rx_from_factor(const lmm_xprod *xp, const lmm_factor *fa, double *RX)
+{
+    int p = xp->p, px = xp->px;
+    for (int c = 0; c < p; c++)
+        for (int r = 0; r < p; r++)
+            RX[r + (size_t) c * p] = (r <= c) ? fa->LXX[c + (size_t) r * px] : 0.0;
+}
+
 static const char *factor_failure(int code)
 {
     switch (code) {
@@ -335,19 +345,11 @@ static const char *factor_failure(int code)
     }
 }
 
-static void check_theta(const lmm_xprod *xp, SEXP theta)
-{
-    if (!isReal(theta) || LENGTH(theta) != lmm_ntheta(xp))
-        error(_("'theta' must be a numeric vector of length %d"), lmm_ntheta(xp));
-    for (int i = 0; i < LENGTH(theta); i++)
-        if (!R_FINITE(REAL(theta)[i])) error(_("'theta' must be finite"));
-}
-
 SEXP lmm_deviance_R(SEXP sxp, SEXP theta, SEXP reml)
 {
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
-    check_theta(&xp, theta);
+    lmm_arg_finite(theta, lmm_ntheta(&xp), "theta");
     int r = lmm_arg_flag(reml, "REML");
     lmm_factor fa;
     lmm_factor_alloc(&xp, &fa);
@@ -360,19 +362,17 @@ SEXP lmm_solution(SEXP sxp, SEXP theta, SEXP sreml)
     int nprot = 0, reml = lmm_arg_flag(sreml, "REML");
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
-    check_theta(&xp, theta);
+    lmm_arg_finite(theta, lmm_ntheta(&xp), "theta");
     lmm_factor fa;
     lmm_factor_alloc(&xp, &fa);
     int code = lmm_factorize(&xp, REAL(theta), &fa);
     if (code != 0) error("%s", factor_failure(code));
-    int p = xp.p, px = xp.px, q = xp.q1 + xp.q2;
+    int p = xp.p, q = xp.q1 + xp.q2;
     SEXP beta = PROTECT(allocVector(REALSXP, p)); nprot++;
     SEXP u = PROTECT(allocVector(REALSXP, q)); nprot++;
     lmm_solve_coef(&xp, &fa, REAL(beta), REAL(u));
     SEXP RX = PROTECT(allocMatrix(REALSXP, p, p)); nprot++;
-    for (int c = 0; c < p; c++)
-        for (int r = 0; r < p; r++)      /* upper triangular R_X = t(L_XX) */
-            REAL(RX)[r + c * p] = (r <= c) ? fa.LXX[c + r * px] : 0.0;
+    lmm_rx_from_factor(&xp, &fa, REAL(RX));
     const char *names[] = {"deviance", "beta", "u", "RX", "ldL2", "ldRX2", "pwrss", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SET_VECTOR_ELT(ans, 0, ScalarReal(lmm_deviance_from_factor(&xp, &fa, reml)));

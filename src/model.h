@@ -56,6 +56,9 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa);
 double lmm_deviance_from_factor(const lmm_xprod *xp, const lmm_factor *fa, int reml);
 double lmm_deviance(const lmm_xprod *xp, const double *theta, int reml, lmm_factor *fa);
 
+/* R_X = t(L_XX[1:p, 1:p]) (p x p, upper triangular, column-major). */
+void lmm_rx_from_factor(const lmm_xprod *xp, const lmm_factor *fa, double *RX);
+
 /* Conditional modes and fixed effects from a factor: beta (p), u (q1 + q2, spherical). */
 void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, double *u);
 
