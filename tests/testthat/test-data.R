@@ -3,14 +3,7 @@
 ## data-raw/, repeated here, for schools and trial).
 
 test_that("tenclusters is seed 001's data, regenerated exactly by its code", {
-    set.seed(1)
-    generatepoint <- function(ppt, n) {
-        x <- rnorm(n) + ppt
-        y <- -x + 10 + 2 * ppt + rnorm(n, sd = .1)
-        data.frame(x, y, p = ppt)
-    }
-    d <- do.call(rbind, lapply(1:10, generatepoint, 10))
-    d$p <- factor(d$p)
+    d <- seed001_data()   # the seed's code, in helper-seeds.R
     expect_identical(dim(tenclusters), c(100L, 3L))
     expect_identical(tenclusters, d)
     expect_identical(levels(tenclusters$p), as.character(1:10))
