@@ -13,17 +13,10 @@
 ## both use.u settings.  Also printed: the bootstrap SDs of the fixed effects,
 ## and for seed 001 the published bootMer SDs (nsim = 10000).
 
-suppressPackageStartupMessages({
-    library(lmmfit)
-    library(lme4)
-})
-
-args <- commandArgs(trailingOnly = TRUE)
 script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
-default_csv <- if (length(script) == 1L)
-    file.path(dirname(script), "results", "bench-boot.csv") else
-    file.path("inst", "bench", "results", "bench-boot.csv")
-csv <- if (length(args) >= 1L) args[[1L]] else Sys.getenv("LMMFIT_BENCH_CSV", default_csv)
+bench_dir <- if (length(script) == 1L) dirname(script) else file.path("inst", "bench")
+source(file.path(bench_dir, "common.R"))
+csv <- bench_csv("bench-boot", "LMMFIT_BENCH_CSV", bench_dir)
 nsim_lme4 <- as.integer(Sys.getenv("LMMFIT_BENCH_NSIM_LME4", "200"))
 nsim_ours <- as.integer(Sys.getenv("LMMFIT_BENCH_NSIM", "10000"))
 

@@ -15,19 +15,11 @@
 ## criterion: lmmfit's fit$deviance_value and lme4::REMLcrit(m); their
 ## difference (lmmfit - lme4) is <= 0 when lmmfit's optimum is at least as good.
 
-suppressPackageStartupMessages({
-    library(lmmfit)
-    library(lme4)
-})
-
-args <- commandArgs(trailingOnly = TRUE)
 script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
-default_csv <- if (length(script) == 1L)
-    file.path(dirname(script), "results", "bench-fit.csv") else
-    file.path("inst", "bench", "results", "bench-fit.csv")
-csv <- if (length(args) >= 1L) args[[1L]] else Sys.getenv("LMMFIT_BENCH_CSV", default_csv)
-rep_scale <- as.numeric(Sys.getenv("LMMFIT_BENCH_REPS", "1"))
-if (!is.finite(rep_scale) || rep_scale <= 0) stop("LMMFIT_BENCH_REPS must be a positive number")
+bench_dir <- if (length(script) == 1L) dirname(script) else file.path("inst", "bench")
+source(file.path(bench_dir, "common.R"))
+csv <- bench_csv("bench-fit", "LMMFIT_BENCH_CSV", bench_dir)
+rep_scale <- bench_rep_scale()
 
 ## ---- problems ---------------------------------------------------------------
 
@@ -56,22 +48,7 @@ problems <- list(
 
 ## ---- timing -----------------------------------------------------------------
 
-## Wall-clock and CPU (user + system) seconds of `inner` evaluations of f().
-## Sys.time has microsecond resolution; proc.time's CPU times only 1 ms, so the
-## small problems run several fits per timed repeat.  On a machine shared with
-## other work the CPU time is the steadier measure: BLAS here is single-threaded.
-time_batch <- function(f, inner) {
-    gc(FALSE)
-    c0 <- proc.time(); t0 <- Sys.time()
-    for (i in seq_len(inner)) f()
-    t1 <- Sys.time(); c1 <- proc.time() - c0
-    c(wall = as.numeric(t1 - t0, units = "secs") / inner,
-      cpu = (c1[["user.self"]] + c1[["sys.self"]]) / inner)
-}
 
-## Fit quietly (singular-fit messages and convergence warnings would otherwise
-## repeat for every timed fit); the warm-up fits below record them once.
-quiet <- function(expr) suppressMessages(suppressWarnings(expr))
 fit_lme4 <- function(p) lme4::lmer(p$formula, data = p$data, REML = TRUE)
 fit_lmmfit <- function(p) lmmfit::lmmfit(p$formula, data = p$data, REML = TRUE)
 with_conditions <- function(expr) {

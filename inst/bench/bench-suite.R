@@ -21,21 +21,13 @@
 ## process's peak resident size (VmHWM), in MB, beside the size of the data
 ## frame (object.size); see measured_fit() below.
 
-suppressPackageStartupMessages({
-    library(lmmfit)
-    library(lme4)
-})
-
-args <- commandArgs(trailingOnly = TRUE)
 script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
-default_csv <- if (length(script) == 1L)
-    file.path(dirname(script), "results", "bench-suite.csv") else
-    file.path("inst", "bench", "results", "bench-suite.csv")
-csv <- if (length(args) >= 1L) args[[1L]] else Sys.getenv("LMMFIT_BENCH_SUITE_CSV", default_csv)
+bench_dir <- if (length(script) == 1L) dirname(script) else file.path("inst", "bench")
+source(file.path(bench_dir, "common.R"))
+csv <- bench_csv("bench-suite", "LMMFIT_BENCH_SUITE_CSV", bench_dir)
 quick <- nzchar(Sys.getenv("LMMFIT_BENCH_QUICK")) && Sys.getenv("LMMFIT_BENCH_QUICK") != "0"
 only <- strsplit(Sys.getenv("LMMFIT_BENCH_ONLY"), ",", fixed = TRUE)[[1L]]
-rep_scale <- as.numeric(Sys.getenv("LMMFIT_BENCH_REPS", "1"))
-if (!is.finite(rep_scale) || rep_scale <= 0) stop("LMMFIT_BENCH_REPS must be a positive number")
+rep_scale <- bench_rep_scale()
 
 ## ---- simulated data -----------------------------------------------------------
 
@@ -92,15 +84,6 @@ if (length(only)) problems <- Filter(function(p) p$name %in% only, problems)
 
 ## ---- measuring ----------------------------------------------------------------
 
-## Wall-clock and CPU (user + system) seconds per fit of `inner` fits.
-time_batch <- function(f, inner) {
-    gc(FALSE)
-    c0 <- proc.time(); t0 <- Sys.time()
-    for (i in seq_len(inner)) f()
-    t1 <- Sys.time(); c1 <- proc.time() - c0
-    c(wall = as.numeric(t1 - t0, units = "secs") / inner,
-      cpu = (c1[["user.self"]] + c1[["sys.self"]]) / inner)
-}
 
 proc_kb <- function(field) {
     st <- tryCatch(readLines("/proc/self/status"), error = function(e) character())
@@ -131,7 +114,6 @@ measured_fit <- function(f) {
     list(value = value, notes = notes, peak_mb = heap, rss_mb = rss)
 }
 
-quiet <- function(expr) suppressMessages(suppressWarnings(expr))
 
 rows <- list()
 notes <- list()
