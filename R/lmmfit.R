@@ -7,9 +7,11 @@
 #'
 #' The cross-products of the data are formed once in C; every evaluation of the
 #' profiled deviance then works on them alone, with a blocked Cholesky
-#' factorisation (the largest grouping factor block diagonal, the others dense)
-#' using R's BLAS and LAPACK.  The covariance parameters are optimised in C by
-#' a bound-constrained quasi-Newton method (L-BFGS-B).
+#' factorisation (the largest grouping factor block diagonal, the others dense:
+#' LAPACK's \code{dpotrf} for small dense blocks, a blocked Cholesky kernel of
+#' the package's own for large ones).  The covariance parameters are optimised
+#' in C by a bound-constrained quasi-Newton method (L-BFGS-B) followed by
+#' Newton steps with a finite-difference Hessian.
 #'
 #' @param formula a two-sided formula with at least one random-effects term.
 #' @param data a data frame containing the variables in \code{formula}.
