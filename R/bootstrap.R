@@ -28,7 +28,7 @@ boot_spec <- function(fit, conditioned = TRUE) {
     if (conditioned) {
         cond <- conditioning_transform(X, rep(0, nrow(X)))
         cond$b0 <- drop(cond$Tinv %*% beta)
-        X <- cond$X
+        X <- X - rep(cond$xshift, each = nrow(X))
         xprod <- transform_xprod(xprod, cond)
         beta <- rep(0, length(beta))
     }

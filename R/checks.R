@@ -7,9 +7,9 @@
 ## reader of the coefficients.
 check_scales <- function(X, tol = 1e4) {
     if (!is.matrix(X) || ncol(X) < 2L) return(invisible(FALSE))
-    cont <- colSums(X != 0 & X != 1) > 0   # vectorised: this runs on every fit
-    if (sum(cont) < 2L) return(invisible(FALSE))
-    s <- apply(X[, cont, drop = FALSE], 2L, stats::sd)
+    if (!is.double(X)) storage.mode(X) <- "double"
+    ## one pass per column in C: this runs on every fit
+    s <- setNames(.Call(C_lmm_column_scales, X), colnames(X))
     s <- s[is.finite(s) & s > 0]
     if (length(s) < 2L) return(invisible(FALSE))
     if (max(s) / min(s) > tol) {

@@ -56,22 +56,23 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     n <- nrow(frame)
     if (n == 0L) stop("no observations left to fit (zero rows after subset and na.action)", call. = FALSE)
 
-    y <- model.response(frame)
-    if (is.null(y) || !is.numeric(y) || is.matrix(y))
+    ## the response column itself: model.response() would copy it to name it
+    y <- if (attr(attr(frame, "terms"), "response") == 1L) frame[[1L]]
+    if (is.null(y) || !is.numeric(y) || !is.null(dim(y)))
         stop("the response must be a numeric vector", call. = FALSE)
-    y <- as.double(unname(y))   # names would cost a string per row
-    if (any(!is.finite(y)))
+    if (!is.double(y) || !is.null(attributes(y))) y <- as.double(y)
+    if (!.Call(C_lmm_all_finite, y))
         stop("the response has NA, NaN or infinite values after na.action", call. = FALSE)
 
     fixed_terms <- terms(parsed$fixed, data = frame)
     X <- model.matrix(fixed_terms, frame, contrasts.arg = contrasts)
-    if (any(!is.finite(X)))
+    if (!.Call(C_lmm_all_finite, X))
         stop("the fixed-effects model matrix has NA, NaN or infinite values", call. = FALSE)
     xcontr <- attr(X, "contrasts")
     X <- drop_aliased(X)
     check_scales(X)
     dropped <- attr(X, "dropped")
-    attr(X, "dropped") <- NULL
+    if (!is.null(dropped)) attr(X, "dropped") <- NULL   # only then: X may be shared
 
     w <- model.weights(frame)
     if (!is.null(w)) {
@@ -88,7 +89,7 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
         off <- as.double(off)
     }
 
-    reterms <- build_reterms(parsed$terms, frame, parsed$env)
+    reterms <- build_reterms(parsed$terms, frame, parsed$env, X)
     if (n <= ncol(X)) stop(sprintf("%d observations cannot estimate %d fixed effects and the variance components",
                                    n, ncol(X)), call. = FALSE)
 
@@ -123,11 +124,14 @@ lmmfit_control <- function(maxit = 1000L, factr = 10, fdstep = 1e-6, singular_to
          singular_tol = singular_tol, check_grad_tol = check_grad_tol)
 }
 
-## Drop aliased columns of X, as lm() does, with a message.
+## Drop aliased columns of X, as lm() does, with a message.  For a tall X the
+## rank decision is made on the triangular factor of X (the same column
+## geometry, p x p), which spares qr() a copy of X.
 drop_aliased <- function(X) {
     p <- ncol(X)
     if (p == 0L) return(X)
-    qx <- qr(X, tol = 1e-7)
+    tall <- nrow(X) > 65536L && nrow(X) > 16 * p
+    qx <- qr(if (tall) .Call(C_lmm_x_rfactor, X) else X, tol = 1e-7)
     if (qx$rank < p) {
         keep <- sort(qx$pivot[seq_len(qx$rank)])
         dropped <- colnames(X)[-keep]
@@ -150,16 +154,17 @@ drop_aliased <- function(X) {
 ## y'y, the number the penalised residual sum of squares is subtracted from,
 ## and with it the rounding noise of every deviance evaluation (20-60 fold on
 ## the reference problems), which would otherwise limit how well theta is
-## located on a flat optimum.  The stored cross-products are mapped back to
-## the original data, so everything downstream sees X and y as given.
+## located on a flat optimum.  The C code applies the transformation row by
+## row, so no copy of X or y is made.  The stored cross-products are mapped
+## back to the original data, so everything downstream sees X and y as given.
 lmm_fit_core <- function(X, y, w, off, reterms, REML, control, theta0 = NULL) {
     yo <- if (is.null(off)) y else y - off
-    storage.mode(X) <- "double"
+    if (!is.double(X)) storage.mode(X) <- "double"
     cond <- conditioning_transform(X, yo)
-    xp <- .Call(C_lmm_crossprod, cond$X, cond$y, w,
-                lapply(reterms, function(t) as.integer(t$factor)),
+    xp <- .Call(C_lmm_crossprod, X, yo, w,
+                lapply(reterms, `[[`, "factor"),
                 lapply(reterms, `[[`, "Z"),
-                vapply(reterms, `[[`, 1L, "nlev"))
+                vapply(reterms, `[[`, 1L, "nlev"), cond$xshift, cond$b0)
     if (is.null(theta0)) theta0 <- better_start(xp, reterms, REML)
     opt <- .Call(C_lmm_optimize, xp, as.double(theta0), REML, control)
     names(opt$theta) <- theta_names(reterms)
@@ -170,23 +175,27 @@ lmm_fit_core <- function(X, y, w, off, reterms, REML, control, theta0 = NULL) {
          RX = sol$RX %*% cond$Tinv, pwrss = sol$pwrss, ldL2 = sol$ldL2, ldRX2 = sol$ldRX2)
 }
 
-## X T (T unit upper triangular: the intercept row holds minus the column
-## means) and y - X T b0 (b0 the least-squares coefficients on X T).
+## The conditioning: X T = X - xshift (T unit upper triangular: the
+## intercept row holds minus the column means, which are xshift) and
+## y - X T b0, b0 the least-squares coefficients on X T.  Only p x p pieces are
+## formed here: b0 comes from X'X and X'y (it need only be close, the
+## transformation is exact for any b0).
 conditioning_transform <- function(X, y) {
     p <- ncol(X)
     T <- Tinv <- diag(p)
+    xshift <- numeric(p)
     icpt <- match("(Intercept)", colnames(X))
-    Xc <- X
     if (!is.na(icpt) && p > 1L) {
         others <- seq_len(p)[-icpt]
-        m <- colMeans(X[, others, drop = FALSE])
-        Xc[, others] <- X[, others, drop = FALSE] - rep(m, each = nrow(X))
+        m <- colMeans(X)[others]
+        xshift[others] <- m
         T[icpt, others] <- -m
         Tinv[icpt, others] <- m
     }
-    b0 <- tryCatch(drop(solve(crossprod(Xc), crossprod(Xc, y))), error = function(e) rep(0, p))
+    A <- crossprod(T, crossprod(X) %*% T)
+    b0 <- tryCatch(drop(solve(A, crossprod(T, crossprod(X, y)))), error = function(e) rep(0, p))
     if (any(!is.finite(b0))) b0 <- rep(0, p)
-    list(X = Xc, y = drop(y - Xc %*% b0), T = T, Tinv = Tinv, b0 = b0)
+    list(xshift = unname(xshift), T = T, Tinv = Tinv, b0 = unname(b0))
 }
 
 ## Cross-products of the transformed data from those of the original:
@@ -227,8 +236,9 @@ simple_model_frame <- function(frame_formula, data, call) {
     if (!all(vars %in% names(data)) || anyDuplicated(names(data)[names(data) %in% vars])) return(NULL)
     frame <- data[vars]
     for (v in frame) {
-        if (!is.null(dim(v)) || anyNA(v)) return(NULL)
-        if (is.factor(v) && anyNA(match(seq_along(levels(v)), unclass(v)))) return(NULL)
+        if (!is.null(dim(v))) return(NULL)
+        ## anyNA() on a factor would allocate: lmm_levels_used() also sees NA
+        if (if (is.factor(v)) !.Call(C_lmm_levels_used, v) else anyNA(v)) return(NULL)
     }
     attr(frame, "terms") <- tt
     frame

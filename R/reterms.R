@@ -1,7 +1,9 @@
 ## Random-effects terms: grouping factors and their model matrices, in the
 ## order the C core wants them (decreasing number of levels).
 
-build_reterms <- function(specs, frame, env) {
+## X, when given, is the fixed-effects model matrix: a term whose columns are
+## exactly X's, as in y ~ x + (x | g), shares it instead of holding a copy.
+build_reterms <- function(specs, frame, env, X = NULL) {
     n <- nrow(frame)
     terms <- lapply(specs, function(s) {
         gname <- deparse1(s$group)
@@ -11,13 +13,13 @@ build_reterms <- function(specs, frame, env) {
         if (length(g) != n)
             stop(sprintf("grouping factor '%s' has %d values for %d observations",
                          gname, length(g), n), call. = FALSE)
-        if (anyNA(g))
+        if (if (is.factor(g)) !.Call(C_lmm_all_finite, g) else anyNA(g))
             stop(sprintf("grouping factor '%s' contains missing values", gname), call. = FALSE)
         ## factor() only when needed: it is the costliest step on large data
-        if (!is.factor(g) || anyNA(match(seq_along(levels(g)), unclass(g))) || is.ordered(g))
+        if (!is.factor(g) || is.ordered(g) || !.Call(C_lmm_levels_used, g))
             g <- factor(g)
-        Z <- re_model_matrix(s$lhs, frame, gname)
-        if (any(!is.finite(Z)))
+        Z <- re_model_matrix(s$lhs, frame, gname, X)
+        if (!.Call(C_lmm_all_finite, Z))
             stop(sprintf("the random-effects model matrix of (%s | %s) has non-finite values",
                          deparse1(s$lhs), gname), call. = FALSE)
         list(group = gname, factor = g, Z = Z, nlev = nlevels(g),
@@ -136,20 +138,25 @@ theta_to_lambda <- function(theta, terms) {
 }
 
 ## The model matrix of a random-effects term's left-hand side.  The common
-## (1 | g) needs no model.matrix() call.
-re_model_matrix <- function(lhs, frame, gname) {
-    if (identical(lhs, 1) || identical(lhs, 1L))
-        return(matrix(1, nrow(frame), 1L, dimnames = list(NULL, "(Intercept)")))
-    ## plain numeric variables, e.g. (Days | Subject) or (0 + x | g): no
-    ## model.matrix() needed either
+## (1 | g) and terms of plain numeric variables, e.g. (Days | Subject) or
+## (0 + x | g), need no model.matrix() call; when such a term has exactly the
+## columns of the fixed-effects matrix X, it is X.
+re_model_matrix <- function(lhs, frame, gname, X = NULL) {
+    n <- nrow(frame)
+    if (identical(lhs, 1) || identical(lhs, 1L)) {
+        if (!is.null(X) && identical(colnames(X), "(Intercept)")) return(X)
+        return(matrix(1, n, 1L, dimnames = list(NULL, "(Intercept)")))
+    }
     tt <- terms(eval(call("~", lhs)))
     labs <- attr(tt, "term.labels")
     if (length(labs) && all(labs %in% names(frame)) &&
         all(vapply(frame[labs], function(v) is.numeric(v) && is.null(dim(v)), NA))) {
-        cols <- lapply(frame[labs], as.double)
-        if (attr(tt, "intercept") == 1L) cols <- c(list(`(Intercept)` = rep(1, nrow(frame))), cols)
-        return(matrix(unlist(cols, use.names = FALSE), nrow(frame), length(cols),
-                      dimnames = list(NULL, names(cols))))
+        icpt <- attr(tt, "intercept") == 1L
+        cn <- c(if (icpt) "(Intercept)", labs)
+        if (!is.null(X) && identical(colnames(X), cn)) return(X)
+        Z <- matrix(1, n, length(cn), dimnames = list(NULL, cn))
+        for (j in seq_along(labs)) Z[, j + icpt] <- frame[[labs[j]]]
+        return(Z)
     }
     Z <- tryCatch(model.matrix(eval(call("~", lhs)), frame), error = function(e)
         stop(sprintf("cannot build the random-effects model matrix of (%s | %s): %s",

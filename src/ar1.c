@@ -73,7 +73,7 @@ static void accumulate_rows(const ar1_rows *r, const double *X, const double *y,
     int *fill = (int *) R_alloc((size_t) nl, sizeof(int));
     memcpy(fill, r->start, (size_t) nl * sizeof(int));
     for (R_xlen_t s = 0; s < ns; s++) r->order[fill[c0[sel[s]]]++] = sel[s];
-    lmm_accumulate(r->n, r->p, X, y, NULL, r->nterms, r->codes, Z, r->nlev, r->ncol,
+    lmm_accumulate(r->n, r->p, X, y, NULL, NULL, NULL, r->nterms, r->codes, Z, r->nlev, r->ncol,
                    r->roff, r->q2, r->start, r->order, r->A21p, r->A21i,
                    out + lay->off[0], out + lay->off[1], out + lay->off[2],
                    out + lay->off[3], out + lay->off[4], out + lay->off[5]);

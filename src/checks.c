@@ -2,6 +2,7 @@
  * a length-one argument of the right type, or stops with an R error naming
  * the argument, so that a wrong call from R never reaches the typed code. */
 #include <math.h>
+#include <string.h>
 #include <Rinternals.h>
 #include "lmmfit.h"
 
@@ -49,4 +50,68 @@ const double *lmm_arg_finite(SEXP s, R_xlen_t len, const char *what)
     for (R_xlen_t i = 0; i < XLENGTH(s); i++)
         if (!R_FINITE(x[i])) error(_("'%s' must have finite values"), what);
     return x;
+}
+
+/* ---- scans of n-length data that would cost R a temporary each ---------- */
+
+/* TRUE when every value of a numeric vector or matrix is finite (integers:
+ * not NA). */
+SEXP lmm_all_finite(SEXP x)
+{
+    R_xlen_t n = XLENGTH(x);
+    if (isReal(x)) {
+        const double *v = REAL(x);
+        for (R_xlen_t i = 0; i < n; i++)
+            if (!R_FINITE(v[i])) return ScalarLogical(FALSE);
+    } else if (TYPEOF(x) == INTSXP || TYPEOF(x) == LGLSXP) {
+        const int *v = TYPEOF(x) == INTSXP ? INTEGER(x) : LOGICAL(x);
+        for (R_xlen_t i = 0; i < n; i++)
+            if (v[i] == NA_INTEGER) return ScalarLogical(FALSE);
+    } else error(_("'x' must be a numeric vector or matrix"));
+    return ScalarLogical(TRUE);
+}
+
+/* TRUE when a factor (its integer codes) has no NA and uses each of its
+ * levels: then factor() would change nothing. */
+SEXP lmm_levels_used(SEXP f)
+{
+    if (!isFactor(f)) error(_("'f' must be a factor"));
+    int nlev = LENGTH(getAttrib(f, R_LevelsSymbol));
+    R_xlen_t n = XLENGTH(f);
+    const int *code = INTEGER(f);
+    char *seen = (char *) R_alloc((size_t) nlev + 1, 1);
+    memset(seen, 0, (size_t) nlev + 1);
+    int nseen = 0;
+    for (R_xlen_t i = 0; i < n; i++) {
+        int c = code[i];
+        if (c == NA_INTEGER || c < 1 || c > nlev) return ScalarLogical(FALSE);
+        if (!seen[c]) { seen[c] = 1; nseen++; }
+    }
+    return ScalarLogical(nseen == nlev);
+}
+
+/* For check_scales(): the standard deviation of each column of a double
+ * matrix that holds some value other than 0 and 1, NA for the others (the
+ * intercept, dummies). */
+SEXP lmm_column_scales(SEXP X)
+{
+    if (!isReal(X) || !isMatrix(X)) error(_("'X' must be a numeric matrix"));
+    R_xlen_t n = nrows(X);
+    int p = ncols(X);
+    SEXP ans = PROTECT(allocVector(REALSXP, p));
+    for (int j = 0; j < p; j++) {
+        const double *x = REAL(X) + (size_t) j * n;
+        int binary = 1;
+        double mean = 0;
+        for (R_xlen_t i = 0; i < n; i++) {
+            if (x[i] != 0 && x[i] != 1) binary = 0;
+            mean += x[i];
+        }
+        double ss = 0;
+        mean /= (double) n;
+        for (R_xlen_t i = 0; i < n; i++) ss += (x[i] - mean) * (x[i] - mean);
+        REAL(ans)[j] = binary || n < 2 ? NA_REAL : sqrt(ss / (double) (n - 1));
+    }
+    UNPROTECT(1);
+    return ans;
 }

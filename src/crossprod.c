@@ -96,9 +96,12 @@ static R_xlen_t a21_pattern(int nterms, const int *const *codes,
 
 /* Numeric pass.  w may be NULL (unit weights).  Outputs must be zeroed (or hold
  * sums to add to).  Rows visited: order[start[g] .. start[g+1]) for each level g
- * of the first term; they must fit the pattern A21p/A21i.  Also used by ar1.c. */
+ * of the first term; they must fit the pattern A21p/A21i.  Also used by ar1.c.
+ * With xshift and b0 (else both NULL) the rows are those of the conditioned
+ * data, x - xshift and y - (x - xshift)'b0, formed here row by row so that
+ * no n-length copy of X or y is needed. */
 void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
-                    int nterms, const int *const *codes, const double *const *Z,
+                    const double *xshift, const double *b0, int nterms, const int *const *codes, const double *const *Z,
                     const int *nlev, const int *ncol, const int *roff, int q2,
                     const int *start, const int *order, const int *A21p, const int *A21i,
                     double *A11, double *A21x, double *A22, double *AX1, double *AX2,
@@ -119,6 +122,14 @@ void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const d
             double wt = w ? w[t] : 1.0;
             for (int i = 0; i < p; i++) xr[i] = X[t + i * n];
             xr[p] = y[t];
+            if (xshift) {
+                double fit = 0;
+                for (int i = 0; i < p; i++) {
+                    xr[i] -= xshift[i];
+                    fit += xr[i] * b0[i];
+                }
+                xr[p] -= fit;
+            }
             /* first term with itself and with X, y */
             for (int c = 0; c < k1; c++) {
                 double zc = wt * Z[0][t + c * n];
@@ -162,7 +173,8 @@ static SEXP alloc_zero(SEXPTYPE type, R_xlen_t len)
     return ans;
 }
 
-SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev)
+SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev,
+                   SEXP sxshift, SEXP sb0)
 {
     int nprot = 0;
     if (!isReal(sX) || !isMatrix(sX)) error(_("'X' must be a numeric matrix"));
@@ -182,13 +194,19 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev)
         for (R_xlen_t t = 0; t < n; t++)
             if (!(w[t] > 0 && w[t] < R_PosInf)) error(_("'weights' must be positive and finite"));
     }
+    const double *xshift = NULL, *b0 = NULL;
+    if (!isNull(sxshift) || !isNull(sb0)) {
+        xshift = lmm_arg_finite(sxshift, p, "xshift");
+        b0 = lmm_arg_finite(sb0, p, "b0");
+    }
     const int *nlev = INTEGER(snlev);
     const int **codes = (const int **) R_alloc((size_t) nterms, sizeof(int *));
     const double **Z = (const double **) R_alloc((size_t) nterms, sizeof(double *));
     int *ncol = (int *) R_alloc((size_t) nterms, sizeof(int));
     for (int j = 0; j < nterms; j++) {
         SEXP cj = VECTOR_ELT(scodes, j), zj = VECTOR_ELT(sZ, j);
-        if (!isInteger(cj) || XLENGTH(cj) != n) error(_("grouping codes of term %d have the wrong type or length"), j + 1);
+        /* factors welcome: their codes are the integers wanted */
+        if (TYPEOF(cj) != INTSXP || XLENGTH(cj) != n) error(_("grouping codes of term %d have the wrong type or length"), j + 1);
         if (!isReal(zj) || !isMatrix(zj) || nrows(zj) != n) error(_("model matrix of term %d has the wrong type or size"), j + 1);
         if (nlev[j] < 1) error(_("term %d has no levels"), j + 1);
         ncol[j] = ncols(zj);
@@ -230,7 +248,7 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev)
     SEXP sAX1 = PROTECT(alloc_zero(REALSXP, (R_xlen_t) px * q1)); nprot++;
     SEXP sAX2 = PROTECT(alloc_zero(REALSXP, (R_xlen_t) px * q2)); nprot++;
     SEXP sAXX = PROTECT(alloc_zero(REALSXP, (R_xlen_t) px * px)); nprot++;
-    lmm_accumulate(n, p, REAL(sX), REAL(sy), w, nterms, codes, Z, nlev, ncol, roff, q2,
+    lmm_accumulate(n, p, REAL(sX), REAL(sy), w, xshift, b0, nterms, codes, Z, nlev, ncol, roff, q2,
                start, order, INTEGER(sA21p), INTEGER(sA21i),
                REAL(sA11), REAL(sA21x), REAL(sA22), REAL(sAX1), REAL(sAX2), REAL(sAXX));
 
@@ -341,4 +359,45 @@ void lmm_unpack_xprod(SEXP s, lmm_xprod *xp)
         }
     xp->rterm = rterm;
     xp->rpos = rpos;
+}
+
+/* The triangular factor R of X = QR (so R'R = X'X), by Householder QR of
+ * blocks of rows stacked under the R of the rows before them.  R has the
+ * column geometry of X, so drop_aliased() can make lm()'s rank decision on
+ * it without qr() copying a tall X. */
+SEXP lmm_x_rfactor(SEXP sX)
+{
+    if (!isReal(sX) || !isMatrix(sX)) error(_("'X' must be a numeric matrix"));
+    R_xlen_t n = nrows(sX);
+    int p = ncols(sX);
+    SEXP ans = PROTECT(allocMatrix(REALSXP, p, p));
+    double *R = REAL(ans);
+    if (p == 0) { UNPROTECT(1); return ans; }
+    memset(R, 0, (size_t) p * p * sizeof(double));
+    const double *X = REAL(sX);
+    int chunk = p > 4096 ? p : 4096, ld = p + chunk, info = 0, lwork = -1;
+    double *A = (double *) R_alloc((size_t) ld * p, sizeof(double));
+    double *tau = (double *) R_alloc((size_t) p, sizeof(double)), wq = 0;
+    F77_CALL(dgeqrf)(&ld, &p, A, &ld, tau, &wq, &lwork, &info);
+    lmm_lapack_check(info, "dgeqrf", "the QR factorisation of X");
+    lwork = (int) wq > p ? (int) wq : p;
+    double *work = (double *) R_alloc((size_t) lwork, sizeof(double));
+    int have = 0;                       /* rows of R found so far */
+    for (R_xlen_t s = 0; s < n; s += chunk) {
+        int m = (int) (n - s < chunk ? n - s : chunk), rows = have + m;
+        for (int j = 0; j < p; j++) {
+            double *a = A + (size_t) j * ld;
+            for (int i = 0; i < have; i++) a[i] = R[i + (size_t) j * p];
+            memcpy(a + have, X + s + (size_t) j * n, (size_t) m * sizeof(double));
+        }
+        F77_CALL(dgeqrf)(&rows, &p, A, &ld, tau, work, &lwork, &info);
+        lmm_lapack_check(info, "dgeqrf", "the QR factorisation of X");
+        have = rows < p ? rows : p;
+        for (int j = 0; j < p; j++)
+            for (int i = 0; i < have; i++)
+                R[i + (size_t) j * p] = i <= j ? A[i + (size_t) j * ld] : 0.0;
+        if ((s / chunk) % 64 == 63) R_CheckUserInterrupt();
+    }
+    UNPROTECT(1);
+    return ans;
 }

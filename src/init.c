@@ -9,7 +9,11 @@
 #define CALLDEF(name, fun, n) {name, (DL_FUNC) (void (*)(void)) &fun, n}
 
 static const R_CallMethodDef call_methods[] = {
-    CALLDEF("lmm_crossprod", lmm_crossprod, 6),
+    CALLDEF("lmm_crossprod", lmm_crossprod, 8),
+    CALLDEF("lmm_x_rfactor", lmm_x_rfactor, 1),
+    CALLDEF("lmm_all_finite", lmm_all_finite, 1),
+    CALLDEF("lmm_levels_used", lmm_levels_used, 1),
+    CALLDEF("lmm_column_scales", lmm_column_scales, 1),
     CALLDEF("lmm_deviance", lmm_deviance_R, 3),
     CALLDEF("lmm_optimize", lmm_optimize_R, 4),
     CALLDEF("lmm_solution", lmm_solution, 3),

@@ -6,7 +6,13 @@
 
 #define _(String) (String)
 
-SEXP lmm_crossprod(SEXP X, SEXP y, SEXP w, SEXP codes, SEXP Z, SEXP nlev);
+SEXP lmm_crossprod(SEXP X, SEXP y, SEXP w, SEXP codes, SEXP Z, SEXP nlev,
+                   SEXP xshift, SEXP b0);
+SEXP lmm_x_rfactor(SEXP X);
+/* checks.c: data scans */
+SEXP lmm_all_finite(SEXP x);
+SEXP lmm_levels_used(SEXP f);
+SEXP lmm_column_scales(SEXP X);
 SEXP lmm_deviance_R(SEXP xprod, SEXP theta, SEXP reml);
 SEXP lmm_optimize_R(SEXP xprod, SEXP theta, SEXP reml, SEXP control);
 SEXP lmm_solution(SEXP xprod, SEXP theta, SEXP reml);
@@ -44,7 +50,7 @@ void lmm_unpack_control(SEXP control, struct lmm_optctl_s *ctl);
 /* crossprod.c: add the cross-products of the rows order[start[g] .. start[g+1])
  * (for each level g of the first term) into the blocks, in a given pattern */
 void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
-                    int nterms, const int *const *codes, const double *const *Z,
+                    const double *xshift, const double *b0, int nterms, const int *const *codes, const double *const *Z,
                     const int *nlev, const int *ncol, const int *roff, int q2,
                     const int *start, const int *order, const int *A21p, const int *A21i,
                     double *A11, double *A21x, double *A22, double *AX1, double *AX2,

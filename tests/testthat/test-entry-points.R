@@ -33,7 +33,11 @@ entry_args <- local({
     vp <- c(theta, sigma(fit))
     sdc <- c(1, 0.1, 0.2, 0.5, sigma(fit))
     list(
-        lmm_crossprod = list(X, y, NULL, codes, Z, nlev),
+        lmm_crossprod = list(X, y, NULL, codes, Z, nlev, c(0, mean(d$x)), c(0.1, 0.2)),
+        lmm_x_rfactor = list(X),
+        lmm_all_finite = list(y),
+        lmm_levels_used = list(d$g),
+        lmm_column_scales = list(X),
         lmm_deviance = list(fit$xprod, theta, TRUE),
         lmm_optimize = list(fit$xprod, theta, TRUE, ctl),
         lmm_solution = list(fit$xprod, theta, TRUE),
@@ -64,6 +68,8 @@ bad_values <- list(NULL = NULL, chr = "a", int3 = 1:3, nonfinite = c(NaN, Inf), 
 ## large or negative values where any finite number is meaningful.
 accepted <- list(
     lmm_crossprod = list(`3` = "NULL"),
+    ## any numeric vector is a question with an answer (TRUE or FALSE)
+    lmm_all_finite = list(`1` = c("int3", "nonfinite", "num0", "na", "big", "neg")),
     lmm_optimize = list(`4` = "list0"),
     lmm_ar1_optimize = list(`7` = "list0"),
     lmm_boot_run = list(`2` = "NULL", `6` = "list0"),

@@ -277,3 +277,25 @@ test_that("nested and interaction groupings of integer variables are factor inte
         expect_equal(fixef(fit), lme4::fixef(m), tolerance = 1e-5)
     }
 })
+
+test_that("a large fit holds one n-row copy of the data at most: X, shared by Z when they agree", {
+    skip_if_not(capabilities("profmem"))
+    set.seed(6)
+    n <- 100000L
+    d <- data.frame(x = rnorm(n), f = factor(rep_len(seq_len(1000L), n)))
+    d$y <- 1 + d$x + rnorm(1000L)[d$f] + rnorm(1000L, sd = 0.5)[d$f] * d$x + rnorm(n)
+    out <- tempfile()
+    Rprofmem(out, threshold = 4 * n)          # allocations of n integers or more
+    fit <- lmmfit(y ~ x + (x | f), d)
+    Rprofmem(NULL)
+    bytes <- as.numeric(sub(" :.*", "", grep("^[0-9]+ :", readLines(out), value = TRUE)))
+    unlink(out)
+    ## X (n x 2 doubles) and the C code's two n-integer scratch arrays
+    expect_lte(sum(bytes), 8 * 2 * n + 2 * 4 * n + 1000)
+    expect_identical(fit$reterms[[1]]$Z, fit$X)
+    ## and the numbers are those of an unshared, conventionally built fit
+    need_lme4()
+    l <- suppressWarnings(lme4::lmer(y ~ x + (x | f), d, REML = TRUE))
+    expect_lte(fit$deviance_value - lme4::REMLcrit(l), 1e-6)
+    expect_equal(unname(fit$beta), unname(lme4::fixef(l)), tolerance = 1e-5)
+})
