@@ -113,10 +113,79 @@ static int small_chol(double *M, int k)
     return 0;
 }
 
+static int factor_schur(const lmm_xprod *xp, lmm_factor *fa);
+
+/* One random-effects term of one or two columns (q2 = 0: the commonest
+ * models, (1 | g) and (x | g)): per level the factor of the k1 x k1 tile, the
+ * X-and-y block beside it, and its share of the Schur complement L_XX, in one
+ * pass with the tile arithmetic written out.  Same operations, in the same
+ * order, as the general path and the reference dsyrk (only without their
+ * loop overhead, most of an evaluation's time with thousands of levels).
+ * Returns 1 when a tile is not positive definite, -1 when not applicable. */
+static int factor_one_small_term(const lmm_xprod *xp, lmm_factor *fa, double *ldL2)
+{
+    int k = xp->ncol[0], px = xp->px, nlev = xp->nlev[0];
+    if (xp->nterms != 1 || k > 2 || px > 64) return -1;
+    const double *lam = fa->lambda;
+    double *LXX = fa->LXX, x0[64], x1[64], diagprod = 1.0, ld = 0.0;
+    memcpy(LXX, xp->AXX, (size_t) px * px * sizeof(double));
+    for (int g = 0; g < nlev; g++) {
+        const double *a = xp->A11 + (size_t) g * k * k;
+        const double *ax = xp->AX1 + (size_t) g * k * px;
+        double *L = fa->L11 + (size_t) g * k * k, *C = fa->LX1 + (size_t) g * k * px;
+        if (k == 1) {
+            double l = lam[0], L00 = sqrt(l * l * a[0] + 1.0);
+            L[0] = L00;
+            diagprod *= L00;
+            for (int i = 0; i < px; i++) x0[i] = C[i] = (0.0 + ax[i] * l) / L00;
+            for (int j = 0; j < px; j++) {
+                double *col = LXX + (size_t) j * px, t = -x0[j];
+                for (int i = j; i < px; i++) col[i] += t * x0[i];
+            }
+        } else {
+            double l00 = lam[0], l10 = lam[1], l11 = lam[3];
+            /* T = a lambda, M = lambda' T + I, L L' = M */
+            double t00 = 0.0 + a[0] * l00 + a[2] * l10, t10 = 0.0 + a[1] * l00 + a[3] * l10;
+            double t11 = 0.0 + a[3] * l11;
+            double m00 = 1.0 + l00 * t00 + l10 * t10, m10 = 0.0 + l11 * t10;
+            double m11 = 1.0 + l11 * t11;
+            if (!(m00 > 0)) return 1;
+            double L00 = sqrt(m00), L10 = m10 / L00, d = m11 - L10 * L10;
+            if (!(d > 0)) return 1;
+            double L11 = sqrt(d);
+            L[0] = L00; L[1] = L10; L[2] = 0.0; L[3] = L11;
+            diagprod *= L00;
+            if (diagprod > 1e250) { ld += 2.0 * log(diagprod); diagprod = 1.0; }
+            diagprod *= L11;
+            for (int i = 0; i < px; i++) {
+                double b0 = 0.0 + ax[i] * l00 + ax[i + px] * l10, b1 = 0.0 + ax[i + px] * l11;
+                double y0 = b0 / L00, y1 = (b1 - y0 * L10) / L11;
+                x0[i] = C[i] = y0;
+                x1[i] = C[i + px] = y1;
+            }
+            for (int j = 0; j < px; j++) {
+                double *col = LXX + (size_t) j * px, t0 = -x0[j], t1 = -x1[j];
+                for (int i = j; i < px; i++) col[i] = (col[i] + t0 * x0[i]) + t1 * x1[i];
+            }
+        }
+        if (diagprod > 1e250) { ld += 2.0 * log(diagprod); diagprod = 1.0; }
+    }
+    *ldL2 = ld + 2.0 * log(diagprod);
+    return 0;
+}
+
 int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
 {
-    int k1 = xp->ncol[0], px = xp->px, q1 = xp->q1, q2 = xp->q2, nlev1 = xp->nlev[0];
     fill_lambda(xp, theta, fa);
+    double ld_one;
+    int one_term = factor_one_small_term(xp, fa, &ld_one);
+    if (one_term == 1) return 1;
+    if (one_term == 0) {
+        fa->ldL2 = ld_one;
+        return factor_schur(xp, fa);
+    }
+
+    int k1 = xp->ncol[0], px = xp->px, q1 = xp->q1, q2 = xp->q2, nlev1 = xp->nlev[0];
     const double *lam1 = fa->lambda;
     double ldL2 = 0;
 
@@ -251,9 +320,16 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
     F77_CALL(dsyrk)("L", "N", &px, &q1, &mone, fa->LX1, &px, &one, fa->LXX, &px FCONE FCONE);
     if (q2 > 0)
         F77_CALL(dsyrk)("L", "N", &px, &q2, &mone, fa->LX2, &px, &one, fa->LXX, &px FCONE FCONE);
-    int info;
-    F77_CALL(dpotrf)("L", &px, fa->LXX, &px, &info FCONE);
     fa->ldL2 = ldL2;
+    return factor_schur(xp, fa);
+}
+
+/* The factor of the Schur complement L_XX (formed in fa->LXX), its log
+ * determinant and the penalised residual sum of squares. */
+static int factor_schur(const lmm_xprod *xp, lmm_factor *fa)
+{
+    int px = xp->px, info;
+    F77_CALL(dpotrf)("L", &px, fa->LXX, &px, &info FCONE);
     if (info != 0) {
         /* a failure at the last pivot is a response fitted exactly */
         fa->ldRX2 = NA_REAL;
