@@ -17,9 +17,10 @@
 ## lme4 and lmmfit, so that load from other processes hits both alike; the
 ## table shows medians of wall-clock and CPU (user + system) seconds per fit.
 ##
-## Peak memory of a fit: the growth of R's heap (gc()'s "max used") and of the
-## process's peak resident size (VmHWM), in MB, beside the size of the data
-## frame (object.size); see measured_fit() below.
+## Peak memory of a fit, in MB, beside the size of the data frame
+## (object.size): the growth of the peak resident size (VmHWM) of a fresh R
+## process that holds the data and fits once (peak_rss_child() below), and the
+## growth of R's heap in this process (gc()'s "max used", see measured_fit()).
 
 script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
 bench_dir <- if (length(script) == 1L) dirname(script) else file.path("inst", "bench")
@@ -92,28 +93,52 @@ proc_kb <- function(field) {
     as.numeric(gsub("[^0-9]", "", v))
 }
 
-## Value of f(), its messages/warnings, and its peak memory in MB: the growth
-## of R's heap (gc()'s "max used", which includes the C code's R_alloc
-## scratch) over what was in use before the fit, and the growth of the
-## process's peak resident size (VmHWM, reset through /proc/self/clear_refs;
-## NA without Linux's /proc).  The latter misses memory that the process had
-## already obtained and freed before, so the heap figure is the one to read.
+## Value of f(), its messages/warnings, and the growth of R's heap in MB
+## (gc()'s "max used", which includes the C code's R_alloc scratch) over what
+## was in use before the fit.  R samples "max used" only when it collects
+## garbage, counting the garbage not yet collected, so this figure depends on
+## when collections happen: peak_rss_child() is the steadier measure.
 measured_fit <- function(f) {
     g0 <- gc(reset = TRUE)
     heap0 <- sum(g0[, 2L])
-    reset <- tryCatch({ cat("5\n", file = "/proc/self/clear_refs"); TRUE },
-                      error = function(e) FALSE, warning = function(w) FALSE)
-    rss0 <- proc_kb("VmRSS")
     notes <- character()
     value <- withCallingHandlers(f(),
         warning = function(w) { notes <<- c(notes, conditionMessage(w)); invokeRestart("muffleWarning") },
         message = function(m) { notes <<- c(notes, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
-    rss <- if (reset) (proc_kb("VmHWM") - rss0) / 1024 else NA_real_
     g1 <- gc()
     heap <- sum(g1[, ncol(g1)]) - heap0     # "max used" (Mb) since the reset
-    list(value = value, notes = notes, peak_mb = heap, rss_mb = rss)
+    list(value = value, notes = notes, peak_mb = heap)
 }
 
+## Peak memory of one fit by `pkg` of problem `name`, in MB: a fresh R process
+## (this script, in child mode) makes the data, collects garbage, resets its
+## peak resident size (VmHWM, through /proc/self/clear_refs) and fits once;
+## the figure is the growth of VmHWM over the resident size before the fit.
+## glibc's mmap threshold is fixed so that large blocks are always mapped
+## afresh and returned when freed: otherwise the space the data's own
+## construction freed would be reused and hide part of the fit's peak.
+## NA without Linux's /proc.
+peak_rss_child <- function(name, pkg) {
+    if (!file.exists("/proc/self/clear_refs") || length(script) != 1L) return(NA_real_)
+    out <- suppressWarnings(system2(file.path(R.home("bin"), "Rscript"), shQuote(script),
+        stdout = TRUE, stderr = FALSE,
+        env = c(sprintf("LMMFIT_BENCH_CHILD=%s,%s", name, pkg), "MALLOC_MMAP_THRESHOLD_=131072")))
+    v <- as.numeric(sub("^PEAK_RSS_MB ", "", grep("^PEAK_RSS_MB ", out, value = TRUE)))
+    if (length(v) == 1L) v else NA_real_
+}
+
+child <- strsplit(Sys.getenv("LMMFIT_BENCH_CHILD"), ",", fixed = TRUE)[[1L]]
+if (length(child) == 2L) {
+    p <- Filter(function(p) p$name == child[1L], problems)[[1L]]
+    data <- p$data()
+    invisible(gc()); invisible(gc())
+    cat("5\n", file = "/proc/self/clear_refs")
+    rss0 <- proc_kb("VmRSS")
+    fit <- quiet(if (child[2L] == "lme4") lme4::lmer(p$formula, data = data, REML = TRUE)
+                 else lmmfit::lmmfit(p$formula, data = data, REML = TRUE))
+    cat(sprintf("PEAK_RSS_MB %.2f\n", (proc_kb("VmHWM") - rss0) / 1024))
+    quit(save = "no")
+}
 
 rows <- list()
 notes <- list()
@@ -125,6 +150,8 @@ for (p in problems) {
     cat(sprintf("%-12s n = %d, %d repeats x %d fits ... ", p$name, nrow(data), reps, p$inner))
     m <- measured_fit(fit_lme4)
     f <- measured_fit(fit_lmm)
+    rss_lme4 <- peak_rss_child(p$name, "lme4")
+    rss_lmm <- peak_rss_child(p$name, "lmmfit")
     for (x in m$notes) notes[[length(notes) + 1L]] <- sprintf("%s, lme4: %s", p$name, x)
     for (x in f$notes) notes[[length(notes) + 1L]] <- sprintf("%s, lmmfit: %s", p$name, x)
     t_lme4 <- t_lmm <- matrix(NA_real_, reps, 2L, dimnames = list(NULL, c("wall", "cpu")))
@@ -145,7 +172,8 @@ for (p in problems) {
         lme4_feval = m$value@optinfo$feval, lmmfit_feval = f$value$optinfo$feval,
         data_mb = as.numeric(object.size(data)) / 2^20,
         lme4_peak_mb = m$peak_mb, lmmfit_peak_mb = f$peak_mb,
-        lme4_rss_mb = m$rss_mb, lmmfit_rss_mb = f$rss_mb,
+        lme4_rss_mb = rss_lme4, lmmfit_rss_mb = rss_lmm,
+        mem_ratio = rss_lmm / (as.numeric(object.size(data)) / 2^20),
         blas = basename(extSoftVersion()[["BLAS"]]),
         stringsAsFactors = FALSE)
     cat("done\n")
@@ -162,19 +190,20 @@ cat(sprintf("\n%s | R %s | lme4 %s | lmmfit %s | %s cores | BLAS %s | LAPACK %s\
             basename(extSoftVersion()[["BLAS"]]), basename(La_library())))
 cat("seconds per fit, medians over repeats: *_sec wall clock, *_cpu user + system;\n",
     "ratio = lme4 / lmmfit; diff = lmmfit - lme4 REML criterion (<= 0: lmmfit as good or better);\n",
-    "*_peak_mb: peak R heap growth during one fit (gc max used); *_rss_mb: peak resident size growth;\n",
-    "data_mb: the data frame\n\n", sep = "")
+    "*_rss_mb: peak resident size growth of a fresh process fitting once; mem_ratio = lmmfit_rss_mb / data_mb;\n",
+    "*_peak_mb: R heap growth in this process (gc max used, sampled at collections); data_mb: the data frame\n\n", sep = "")
 show <- res
 for (v in c("lme4_sec", "lmmfit_sec", "lme4_cpu", "lmmfit_cpu")) show[[v]] <- sprintf("%.4f", show[[v]])
 for (v in c("ratio", "cpu_ratio")) show[[v]] <- sprintf("%.1f", show[[v]])
 for (v in c("lme4_REMLcrit", "lmmfit_REMLcrit")) show[[v]] <- sprintf("%.6f", show[[v]])
-for (v in c("data_mb", "lme4_peak_mb", "lmmfit_peak_mb", "lme4_rss_mb", "lmmfit_rss_mb")) show[[v]] <- sprintf("%.1f", show[[v]])
+for (v in c("data_mb", "lme4_peak_mb", "lmmfit_peak_mb", "lme4_rss_mb", "lmmfit_rss_mb", "mem_ratio"))
+    show[[v]] <- sprintf("%.1f", show[[v]])
 show$diff <- sprintf("%.2e", show$diff)
 print(show[c("problem", "n", "lme4_sec", "lmmfit_sec", "ratio", "lme4_cpu", "lmmfit_cpu", "cpu_ratio")],
       row.names = FALSE, right = TRUE)
 cat("\n")
 print(show[c("problem", "lme4_REMLcrit", "lmmfit_REMLcrit", "diff", "lme4_feval", "lmmfit_feval",
-             "data_mb", "lme4_peak_mb", "lmmfit_peak_mb", "lme4_rss_mb", "lmmfit_rss_mb")],
+             "data_mb", "lme4_rss_mb", "lmmfit_rss_mb", "mem_ratio", "lme4_peak_mb", "lmmfit_peak_mb")],
       row.names = FALSE, right = TRUE)
 if (length(notes)) cat("\nmessages and warnings of the reported fits:\n", paste0("  ", unlist(notes), "\n"), sep = "")
 bad <- res$problem[res$diff > 1e-6]
