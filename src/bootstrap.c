@@ -296,7 +296,7 @@ static int optimize_from(const lmm_xprod *xw, double *theta, int reml, const lmm
 {
     int conv = 0;
     for (int attempt = 0; attempt < 3 && !conv; attempt++) {
-        lmm_optimize(xw, theta, reml, ctl, res);
+        lmm_optimize(xw, theta, reml, ctl, res, NULL, NULL);
         for (int i = 0; i < lmm_ntheta(xw); i++) if (!R_FINITE(theta[i])) return -1;
         conv = refit_converged(xw, theta, reml, ctl->fdstep, gradtol, fa, grad, lower);
     }

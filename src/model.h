@@ -98,9 +98,12 @@ int lmm_newton_polish(int n, double *x, const double *lower, const double *upper
  * does not raise the objective. */
 void lmm_snap_to_zero(int n, double *x, const double *lower, lmm_objective fn, void *ex);
 
-/* The profiled deviance of a plain fit minimised over theta (in place). */
+/* The profiled deviance of a plain fit minimised over theta (in place).
+ * With grad and scaled (else NULL), the gradient at the optimum and the
+ * gradient over the square root of the diagonal curvature (NA where that is
+ * not positive), from finite differences at 2e-4 relative. */
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
-                  const lmm_optctl *ctl, lmm_optres *res);
+                  const lmm_optctl *ctl, lmm_optres *res, double *grad, double *scaled);
 /* The gradient over the square root of the diagonal curvature (NA where that
  * is not positive): the convergence measure lme4 users know. */
 void lmm_fd_scaled_gradient(int n, const double *x, const double *lower, const double *upper,

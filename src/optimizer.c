@@ -127,6 +127,9 @@ void lmm_fd_gradient(int n, const double *x, const double *lower, const double *
  * decreases.  Small problems only (the Hessian costs 2 n^2 evaluations). */
 typedef struct { lmm_objective fn; void *ex; int count; } counted_fn;
 
+/* The polish's relative step: its stencils are at twice this. */
+#define POLISH_STEP 1e-4
+
 static double counted(const double *x, void *ex)
 {
     counted_fn *c = (counted_fn *) ex;
@@ -274,20 +277,50 @@ int lmm_newton_polish(int n, double *x, const double *lower, const double *upper
     return done;
 }
 
-/* The profiled deviance of a plain fit as an lmm_objective. */
+/* The profiled deviance of a plain fit as an lmm_objective, remembering its
+ * last DEV_MEMORY values: the phases of lmm_optimize() ask again for points
+ * already evaluated (L-BFGS-B's start, the Newton polish's last stencil,
+ * which is also the stencil of the reported derivatives), and with a large
+ * dense block each evaluation costs tens of milliseconds. */
+#define DEV_MEMORY 64
 typedef struct {
     const lmm_xprod *xp;
     lmm_factor *fa;
     int reml;
+    int nt, nevals, nmem;   /* nevals: factorisations actually done */
+    double *mem_x, *mem_f;  /* NULL: no memory */
 } deviance_ex;
+
+static void deviance_ex_init(deviance_ex *d, const lmm_xprod *xp, lmm_factor *fa, int reml,
+                             int remember)
+{
+    d->xp = xp;
+    d->fa = fa;
+    d->reml = reml;
+    d->nt = lmm_ntheta(xp);
+    d->nevals = d->nmem = 0;
+    d->mem_x = remember ? (double *) R_alloc((size_t) DEV_MEMORY * d->nt, sizeof(double)) : NULL;
+    d->mem_f = remember ? (double *) R_alloc(DEV_MEMORY, sizeof(double)) : NULL;
+}
 
 static double deviance_objective(const double *theta, void *ex)
 {
     deviance_ex *d = (deviance_ex *) ex;
+    size_t bytes = (size_t) d->nt * sizeof(double);
+    int held = d->nmem < DEV_MEMORY ? d->nmem : DEV_MEMORY;
+    for (int k = 0; d->mem_x && k < held; k++)
+        if (!memcmp(d->mem_x + (size_t) k * d->nt, theta, bytes)) return d->mem_f[k];
     /* an evaluation with a large dense block takes milliseconds to seconds:
      * check for an interrupt at every one (eval_fn checks every 64th) */
     if (d->xp->q2 >= 256 || d->xp->nlev[0] >= 65536) R_CheckUserInterrupt();
-    return lmm_deviance(d->xp, theta, d->reml, d->fa);
+    double f = lmm_deviance(d->xp, theta, d->reml, d->fa);
+    d->nevals++;
+    if (d->mem_x) {
+        int slot = d->nmem++ % DEV_MEMORY;
+        memcpy(d->mem_x + (size_t) slot * d->nt, theta, bytes);
+        d->mem_f[slot] = f;
+    }
+    return f;
 }
 
 static double *theta_upper(int nt)
@@ -339,13 +372,46 @@ void lmm_snap_to_zero(int n, double *x, const double *lower, lmm_objective fn, v
     }
 }
 
+/* The gradient and the gradient over the square root of the diagonal
+ * curvature (NA where that is not positive), from one stencil: central
+ * differences at 2e-4 relative (one-sided, at 2e-4 and 4e-4, within that of a
+ * bound), the points and step of the Newton polish's last iteration, so that
+ * after a polish they are remembered rather than evaluated again.  lme4
+ * likewise takes both from one stencil (at 1e-4). */
+static void report_derivatives(int n, const double *x, const double *lower, const double *upper,
+                               lmm_objective fn, void *ex, double *grad, double *scaled)
+{
+    double *xt = (double *) R_alloc((size_t) n, sizeof(double));
+    memcpy(xt, x, (size_t) n * sizeof(double));
+    double f0 = fn(x, ex);
+    for (int i = 0; i < n; i++) {
+        double h = 2 * POLISH_STEP * fmax(1.0, fabs(x[i])), curv;
+        if (x[i] - h >= lower[i] && x[i] + h <= upper[i]) {
+            xt[i] = x[i] + h; double fp = fn(xt, ex);
+            xt[i] = x[i] - h; double fm = fn(xt, ex);
+            grad[i] = (fp - fm) / (2 * h);
+            curv = (fp - 2 * f0 + fm) / (h * h);
+        } else {
+            double s = x[i] + 2 * h <= upper[i] ? h : -h;
+            xt[i] = x[i] + s; double f1 = fn(xt, ex);
+            xt[i] = x[i] + 2 * s; double f2 = fn(xt, ex);
+            grad[i] = (f1 - f0) / s;
+            curv = (f2 - 2 * f1 + f0) / (h * h);
+        }
+        xt[i] = x[i];
+        if (!R_FINITE(grad[i])) grad[i] = NA_REAL;
+        scaled[i] = (R_FINITE(curv) && curv > 0 && R_FINITE(grad[i])) ? grad[i] / sqrt(curv) : NA_REAL;
+    }
+}
+
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
-                  const lmm_optctl *ctl, lmm_optres *res)
+                  const lmm_optctl *ctl, lmm_optres *res, double *grad, double *scaled)
 {
     int nt = lmm_ntheta(xp);
     lmm_factor fa;
     lmm_factor_alloc(xp, &fa);
-    deviance_ex ex = {xp, &fa, reml};
+    deviance_ex ex;
+    deviance_ex_init(&ex, xp, &fa, reml, 1);
     double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
     double *upper = theta_upper(nt);
     lmm_theta_lower(xp, lower);
@@ -370,7 +436,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     fevals += res->fncount;
     for (int round = 0; round < 3; round++) {
         if (small) done = lmm_newton_polish(nt, theta, lower, upper, deviance_objective, &ex,
-                                            20, 1e-4, &fevals);
+                                            20, POLISH_STEP, &fevals);
         double f = deviance_objective(theta, &ex);
         int moved = escape_zero(nt, theta, lower, f, deviance_objective, &ex, &fevals);
         fevals++;
@@ -382,7 +448,9 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     }
     lmm_snap_to_zero(nt, theta, lower, deviance_objective, &ex);
     res->fmin = deviance_objective(theta, &ex);
-    res->fncount = fevals;
+    if (grad) report_derivatives(nt, theta, lower, upper, deviance_objective, &ex, grad, scaled);
+    (void) fevals;    /* the phases' counts include remembered values */
+    res->fncount = ex.nevals;
 }
 
 /* The gradient reported with a fit: central differences with a step of at
@@ -391,7 +459,8 @@ void lmm_gradient(const lmm_xprod *xp, const double *theta, int reml, double h,
                   lmm_factor *fa, double *grad)
 {
     int nt = lmm_ntheta(xp);
-    deviance_ex ex = {xp, fa, reml};
+    deviance_ex ex;
+    deviance_ex_init(&ex, xp, fa, reml, 0);
     double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
     lmm_theta_lower(xp, lower);
     lmm_fd_gradient(nt, theta, lower, theta_upper(nt), deviance_objective, &ex, fmax(h, 1e-4), grad);
@@ -459,7 +528,8 @@ void lmm_scaled_gradient(const lmm_xprod *xp, const double *theta, int reml,
                          const double *grad, lmm_factor *fa, double *scaled)
 {
     int nt = lmm_ntheta(xp);
-    deviance_ex ex = {xp, fa, reml};
+    deviance_ex ex;
+    deviance_ex_init(&ex, xp, fa, reml, 0);
     double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
     lmm_theta_lower(xp, lower);
     lmm_fd_scaled_gradient(nt, theta, lower, theta_upper(nt), deviance_objective, &ex, grad, scaled);
@@ -475,15 +545,10 @@ SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
     lmm_optctl ctl;
     lmm_unpack_control(control, &ctl);
     SEXP theta = PROTECT(duplicate(stheta)); nprot++;
-    lmm_optres res;
-    lmm_optimize(&xp, REAL(theta), reml, &ctl, &res);
-
-    lmm_factor fa;
-    lmm_factor_alloc(&xp, &fa);
     SEXP grad = PROTECT(allocVector(REALSXP, nt)); nprot++;
-    lmm_gradient(&xp, REAL(theta), reml, ctl.fdstep, &fa, REAL(grad));
     SEXP scaled = PROTECT(allocVector(REALSXP, nt)); nprot++;
-    lmm_scaled_gradient(&xp, REAL(theta), reml, REAL(grad), &fa, REAL(scaled));
+    lmm_optres res;
+    lmm_optimize(&xp, REAL(theta), reml, &ctl, &res, REAL(grad), REAL(scaled));
 
     const char *names[] = {"theta", "deviance", "feval", "convergence", "message", "gradient",
                            "scaled_gradient", ""};

@@ -247,7 +247,7 @@ SEXP lmm_profile_beta(SEXP sxp, SEXP sj, SEXP svalue, SEXP stheta, SEXP control)
 
     SEXP theta = PROTECT(duplicate(stheta)); nprot++;
     lmm_optres res;
-    lmm_optimize(&xr, REAL(theta), 0, &ctl, &res);
+    lmm_optimize(&xr, REAL(theta), 0, &ctl, &res, NULL, NULL);
     lmm_factor fa;
     lmm_factor_alloc(&xr, &fa);
     double dev = lmm_deviance(&xr, REAL(theta), 0, &fa);
