@@ -268,6 +268,42 @@ int lmm_dense_chol(int n, double *A, int lda)
     return 0;
 }
 
+/* B := B L^{-T} for the m x n matrix B (leading dimension ldb; m small: the
+ * X-and-y columns beside the dense block) and the lower n x n factor L, as
+ * dtrsm("R", "L", "T", "N") computes it, column k of L at a time, in the same
+ * order of operations.  Worked on the transpose, so that the update by column
+ * k runs down contiguous columns of L and of B' (vectorisable axpys) rather
+ * than across the m rows of B, which is all the reference dtrsm can do. */
+void lmm_dense_solve_right_lt(int m, int n, const double *L, int ldl, double *B, int ldb)
+{
+    if (m <= 0 || n <= 0) return;
+    double *Bt = (double *) R_alloc((size_t) n * m, sizeof(double));
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) Bt[j + (size_t) i * n] = B[i + (size_t) j * ldb];
+    for (int k = 0; k < n; k++) {
+        const double *restrict Lk = L + (size_t) k * ldl;
+        double t = 1.0 / Lk[k];
+        int i = 0;
+        for (; i + 1 < m; i += 2) {     /* two columns of B' per pass over Lk */
+            double *restrict b0 = Bt + (size_t) i * n, *restrict b1 = b0 + n;
+            double c0 = t * b0[k], c1 = t * b1[k];
+            b0[k] = c0;
+            b1[k] = c1;
+            for (int j = k + 1; j < n; j++) {
+                b0[j] -= Lk[j] * c0;
+                b1[j] -= Lk[j] * c1;
+            }
+        }
+        for (; i < m; i++) {
+            double *restrict b = Bt + (size_t) i * n, c = t * b[k];
+            b[k] = c;
+            for (int j = k + 1; j < n; j++) b[j] -= Lk[j] * c;
+        }
+    }
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) B[i + (size_t) j * ldb] = Bt[j + (size_t) i * n];
+}
+
 /* Test hook: the factor of a symmetric matrix (lower triangle used), upper
  * triangle zeroed; an error when it is not positive definite. */
 SEXP lmm_chol_R(SEXP A)

@@ -309,9 +309,7 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
         }
         if (lmm_dense_chol(q2, S, q2) != 0) return 2;
         for (int r = 0; r < q2; r++) ldL2 += 2.0 * log(S[r + (size_t) r * q2]);
-        double one = 1.0;
-        F77_CALL(dtrsm)("R", "L", "T", "N", &px, &q2, &one, S, &q2, fa->LX2, &px
-                        FCONE FCONE FCONE FCONE);
+        lmm_dense_solve_right_lt(px, q2, S, q2, fa->LX2, px);
     }
 
     /* The fixed effects and the response: the Schur complement. */
