@@ -2,6 +2,7 @@
 ## packages: when their namespace loads (now or later), the methods join it.
 
 .onLoad <- function(libname, pkgname) {
+    .Call(C_lmm_dense_chol_lapack, dense_chol_uses_lapack())
     s3_register("generics", "tidy", "lmmfit", tidy.lmmfit)
     s3_register("generics", "glance", "lmmfit", glance.lmmfit)
     s3_register("generics", "augment", "lmmfit", augment.lmmfit)
@@ -25,4 +26,19 @@ s3_register <- function(pkg, generic, class, method) {
     setHook(packageEvent(pkg, "onLoad"), register)
     if (isNamespaceLoaded(pkg)) register()
     invisible()
+}
+
+## Whether the dense block's Cholesky goes to LAPACK's dpotrf at every order
+## (TRUE) or to the package's blocked kernel above order 160 (FALSE).  The
+## option lmmfit.dense_chol or the environment variable LMMFIT_DENSE_CHOL
+## ("lapack", "blocked" or "auto") decides; "auto" takes LAPACK when R uses an
+## optimised one, recognised by name, whose threaded dpotrf is faster than the
+## kernel (made for R's reference LAPACK).
+dense_chol_uses_lapack <- function(choice = getOption("lmmfit.dense_chol",
+                                                      Sys.getenv("LMMFIT_DENSE_CHOL", "auto"))) {
+    choice <- match.arg(tolower(choice), c("auto", "lapack", "blocked"))
+    if (choice != "auto") return(choice == "lapack")
+    libs <- c(tryCatch(extSoftVersion()[["BLAS"]], error = function(e) ""),
+              tryCatch(La_library(), error = function(e) ""))
+    any(grepl("openblas|mkl|blis|atlas|accelerate|veclib|armpl", libs, ignore.case = TRUE))
 }

@@ -226,13 +226,27 @@ static void trailing_update(int m, int kb, const double *Pa, const double *Pb,
     }
 }
 
+/* 1: every order goes to LAPACK's dpotrf.  Set at load time (zzz.R) when R
+ * uses an optimised LAPACK (OpenBLAS, MKL, ...), whose threaded dpotrf beats
+ * the kernel here, which is made for R's reference LAPACK: with OpenBLAS the
+ * kernel's per-panel dpotrf calls also wake OpenBLAS's threads for nothing. */
+static int dense_use_lapack = 0;
+
+/* Sets the choice (NULL: leaves it) and returns the previous one. */
+SEXP lmm_dense_chol_lapack(SEXP use)
+{
+    int old = dense_use_lapack;
+    if (!isNull(use)) dense_use_lapack = lmm_arg_flag(use, "use");
+    return ScalarLogical(old);
+}
+
 /* The lower Cholesky factor of the n x n matrix A (leading dimension lda) in
  * place; the strict upper triangle is not referenced.  Returns 0, or the
  * order of the leading minor that is not positive definite (as dpotrf). */
 int lmm_dense_chol(int n, double *A, int lda)
 {
     int info = 0;
-    if (n < SMALL_N) {
+    if (n < SMALL_N || dense_use_lapack) {
         F77_CALL(dpotrf)("L", &n, A, &lda, &info FCONE);
         return info;
     }

@@ -32,6 +32,7 @@ static const R_CallMethodDef call_methods[] = {
     CALLDEF("lmm_sdcor_deviance", lmm_sdcor_deviance, 2),
     CALLDEF("lmm_profile_beta", lmm_profile_beta, 5),
     CALLDEF("lmm_chol", lmm_chol_R, 1),
+    CALLDEF("lmm_dense_chol_lapack", lmm_dense_chol_lapack, 1),
     {NULL, NULL, 0}
 };
 

@@ -36,6 +36,7 @@ SEXP lmm_sdcor_deviance(SEXP xprod, SEXP par);
 SEXP lmm_profile_beta(SEXP xprod, SEXP j, SEXP value, SEXP theta, SEXP control);
 /* chol.c (test hook of the blocked Cholesky) */
 SEXP lmm_chol_R(SEXP A);
+SEXP lmm_dense_chol_lapack(SEXP use);
 
 /* shared by the entry points */
 /* checks.c: length-one arguments of the right type, or an R error */

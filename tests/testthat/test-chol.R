@@ -1,8 +1,15 @@
 ## The blocked Cholesky kernel (src/chol.c) of the dense crossed block
 ## against LAPACK's dpotrf (base::chol), and fits that use it against lme4.
 
+## The kernel in use for the dense block: the blocked one unless told otherwise.
+with_dense_chol <- function(lapack, code) {
+    old <- .Call(lmmfit:::C_lmm_dense_chol_lapack, lapack)
+    on.exit(.Call(lmmfit:::C_lmm_dense_chol_lapack, old))
+    force(code)
+}
+
 test_that("the blocked Cholesky equals dpotrf to 1e-12", {
-    chol_lmm <- function(A) .Call(lmmfit:::C_lmm_chol, A)
+    chol_lmm <- function(A) with_dense_chol(FALSE, .Call(lmmfit:::C_lmm_chol, A))
     ## sizes below and above the blocked threshold, not multiples of the tiles
     for (n in c(1L, 7L, 159L, 160L, 161L, 203L, 389L, 517L)) {
         set.seed(n)
@@ -42,4 +49,27 @@ test_that("a crossed fit with a large dense block matches lme4", {
     expect_equal(fit$deviance_value, lme4::REMLcrit(m), tolerance = 1e-6)
     expect_equal(unname(fixef(fit)), unname(lme4::fixef(m)), tolerance = 1e-5)
     expect_equal(unname(fit$theta), unname(lme4::getME(m, "theta")), tolerance = 1e-4)
+})
+
+test_that("the dense block goes to dpotrf under an optimised LAPACK, and fits agree either way", {
+    use <- lmmfit:::dense_chol_uses_lapack
+    expect_true(use("lapack"))
+    expect_false(use("blocked"))
+    expect_error(use("fast"))
+    ## "auto" follows the names of the libraries R reports
+    expect_identical(use("auto"),
+                     any(grepl("openblas|mkl|blis|atlas|accelerate|veclib|armpl",
+                               c(extSoftVersion()[["BLAS"]], La_library()), ignore.case = TRUE)))
+    n <- 300L; set.seed(3)
+    A <- crossprod(matrix(rnorm(n * (n + 3L)), n + 3L))
+    expect_equal(with_dense_chol(TRUE, .Call(lmmfit:::C_lmm_chol, A)), t(chol(A)), tolerance = 1e-12)
+    ## a crossed fit whose rest block (order 250) is above the kernel's threshold
+    set.seed(12)
+    a <- factor(sample.int(500L, 2500L, replace = TRUE))
+    b <- factor(sample.int(250L, 2500L, replace = TRUE))
+    d <- data.frame(y = rnorm(500L)[a] + rnorm(250L, sd = 0.7)[b] + rnorm(2500L), a = a, b = b)
+    f1 <- with_dense_chol(TRUE, lmmfit(y ~ 1 + (1 | a) + (1 | b), data = d))
+    f2 <- with_dense_chol(FALSE, lmmfit(y ~ 1 + (1 | a) + (1 | b), data = d))
+    expect_equal(f1$deviance_value, f2$deviance_value, tolerance = 1e-10)
+    expect_equal(f1$theta, f2$theta, tolerance = 1e-5)
 })

@@ -56,7 +56,8 @@ entry_args <- local({
         lmm_profile_vc = list(fit$xprod, 1L, 1, sdc, ctl),
         lmm_sdcor_deviance = list(fit$xprod, sdc),
         lmm_profile_beta = list(fit$xprod, 1L, 250, theta, ctl),
-        lmm_chol = list(crossprod(matrix(c(2, 1, 0, 1, 3, 1, 0, 1, 4), 3))))
+        lmm_chol = list(crossprod(matrix(c(2, 1, 0, 1, 3, 1, 0, 1, 4), 3))),
+        lmm_dense_chol_lapack = list(NULL))
 })
 
 ## Bad values tried in every argument position.
@@ -68,6 +69,8 @@ bad_values <- list(NULL = NULL, chr = "a", int3 = 1:3, nonfinite = c(NaN, Inf), 
 ## large or negative values where any finite number is meaningful.
 accepted <- list(
     lmm_crossprod = list(`3` = "NULL"),
+    ## NULL asks without setting; the number 0 or 1 is a flag (left as it was)
+    lmm_dense_chol_lapack = list(`1` = "NULL"),
     ## any numeric vector is a question with an answer (TRUE or FALSE)
     lmm_all_finite = list(`1` = c("int3", "nonfinite", "num0", "na", "big", "neg")),
     lmm_optimize = list(`4` = "list0"),
