@@ -101,7 +101,8 @@ static R_xlen_t a21_pattern(int nterms, const int *const *codes,
  * data, x - xshift and y - (x - xshift)'b0, formed here row by row so that
  * no n-length copy of X or y is needed. */
 void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
-                    const double *xshift, const double *b0, int nterms, const int *const *codes, const double *const *Z,
+                    const double *xshift, const double *b0,
+                    int nterms, const int *const *codes, const double *const *Z,
                     const int *nlev, const int *ncol, const int *roff, int q2,
                     const int *start, const int *order, const int *A21p, const int *A21i,
                     double *A11, double *A21x, double *A22, double *AX1, double *AX2,

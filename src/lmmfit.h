@@ -51,7 +51,8 @@ void lmm_unpack_control(SEXP control, struct lmm_optctl_s *ctl);
 /* crossprod.c: add the cross-products of the rows order[start[g] .. start[g+1])
  * (for each level g of the first term) into the blocks, in a given pattern */
 void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
-                    const double *xshift, const double *b0, int nterms, const int *const *codes, const double *const *Z,
+                    const double *xshift, const double *b0,
+                    int nterms, const int *const *codes, const double *const *Z,
                     const int *nlev, const int *ncol, const int *roff, int q2,
                     const int *start, const int *order, const int *A21p, const int *A21i,
                     double *A11, double *A21x, double *A22, double *AX1, double *AX2,

@@ -90,7 +90,7 @@ void lmm_fd_gradient(int n, const double *x, const double *lower, const double *
 
 /* Newton steps with a finite-difference Hessian (small n): returns 1 when the
  * predicted decrease fell below the objective's precision; adds the
- * evaluations used to *fevals. */
+ * evaluations used to *fevals (unless NULL). */
 int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
                       lmm_objective fn, void *ex, int maxit, double h, int *fevals);
 

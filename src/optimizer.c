@@ -273,7 +273,7 @@ int lmm_newton_polish(int n, double *x, const double *lower, const double *upper
 {
     counted_fn c = {fn, ex, 0};
     int done = newton_polish_impl(n, x, lower, upper, counted, &c, maxit, h);
-    *fevals += c.count;
+    if (fevals) *fevals += c.count;
     return done;
 }
 
@@ -337,7 +337,7 @@ static double *theta_upper(int nt)
  * a few values off the bound for every diagonal element below 1e-3; return 1
  * and move theta when one of them is lower. */
 static int escape_zero(int nt, double *theta, const double *lower, double f0,
-                       lmm_objective fn, void *ex, int *fevals)
+                       lmm_objective fn, void *ex)
 {
     static const double probes[] = {1e-3, 1e-2, 1e-1, 1.0};
     int moved = 0;
@@ -347,7 +347,6 @@ static int escape_zero(int nt, double *theta, const double *lower, double f0,
         for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++) {
             theta[i] = probes[k];
             double f = fn(theta, ex);
-            (*fevals)++;
             if (f < best - 1e-10 * fmax(1.0, fabs(f0))) { best = f; at = probes[k]; }
         }
         theta[i] = at;
@@ -420,7 +419,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
      * wider finite-difference stencil sees through the rounding noise.  A
      * zero that is not a minimum, or a polish that cannot finish, sends the
      * search back to L-BFGS-B at full precision. */
-    int small = nt <= 10, fevals = 0, done = 0;
+    int small = nt <= 10, done = 0;
     lmm_optctl loose = *ctl;
     if (small) {
         /* the loose phase needs only a rough gradient: forward differences */
@@ -433,28 +432,25 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
      * starting value instead, the rule is relative to the decrease achieved. */
     loose.shift = 1;
     lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, &loose, res);
-    fevals += res->fncount;
     for (int round = 0; round < 3; round++) {
         if (small) done = lmm_newton_polish(nt, theta, lower, upper, deviance_objective, &ex,
-                                            20, POLISH_STEP, &fevals);
+                                            20, POLISH_STEP, NULL);
         double f = deviance_objective(theta, &ex);
-        int moved = escape_zero(nt, theta, lower, f, deviance_objective, &ex, &fevals);
-        fevals++;
+        int moved = escape_zero(nt, theta, lower, f, deviance_objective, &ex);
         if (done && !moved) break;
         double before = f;
         lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, ctl, res);
-        fevals += res->fncount;
         if (!small && !moved && before - res->fmin < 1e-12 * fmax(1.0, fabs(before))) break;
     }
     lmm_snap_to_zero(nt, theta, lower, deviance_objective, &ex);
     res->fmin = deviance_objective(theta, &ex);
     if (grad) report_derivatives(nt, theta, lower, upper, deviance_objective, &ex, grad, scaled);
-    (void) fevals;    /* the phases' counts include remembered values */
-    res->fncount = ex.nevals;
+    res->fncount = ex.nevals;     /* factorisations done, not values remembered */
 }
 
-/* The gradient reported with a fit: central differences with a step of at
- * least 1e-4 relative, past the deviance's rounding noise. */
+/* The gradient at a bootstrap refit's optimum (a fit's own comes from
+ * lmm_optimize()): central differences with a step of at least 1e-4
+ * relative, past the deviance's rounding noise. */
 void lmm_gradient(const lmm_xprod *xp, const double *theta, int reml, double h,
                   lmm_factor *fa, double *grad)
 {
