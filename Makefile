@@ -63,12 +63,21 @@ sanitize:
 valgrind:
 	bash tools/valgrind.sh
 
-# The fuzz test at the issue's full size (FUZZ_N cases) against the working tree.
+# The fuzz test at the issue's full size (FUZZ_N cases) and the optimum
+# battery of test-optimum.R (OPTIMUM_N random designs against lme4, on
+# OPTIMUM_CORES processes; ~0.18 s of CPU per design, nearly all lme4's, so
+# 10,000 take ~15 min on 2 free cores and a CI with less time passes a
+# smaller OPTIMUM_N) against the working tree.  Both files
+# run; the target fails when either does.  LMMFIT_OPTIMUM_CSV=file in the
+# environment keeps the battery's cases.
 FUZZ_N ?= 10000
+OPTIMUM_N ?= 10000
+OPTIMUM_CORES ?= 2
 fuzz:
 	@lib=$$(mktemp -d) && trap 'rm -rf "$$lib"' EXIT && bash tools/dev-install.sh "$$lib" && \
-	cd tests/testthat && LMMFIT_FUZZ_N=$(FUZZ_N) R_LIBS="$$lib" $(RSCRIPT) -e \
-	  'r <- as.data.frame(testthat::test_file("test-fuzz.R", package = "lmmfit", load_package = "installed")); quit(status = as.integer(sum(r$$failed) + sum(r$$error) > 0))'
+	cd tests/testthat && LMMFIT_FUZZ_N=$(FUZZ_N) LMMFIT_OPTIMUM_N=$(OPTIMUM_N) LMMFIT_OPTIMUM_CORES=$(OPTIMUM_CORES) \
+	  R_LIBS="$$lib" $(RSCRIPT) -e \
+	  'r <- do.call(rbind, lapply(c("test-fuzz.R", "test-optimum.R"), function(f) as.data.frame(testthat::test_file(f, package = "lmmfit", load_package = "installed")))); quit(status = as.integer(sum(r$$failed) + sum(r$$error) > 0))'
 
 # Runs every benchmark script in inst/bench (none is fine).
 bench: install

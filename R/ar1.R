@@ -182,7 +182,7 @@ ar1_fit_core <- function(X, y, w, off, reterms, REML, control, correlation, fram
     optinfo <- list(theta = theta, phi = phi, deviance = opt$deviance, feval = opt$feval,
                     convergence = opt$convergence, message = opt$message,
                     gradient = opt$gradient[seq_len(nt)], gradient_phi = opt$gradient[nt + 1L],
-                    scaled_gradient = opt$scaled_gradient[seq_len(nt)])
+                    scaled_gradient = opt$scaled_gradient[seq_len(nt)], settled = opt$settled)
     list(xprod = wx$xprod, optinfo = optinfo, theta = theta, deviance_value = dev,
          beta = setNames(sol$beta, colnames(X)), u = sol$u, RX = sol$RX,
          pwrss = sol$pwrss, ldL2 = sol$ldL2, ldRX2 = sol$ldRX2,

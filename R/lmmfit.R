@@ -161,14 +161,22 @@ lmm_fit_core <- function(X, y, w, off, reterms, REML, control, theta0 = NULL) {
     yo <- if (is.null(off)) y else y - off
     if (!is.double(X)) storage.mode(X) <- "double"
     cond <- conditioning_transform(X, yo)
-    xp <- .Call(C_lmm_crossprod, X, yo, w,
-                lapply(reterms, `[[`, "factor"),
-                lapply(reterms, `[[`, "Z"),
-                vapply(reterms, `[[`, 1L, "nlev"), cond$xshift, cond$b0)
+    codes <- lapply(reterms, `[[`, "factor")
+    nlev <- vapply(reterms, `[[`, 1L, "nlev")
+    xp <- .Call(C_lmm_crossprod, X, yo, w, codes, lapply(reterms, `[[`, "Z"), nlev,
+                cond$xshift, cond$b0)
     if (is.null(theta0)) theta0 <- better_start(xp, reterms, REML)
-    opt <- .Call(C_lmm_optimize, xp, as.double(theta0), REML, control)
+    ## slopes far from their origin are optimised on the centred columns
+    zc <- re_centring(reterms)
+    xo <- if (is.null(zc)) xp
+          else .Call(C_lmm_crossprod, X, yo, w, codes, zc$Z, nlev, cond$xshift, cond$b0)
+    opt <- .Call(C_lmm_optimize, xo, theta_centred(theta0, zc, TRUE), REML, control)
+    sol <- .Call(C_lmm_solution, xo, opt$theta, REML)
+    if (!is.null(zc)) {
+        opt$theta <- theta_centred(opt$theta, zc, FALSE)
+        sol$u <- .Call(C_lmm_solution, xp, opt$theta, REML)$u
+    }
     names(opt$theta) <- theta_names(reterms)
-    sol <- .Call(C_lmm_solution, xp, opt$theta, REML)
     beta <- drop(cond$T %*% (sol$beta + cond$b0))
     list(xprod = untransform_xprod(xp, cond), optinfo = opt, theta = opt$theta,
          deviance_value = sol$deviance, beta = setNames(beta, colnames(X)), u = sol$u,

@@ -52,20 +52,23 @@ print_notes <- function(x) {
 }
 
 ## As lme4: the gradient scaled by the curvature (the C optimiser reports
-## gradient / sqrt(diagonal second derivative)) must be below check_grad_tol;
-## where no positive curvature is available, the raw gradient is used.
+## gradient / sqrt(diagonal second derivative), in its own unit-free
+## parameters, with derivatives pointing out of the feasible region at an
+## active bound set to 0) must be below check_grad_tol; where no positive
+## curvature is available, the raw gradient is used.  A fit whose end point
+## did not pass the optimizer's own checks (optinfo$settled: no move off the
+## boundary lowers the deviance, and a Newton step or L-BFGS-B finds no
+## further decrease) says so too.
 convergence_messages <- function(x) {
     g <- x$optinfo$gradient
     sg <- x$optinfo$scaled_gradient
     if (!is.null(sg) && length(sg) == length(g)) g <- ifelse(is.na(sg), g, sg)
-    lower <- unlist(lapply(x$reterms, function(t) {
-        m <- diag(ncol(t$Z)); m[lower.tri(m, diag = TRUE)]
-    }))
-    ## a gradient pointing out of the feasible region at an active bound is fine
-    g[lower == 1 & x$theta <= 0 & g > 0] <- 0
-    if (any(!is.finite(g)) || max(abs(g)) > x$control$check_grad_tol)
-        sprintf("Model failed to converge with max|grad| = %.3g", max(abs(g)))
-    else character()
+    c(if (any(!is.finite(g)) || max(abs(g)) > x$control$check_grad_tol)
+          sprintf("Model failed to converge with max|grad| = %.3g", max(abs(g))),
+      if (isFALSE(x$optinfo$settled))
+          paste("Model may not have converged: the optimizer stopped before confirming a local optimum;",
+                "the random-effects structure may be too rich for the data (simplify it, or compare",
+                "with a fit of the uncorrelated model (x || g))"))
 }
 
 #' @rdname lmmfit-accessors

@@ -213,6 +213,7 @@ typedef struct {
     const int *gaps;
     const double *npairs;
     int G, ntheta, reml;
+    int nevals;          /* evaluations of the objective */
     double *buf;
     lmm_factor *fa;
 } ar1_model;
@@ -241,6 +242,7 @@ static double ar1_objective(const double *x, void *ex)
 {
     ar1_model *m = (ar1_model *) ex;
     double phi = x[m->ntheta];
+    m->nevals++;
     if (!(fabs(phi) < 1.0)) return R_PosInf;
     double ldR = ar1_combine(m, phi);
     return lmm_deviance(&m->xp, x, m->reml, m->fa) + ldR;
@@ -326,38 +328,18 @@ SEXP lmm_ar1_optimize(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP spa
         if (!R_FINITE(REAL(par)[i])) error(_("starting values must be finite"));
     lmm_optres res;
     double *x = REAL(par);
-    int feval = 0, done = 0;
-    if (npar <= 20) {
-        /* L-BFGS-B to a loose tolerance, then Newton steps to the optimum: the
-         * flat tail costs L-BFGS-B many evaluations, Newton a few */
-        lmm_optctl loose = ctl;
-        loose.factr = fmax(ctl.factr, 1e10);
-        /* the loose phase needs only a rough gradient: forward differences */
-        loose.forward = 1;
-        loose.fdstep = fmax(ctl.fdstep, 1e-7);
-        loose.shift = 1;
-        lmm_minimize(npar, x, lower, upper, ar1_objective, &m, &loose, &res);
-        feval += res.fncount;
-        done = lmm_newton_polish(npar, x, lower, upper, ar1_objective, &m, 20, 1e-4, &feval);
-    }
-    if (!done) {
-        /* the full-precision L-BFGS-B run (and a polish) */
-        lmm_minimize(npar, x, lower, upper, ar1_objective, &m, &ctl, &res);
-        feval += res.fncount;
-        if (npar <= 20)
-            done = lmm_newton_polish(npar, x, lower, upper, ar1_objective, &m, 20, 1e-4, &feval);
-    }
-    lmm_snap_to_zero(npar, x, lower, ar1_objective, &m);
-    res.fmin = ar1_objective(x, &m);
-    /* the reported gradient: central differences with a step of at least 1e-5
-     * (below that the objective's rounding noise dominates on large data) */
+    m.nevals = 0;
+    /* the whitened cross-products at the starting phi: the driver conditions
+     * theta on them */
+    ar1_combine(&m, fmax(-phimax, fmin(phimax, x[nt])));
+    lmm_problem pb = {&m.xp, 1, lower + nt, upper + nt, ar1_objective, &m};
     SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
-    lmm_fd_gradient(npar, x, lower, upper, ar1_objective, &m, fmax(ctl.fdstep, 1e-5), REAL(grad));
     SEXP scaled = PROTECT(allocVector(REALSXP, npar)); nprot++;
-    lmm_fd_scaled_gradient(npar, x, lower, upper, ar1_objective, &m, REAL(grad), REAL(scaled));
+    lmm_drive(&pb, x, &ctl, &res, REAL(grad), REAL(scaled));
+    int feval = m.nevals;
 
     const char *names[] = {"par", "deviance", "feval", "convergence", "message", "gradient",
-                           "scaled_gradient", ""};
+                           "scaled_gradient", "settled", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SET_VECTOR_ELT(ans, 0, par);
     SET_VECTOR_ELT(ans, 1, ScalarReal(res.fmin));
@@ -366,6 +348,7 @@ SEXP lmm_ar1_optimize(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP spa
     SET_VECTOR_ELT(ans, 4, mkString(res.msg));
     SET_VECTOR_ELT(ans, 5, grad);
     SET_VECTOR_ELT(ans, 6, scaled);
+    SET_VECTOR_ELT(ans, 7, ScalarLogical(res.settled));
     UNPROTECT(nprot);
     return ans;
 }

@@ -9,24 +9,7 @@
 #include "model.h"
 #include "lmmfit.h"
 #include "kernels.h"
-
-int lmm_ntheta(const lmm_xprod *xp)
-{
-    int nt = 0;
-    for (int j = 0; j < xp->nterms; j++) nt += xp->ncol[j] * (xp->ncol[j] + 1) / 2;
-    return nt;
-}
-
-/* Diagonal elements of each lambda are bounded below by zero, the rest are free. */
-void lmm_theta_lower(const lmm_xprod *xp, double *lower)
-{
-    int i = 0;
-    for (int j = 0; j < xp->nterms; j++) {
-        int k = xp->ncol[j];
-        for (int c = 0; c < k; c++)
-            for (int r = c; r < k; r++) lower[i++] = (r == c) ? 0.0 : R_NegInf;
-    }
-}
+#include "theta.h"
 
 void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
 {
@@ -46,12 +29,10 @@ void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
 
 static void fill_lambda(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
 {
-    int i = 0;
-    for (int j = 0; j < xp->nterms; j++) {
+    for (int j = 0, i = 0; j < xp->nterms; j++) {
         int k = xp->ncol[j];
-        double *lam = fa->lambda + fa->lamoff[j];
-        for (int c = 0; c < k; c++)
-            for (int r = 0; r < k; r++) lam[r + c * k] = (r >= c) ? theta[i++] : 0.0;
+        lmm_theta_unpack(k, theta + i, fa->lambda + fa->lamoff[j]);
+        i += k * (k + 1) / 2;
     }
 }
 

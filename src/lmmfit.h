@@ -15,6 +15,8 @@ SEXP lmm_levels_used(SEXP f);
 SEXP lmm_column_scales(SEXP X);
 SEXP lmm_deviance_R(SEXP xprod, SEXP theta, SEXP reml);
 SEXP lmm_optimize_R(SEXP xprod, SEXP theta, SEXP reml, SEXP control);
+/* theta.c */
+SEXP lmm_theta_transform(SEXP theta, SEXP ncol, SEXP R, SEXP to_space);
 SEXP lmm_solution(SEXP xprod, SEXP theta, SEXP reml);
 SEXP lmm_condvar(SEXP xprod, SEXP theta);
 /* residual AR(1) correlation (ar1.c) */

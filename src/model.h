@@ -76,6 +76,9 @@ typedef struct lmm_optctl_s {
 typedef struct {
     double fmin;
     int fncount, grcount, fail;
+    int settled;         /* lmm_optimize(): 1 when the end point passed its checks (no move
+                            off the boundary lowers the deviance, and the Newton polish or
+                            L-BFGS-B at full precision finds no further decrease) */
     char msg[60];
 } lmm_optres;
 
@@ -97,6 +100,26 @@ int lmm_newton_polish(int n, double *x, const double *lower, const double *upper
 /* Diagonal elements of lambda (lower bound 0) below 1e-3 set to 0 where that
  * does not raise the objective. */
 void lmm_snap_to_zero(int n, double *x, const double *lower, lmm_objective fn, void *ex);
+
+/* A covariance-parameter problem: theta (the terms of xp), then nextra
+ * further parameters in [extra_lower, extra_upper] (AR(1)'s phi), and the
+ * objective of them all. */
+typedef struct {
+    const lmm_xprod *xp;
+    int nextra;
+    const double *extra_lower, *extra_upper;
+    lmm_objective fn;
+    void *ex;
+} lmm_problem;
+
+/* The one optimizer driver (optimizer.c): L-BFGS-B and Newton steps in
+ * conditioned parameters, with the boundary's second-order check.  par
+ * (theta, then the extra parameters) is the start and the result.  With grad
+ * and scaled (else NULL), the derivatives at the optimum in the optimizer's
+ * unit-free parameters, those pointing out of the feasible region at an
+ * active bound set to 0. */
+void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_optres *res,
+               double *grad, double *scaled);
 
 /* The profiled deviance of a plain fit minimised over theta (in place).
  * With grad and scaled (else NULL), the gradient at the optimum and the

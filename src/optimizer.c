@@ -11,6 +11,7 @@
 #include <R_ext/Applic.h>
 #include "model.h"
 #include "lmmfit.h"
+#include "theta.h"
 
 typedef struct {
     lmm_objective fn;
@@ -129,6 +130,11 @@ typedef struct { lmm_objective fn; void *ex; int count; } counted_fn;
 
 /* The polish's relative step: its stencils are at twice this. */
 #define POLISH_STEP 1e-4
+/* Diagonal entries of lambda below this (relative to the residual standard
+ * deviation, in the optimizer's conditioned parameters) are candidates for
+ * the boundary: the deviance depends on them through their square, so it is
+ * flat to within rounding there and a gradient method stalls on its way. */
+#define NEAR_ZERO_DIAG 1e-3
 
 static double counted(const double *x, void *ex)
 {
@@ -330,31 +336,6 @@ static double *theta_upper(int nt)
     return upper;
 }
 
-/* A diagonal element of lambda at zero is a stationary point of the deviance
- * whatever the data (it depends on that element through its square), and
- * near zero the gradient is proportionally small, so a gradient method that
- * lands there stays even when zero is a maximum along that direction.  Probe
- * a few values off the bound for every diagonal element below 1e-3; return 1
- * and move theta when one of them is lower. */
-static int escape_zero(int nt, double *theta, const double *lower, double f0,
-                       lmm_objective fn, void *ex)
-{
-    static const double probes[] = {1e-3, 1e-2, 1e-1, 1.0};
-    int moved = 0;
-    for (int i = 0; i < nt; i++) {
-        if (lower[i] != 0.0 || theta[i] >= 1e-3) continue;
-        double start = theta[i], best = f0, at = start;
-        for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++) {
-            theta[i] = probes[k];
-            double f = fn(theta, ex);
-            if (f < best - 1e-10 * fmax(1.0, fabs(f0))) { best = f; at = probes[k]; }
-        }
-        theta[i] = at;
-        if (at != start) { moved = 1; f0 = best; }
-    }
-    return moved;
-}
-
 /* Diagonal elements of lambda left just above zero are set to zero when the
  * deviance there is no higher: the optimum is on the bound (a singular fit),
  * which a finite-difference method approaches but need not reach. */
@@ -362,7 +343,7 @@ void lmm_snap_to_zero(int n, double *x, const double *lower, lmm_objective fn, v
 {
     double f = fn(x, ex);
     for (int i = 0; i < n; i++) {
-        if (lower[i] != 0.0 || x[i] <= 0.0 || x[i] >= 1e-3) continue;
+        if (lower[i] != 0.0 || x[i] <= 0.0 || x[i] >= NEAR_ZERO_DIAG) continue;
         double keep = x[i];
         x[i] = 0.0;
         double f0 = fn(x, ex);
@@ -403,23 +384,327 @@ static void report_derivatives(int n, const double *x, const double *lower, cons
     }
 }
 
-void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
-                  const lmm_optctl *ctl, lmm_optres *res, double *grad, double *scaled)
+/* ---- The driver for every model ------------------------------------- */
+
+/* The optimizer's parameters: theta conditioned term by term (theta.c), so
+ * that the search, its finite-difference steps and its tolerances do not
+ * depend on the units or the origin of a slope covariate, then the
+ * problem's further parameters as they are.  Intercept-only terms need no
+ * conditioning; when no term does, the parameters are the problem's own. */
+typedef struct {
+    lmm_objective fn;
+    void *ex;
+    int nterms, any, ntheta, npar;
+    const int *ncol;
+    int *start;          /* each term's first theta index (nterms + 1) */
+    int *cond;           /* 1: the term is conditioned */
+    double *R;           /* the terms' conditioners, k x k each, at Rstart */
+    int *Rstart;
+    double *par;         /* the parameters of the last evaluation */
+    double *work;        /* 2 kmax^2 */
+} fit_space;
+
+static void fit_space_init(fit_space *s, const lmm_problem *pb)
 {
-    int nt = lmm_ntheta(xp);
-    lmm_factor fa;
-    lmm_factor_alloc(xp, &fa);
-    deviance_ex ex;
-    deviance_ex_init(&ex, xp, &fa, reml, 1);
-    double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
-    double *upper = theta_upper(nt);
+    const lmm_xprod *xp = pb->xp;
+    int nterms = xp->nterms, kmax = 1;
+    s->fn = pb->fn;
+    s->ex = pb->ex;
+    s->nterms = nterms;
+    s->ncol = xp->ncol;
+    s->start = (int *) R_alloc((size_t) nterms + 1, sizeof(int));
+    s->Rstart = (int *) R_alloc((size_t) nterms + 1, sizeof(int));
+    s->cond = (int *) R_alloc((size_t) nterms, sizeof(int));
+    s->start[0] = s->Rstart[0] = 0;
+    for (int j = 0; j < nterms; j++) {
+        int k = xp->ncol[j];
+        s->start[j + 1] = s->start[j] + k * (k + 1) / 2;
+        s->Rstart[j + 1] = s->Rstart[j] + k * k;
+        if (k > kmax) kmax = k;
+    }
+    s->ntheta = s->start[nterms];
+    s->npar = s->ntheta + pb->nextra;
+    s->R = (double *) R_alloc((size_t) s->Rstart[nterms], sizeof(double));
+    s->par = (double *) R_alloc((size_t) s->npar, sizeof(double));
+    s->work = (double *) R_alloc((size_t) 2 * kmax * kmax, sizeof(double));
+    s->any = 0;
+    for (int j = 0; j < nterms; j++) {
+        s->cond[j] = lmm_term_conditioner(xp, j, s->R + s->Rstart[j]);
+        s->any |= s->cond[j];
+    }
+}
+
+/* The problem's parameters from the optimizer's (to_space = 0) or back. */
+static void map_space(fit_space *s, const double *from, double *to, int to_space)
+{
+    for (int j = 0; j < s->nterms; j++) {
+        int k = s->ncol[j], i = s->start[j];
+        if (!s->cond[j]) memcpy(to + i, from + i, (size_t) (s->start[j + 1] - i) * sizeof(double));
+        else if (to_space) lmm_theta_to_conditioned(k, s->R + s->Rstart[j], from + i, to + i, s->work);
+        else lmm_theta_from_conditioned(k, s->R + s->Rstart[j], from + i, to + i, s->work);
+    }
+    memcpy(to + s->ntheta, from + s->ntheta, (size_t) (s->npar - s->ntheta) * sizeof(double));
+}
+
+static double space_objective(const double *x, void *ex)
+{
+    fit_space *s = (fit_space *) ex;
+    if (!s->any) return s->fn(x, s->ex);
+    map_space(s, x, s->par, 0);
+    return s->fn(s->par, s->ex);
+}
+
+/* The start: the given theta, or the identity in the conditioned space
+ * (unit variances and no correlation for whitened columns) when that has
+ * the lower deviance.  A caller's default start, the identity in theta, is
+ * arbitrary in the units of a slope covariate: in seconds rather than days
+ * it starts the search 1e5 away from the optimum. */
+static void start_in_space(fit_space *s, double *x, double *work)
+{
+    for (int j = 0; j < s->nterms; j++) {
+        int k = s->ncol[j];
+        for (int c = 0, i = s->start[j]; c < k; c++)
+            for (int r = c; r < k; r++) work[i++] = r == c ? 1.0 : 0.0;
+    }
+    memcpy(work + s->ntheta, x + s->ntheta, (size_t) (s->npar - s->ntheta) * sizeof(double));
+    double f_given = space_objective(x, s), f_unit = space_objective(work, s);
+    if (f_unit < f_given || !R_FINITE(f_given))
+        memcpy(x, work, (size_t) s->npar * sizeof(double));
+}
+
+/* Leaving the boundary.  Where a diagonal entry of lambda is zero the
+ * gradient says nothing: in the canonical form (theta.c) the column below it
+ * is zero too, the deviance depends on that column c only through c c', and
+ * so to second order through c' G c, G the derivative of the deviance with
+ * respect to the term's covariance.  A quasi-Newton method sees a zero
+ * gradient there and stops, minimum or not (lme4's BOBYQA samples around the
+ * point and usually leaves).  Here G is estimated on each zero column from
+ * its m (m + 1) / 2 second differences, and when it has a negative
+ * eigenvalue the search moves along that eigenvector: a true descent
+ * direction.  The diagonal direction alone is probed as well, at sizes where
+ * the quadratic term no longer rules. */
+#define ESCAPE_QSTEP 1e-2      /* the probes' size: O(t^4) terms stay 1e-4 relative */
+#define ESCAPE_GAIN 1e-10      /* a relative decrease past the deviance's rounding noise */
+static const double escape_sizes[] = {1e-3, 1e-2, 1e-1, 1.0, 10.0};
+#define N_ESCAPE_SIZES ((int) (sizeof(escape_sizes) / sizeof(escape_sizes[0])))
+
+typedef struct {
+    int nt, kmax, lwork;
+    double *xt, *best, *canon, *Q, *eig, *dir, *lwork_buf, *twork;
+} escape_ws;
+
+static void escape_ws_init(escape_ws *w, const lmm_xprod *xp, int nt)
+{
+    int kmax = 1;
+    for (int j = 0; j < xp->nterms; j++) if (xp->ncol[j] > kmax) kmax = xp->ncol[j];
+    w->nt = nt;
+    w->kmax = kmax;
+    w->lwork = 3 * kmax + 8;
+    w->xt = (double *) R_alloc((size_t) nt, sizeof(double));
+    w->best = (double *) R_alloc((size_t) nt, sizeof(double));
+    w->canon = (double *) R_alloc((size_t) nt, sizeof(double));
+    w->Q = (double *) R_alloc((size_t) kmax * kmax, sizeof(double));
+    w->eig = (double *) R_alloc((size_t) kmax, sizeof(double));
+    w->dir = (double *) R_alloc((size_t) kmax, sizeof(double));
+    w->lwork_buf = (double *) R_alloc((size_t) w->lwork, sizeof(double));
+    w->twork = (double *) R_alloc((size_t) 2 * kmax * kmax, sizeof(double));
+}
+
+/* f at x with the m entries at x + i0 replaced by s * dir. */
+static double along(escape_ws *w, const double *x, int i0, int m, const double *dir, double s,
+                    lmm_objective fn, void *ex)
+{
+    memcpy(w->xt, x, (size_t) w->nt * sizeof(double));
+    for (int a = 0; a < m; a++) w->xt[i0 + a] = s * dir[a];
+    return fn(w->xt, ex);
+}
+
+/* Try the moves from one zero column (entries x[i0 .. i0 + m), the first the
+ * diagonal); keeps the best point found in w->best, its value in *fbest. */
+static void escape_column(escape_ws *w, const double *x, int i0, int m, double f0, double *fbest,
+                          lmm_objective fn, void *ex)
+{
+    double *dir = w->dir, *Q = w->Q, t = ESCAPE_QSTEP;
+    int canonical = 1;
+    for (int a = 1; a < m; a++) canonical &= x[i0 + a] == 0.0;
+    int ndir = 1;
+    if (canonical && m > 1) {
+        /* Q = G on the column: q(v) = (f(t v) - f0) / t^2 */
+        for (int a = 0; a < m; a++) {
+            memset(dir, 0, (size_t) m * sizeof(double));
+            dir[a] = 1;
+            Q[a + a * m] = (along(w, x, i0, m, dir, t, fn, ex) - f0) / (t * t);
+        }
+        for (int a = 0; a < m; a++)
+            for (int b = 0; b < a; b++) {
+                memset(dir, 0, (size_t) m * sizeof(double));
+                dir[a] = dir[b] = 1;
+                double q = (along(w, x, i0, m, dir, t, fn, ex) - f0) / (t * t);
+                Q[a + b * m] = Q[b + a * m] = 0.5 * (q - Q[a + a * m] - Q[b + b * m]);
+            }
+        int info = 0, lwork = w->lwork;
+        F77_CALL(dsyev)("V", "L", &m, Q, &m, w->eig, w->lwork_buf, &lwork, &info FCONE FCONE);
+        ndir = (info == 0 && R_FINITE(w->eig[0]) && w->eig[0] < 0) ? 2 : 1;
+    }
+    for (int d = 0; d < ndir; d++) {
+        if (d == 0) {            /* the diagonal entry alone */
+            memset(dir, 0, (size_t) m * sizeof(double));
+            dir[0] = 1;
+        } else {                 /* the eigenvector of the most negative curvature */
+            double sgn = Q[0] < 0 ? -1.0 : 1.0;
+            for (int a = 0; a < m; a++) dir[a] = sgn * Q[a];
+        }
+        for (int e = 0; e < N_ESCAPE_SIZES; e++) {
+            double f = along(w, x, i0, m, dir, escape_sizes[e], fn, ex);
+            if (f < *fbest) {
+                *fbest = f;
+                memcpy(w->best, w->xt, (size_t) w->nt * sizeof(double));
+            }
+        }
+    }
+}
+
+/* Every term with a zero diagonal entry in its canonical form (theta.c);
+ * returns 1 when there is one.  The deviance is unchanged. */
+static int canonical_form(const lmm_xprod *xp, double *x, double *work)
+{
+    int any = 0;
+    for (int j = 0, i = 0; j < xp->nterms; i += xp->ncol[j] * (xp->ncol[j] + 1) / 2, j++)
+        any |= lmm_theta_canonical_term(xp->ncol[j], x + i, work);
+    return any;
+}
+
+/* The boundary as the moves above see it: diagonal entries below
+ * NEAR_ZERO_DIAG set to zero (there the deviance depends on them through
+ * their square: a gradient method that lands near zero stays, whether zero
+ * is a minimum or a maximum along them), then the canonical form.  Moves from
+ * every zero column of that point; returns 1 and moves x (and *f) when one
+ * lowers the deviance past its rounding noise, else leaves x, or takes the
+ * boundary point itself when it is no worse.  */
+static int escape_boundary(const lmm_xprod *xp, double *x, double *f, lmm_objective fn, void *ex,
+                           escape_ws *w)
+{
+    int nt = w->nt;
+    double *base = w->canon;
+    memcpy(base, x, (size_t) nt * sizeof(double));
+    /* the canonical form moves what stood below a zeroed diagonal entry into
+     * the columns after it, whose diagonal may then be near zero in turn */
+    int any = canonical_form(xp, base, w->twork);
+    for (int pass = 0; pass <= w->kmax; pass++) {
+        int zeroed = 0;
+        for (int j = 0, i = 0; j < xp->nterms; i += xp->ncol[j] * (xp->ncol[j] + 1) / 2, j++) {
+            int k = xp->ncol[j];
+            for (int c = 0, d = i; c < k; d += k - c, c++)
+                if (base[d] > 0.0 && base[d] < NEAR_ZERO_DIAG) { base[d] = 0.0; zeroed = 1; }
+        }
+        if (!zeroed) break;
+        any = canonical_form(xp, base, w->twork);
+    }
+    if (!any) return 0;
+    /* the moves are judged against the current point, which need not be as
+     * low as the boundary point they start from */
+    double noise = ESCAPE_GAIN * fmax(1.0, fabs(*f));
+    double fbase = fn(base, ex), fbest = *f;
+    for (int j = 0, i = 0; j < xp->nterms; j++) {
+        int k = xp->ncol[j];
+        for (int c = 0; c < k; i += k - c, c++)
+            if (base[i] == 0.0) escape_column(w, base, i, k - c, fbase, &fbest, fn, ex);
+    }
+    if (fbest < *f - noise) {
+        memcpy(x, w->best, (size_t) nt * sizeof(double));
+        *f = fbest;
+        return 1;
+    }
+    if (fbase <= *f) {
+        memcpy(x, base, (size_t) nt * sizeof(double));
+        *f = fbase;
+    }
+    return 0;
+}
+
+/* The other way to the boundary: an interior local minimum can lie above a
+ * point where a whole column of some lambda is zero (a variance component
+ * dropped; the deviance can have a minimum on each side of the barrier that
+ * a slowly vanishing variance makes).  Each column is dropped in turn;
+ * returns 1 and moves x (and *f) to the lowest such point when it is lower
+ * past the rounding noise. */
+static int drop_column(const lmm_xprod *xp, double *x, double *f, lmm_objective fn, void *ex,
+                       escape_ws *w)
+{
+    int nt = w->nt;
+    double noise = ESCAPE_GAIN * fmax(1.0, fabs(*f)), fbest = *f;
+    for (int j = 0, i = 0; j < xp->nterms; j++) {
+        int k = xp->ncol[j];
+        for (int c = 0; c < k; i += k - c, c++) {
+            if (x[i] == 0.0) continue;
+            memcpy(w->xt, x, (size_t) nt * sizeof(double));
+            for (int a = 0; a < k - c; a++) w->xt[i + a] = 0.0;
+            double fd = fn(w->xt, ex);
+            if (fd < fbest) {
+                fbest = fd;
+                memcpy(w->best, w->xt, (size_t) nt * sizeof(double));
+            }
+        }
+    }
+    if (!(fbest < *f - noise)) return 0;
+    memcpy(x, w->best, (size_t) nt * sizeof(double));
+    *f = fbest;
+    return 1;
+}
+
+/* Bounds for the Newton polish: the entries below a zero diagonal entry are
+ * held where they are (escape_boundary() judges those directions), so that
+ * the polish's Hessian covers the identified parameters only.  x must be in
+ * canonical form: there those entries are zero, and what they held has moved
+ * to the columns after them, where the polish sees it. */
+static void pin_zero_columns(const lmm_xprod *xp, int npar, const double *x, const double *lower,
+                             const double *upper, double *plo, double *pup)
+{
+    memcpy(plo, lower, (size_t) npar * sizeof(double));
+    memcpy(pup, upper, (size_t) npar * sizeof(double));
+    for (int j = 0, i = 0; j < xp->nterms; j++) {
+        int k = xp->ncol[j];
+        for (int c = 0; c < k; i += k - c, c++)
+            if (x[i] == 0.0)
+                for (int a = 1; a < k - c; a++) plo[i + a] = pup[i + a] = x[i + a];
+    }
+}
+
+/* How many times the search may leave the boundary and start again: each
+ * time lowers the deviance, and no design has needed more than two. */
+#define MAX_ROUNDS 8
+/* Problems with at most this many parameters get the Newton polish: its
+ * finite-difference Hessian costs about 2 n^2 evaluations. */
+#define SMALL_PROBLEM 10
+
+void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_optres *res,
+               double *grad, double *scaled)
+{
+    const lmm_xprod *xp = pb->xp;
+    fit_space sp;
+    fit_space_init(&sp, pb);
+    int nt = sp.ntheta, npar = sp.npar;
+    escape_ws ew;
+    escape_ws_init(&ew, xp, npar);
+    double *lower = (double *) R_alloc((size_t) npar, sizeof(double));
+    double *upper = (double *) R_alloc((size_t) npar, sizeof(double));
+    double *plo = (double *) R_alloc((size_t) npar, sizeof(double));
+    double *pup = (double *) R_alloc((size_t) npar, sizeof(double));
+    double *x = (double *) R_alloc((size_t) npar, sizeof(double));
     lmm_theta_lower(xp, lower);
+    for (int i = 0; i < nt; i++) upper[i] = R_PosInf;
+    for (int i = 0; i < pb->nextra; i++) {
+        lower[nt + i] = pb->extra_lower[i];
+        upper[nt + i] = pb->extra_upper[i];
+    }
+    map_space(&sp, par, x, 1);
+    if (sp.any) start_in_space(&sp, x, ew.xt);
     /* L-BFGS-B to a loose tolerance, then Newton steps: the flat tail of the
      * deviance costs L-BFGS-B many evaluations and Newton a few, and its
      * wider finite-difference stencil sees through the rounding noise.  A
-     * zero that is not a minimum, or a polish that cannot finish, sends the
-     * search back to L-BFGS-B at full precision. */
-    int small = nt <= 10, done = 0;
+     * boundary point that is not a minimum, or a polish that cannot finish,
+     * sends the search back to L-BFGS-B at full precision. */
+    int small = npar <= SMALL_PROBLEM, done = 0, stalled = 0, settled = 0;
     lmm_optctl loose = *ctl;
     if (small) {
         /* the loose phase needs only a rough gradient: forward differences */
@@ -431,21 +716,51 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
      * loose phase would stop a whole unit from the optimum.  Measured from the
      * starting value instead, the rule is relative to the decrease achieved. */
     loose.shift = 1;
-    lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, &loose, res);
-    for (int round = 0; round < 3; round++) {
-        if (small) done = lmm_newton_polish(nt, theta, lower, upper, deviance_objective, &ex,
-                                            20, POLISH_STEP, NULL);
-        double f = deviance_objective(theta, &ex);
-        int moved = escape_zero(nt, theta, lower, f, deviance_objective, &ex);
-        if (done && !moved) break;
-        double before = f;
-        lmm_minimize(nt, theta, lower, upper, deviance_objective, &ex, ctl, res);
-        if (!small && !moved && before - res->fmin < 1e-12 * fmax(1.0, fabs(before))) break;
+    lmm_minimize(npar, x, lower, upper, space_objective, &sp, &loose, res);
+    for (int round = 0; ; round++) {
+        if (small) {
+            canonical_form(xp, x, ew.twork);
+            pin_zero_columns(xp, npar, x, lower, upper, plo, pup);
+            done = lmm_newton_polish(npar, x, plo, pup, space_objective, &sp, 20, POLISH_STEP, NULL);
+        }
+        lmm_snap_to_zero(npar, x, lower, space_objective, &sp);
+        double f = space_objective(x, &sp);
+        int moved = escape_boundary(xp, x, &f, space_objective, &sp, &ew);
+        /* about to settle: would dropping a variance component do better? */
+        if (!moved && (done || stalled))
+            moved = drop_column(xp, x, &f, space_objective, &sp, &ew);
+        if (!moved && (done || stalled)) { settled = 1; break; }
+        if (round == MAX_ROUNDS) break;
+        lmm_minimize(npar, x, lower, upper, space_objective, &sp, ctl, res);
+        stalled = !moved && f - res->fmin < 1e-12 * fmax(1.0, fabs(f));
     }
-    lmm_snap_to_zero(nt, theta, lower, deviance_objective, &ex);
-    res->fmin = deviance_objective(theta, &ex);
-    if (grad) report_derivatives(nt, theta, lower, upper, deviance_objective, &ex, grad, scaled);
-    res->fncount = ex.nevals;     /* factorisations done, not values remembered */
+    map_space(&sp, x, par, 0);
+    res->fmin = pb->fn(par, pb->ex);
+    if (grad) {
+        /* in the optimizer's parameters: free of the covariates' units, and
+         * on the stencil of the polish's last iteration (remembered by the
+         * plain fit's objective) */
+        report_derivatives(npar, x, lower, upper, space_objective, &sp, grad, scaled);
+        /* a derivative pointing out of the feasible region at an active
+         * bound is no sign of a failed optimisation */
+        for (int i = 0; i < npar; i++) {
+            int outward = (x[i] <= lower[i] && grad[i] > 0) || (x[i] >= upper[i] && grad[i] < 0);
+            if (R_FINITE(grad[i]) && outward) grad[i] = scaled[i] = 0.0;
+        }
+    }
+    res->settled = settled;
+}
+
+void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
+                  const lmm_optctl *ctl, lmm_optres *res, double *grad, double *scaled)
+{
+    lmm_factor fa;
+    lmm_factor_alloc(xp, &fa);
+    deviance_ex dev;
+    deviance_ex_init(&dev, xp, &fa, reml, 1);
+    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev};
+    lmm_drive(&pb, theta, ctl, res, grad, scaled);
+    res->fncount = dev.nevals;     /* factorisations done, not values remembered */
 }
 
 /* The gradient at a bootstrap refit's optimum (a fit's own comes from
@@ -547,7 +862,7 @@ SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
     lmm_optimize(&xp, REAL(theta), reml, &ctl, &res, REAL(grad), REAL(scaled));
 
     const char *names[] = {"theta", "deviance", "feval", "convergence", "message", "gradient",
-                           "scaled_gradient", ""};
+                           "scaled_gradient", "settled", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SET_VECTOR_ELT(ans, 0, theta);
     SET_VECTOR_ELT(ans, 1, ScalarReal(res.fmin));
@@ -556,6 +871,7 @@ SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
     SET_VECTOR_ELT(ans, 4, mkString(res.msg));
     SET_VECTOR_ELT(ans, 5, grad);
     SET_VECTOR_ELT(ans, 6, scaled);
+    SET_VECTOR_ELT(ans, 7, ScalarLogical(res.settled));
     UNPROTECT(nprot);
     return ans;
 }

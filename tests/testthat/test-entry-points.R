@@ -40,6 +40,7 @@ entry_args <- local({
         lmm_column_scales = list(X),
         lmm_deviance = list(fit$xprod, theta, TRUE),
         lmm_optimize = list(fit$xprod, theta, TRUE, ctl),
+        lmm_theta_transform = list(theta, c(2L, 1L), list(matrix(c(1, 0, 2, 1), 2), NULL), TRUE),
         lmm_solution = list(fit$xprod, theta, TRUE),
         lmm_condvar = list(fit$xprod, theta),
         lmm_ar1_pieces = list(X, y, codes1, Z1, fit1$xprod, prev, gap),

@@ -1,0 +1,22 @@
+/* The covariance parameters theta (theta.c): layout, canonical form at the
+ * boundary, and the per-term conditioning the optimizer works in. */
+#ifndef LMMFIT_THETA_H
+#define LMMFIT_THETA_H
+
+#include "model.h"
+
+/* Terms with more columns than this are optimised unconditioned: the
+ * conditioner works on the stack (no model has needed more than a handful). */
+#define LMM_MAX_COND_K 64
+
+void lmm_theta_unpack(int k, const double *theta, double *lam);
+void lmm_theta_pack(int k, const double *lam, double *theta);
+int lmm_psd_chol(int k, double *S);
+int lmm_theta_canonical_term(int k, double *theta, double *work);
+int lmm_term_conditioner(const lmm_xprod *xp, int j, double *R);
+void lmm_theta_from_conditioned(int k, const double *R, const double *tt, double *theta,
+                                double *work);
+void lmm_theta_to_conditioned(int k, const double *R, const double *theta, double *tt,
+                              double *work);
+
+#endif
