@@ -7,7 +7,7 @@ build_reterms <- function(specs, frame, env, X = NULL) {
     n <- nrow(frame)
     terms <- lapply(specs, function(s) {
         gname <- deparse1(s$group)
-        g <- tryCatch(eval(s$group, factor_columns(frame, s$group), env), error = function(e)
+        g <- tryCatch(eval_grouping(s$group, frame, env), error = function(e)
             stop(sprintf("cannot evaluate the grouping factor '%s': %s", gname,
                          conditionMessage(e)), call. = FALSE))
         if (length(g) != n)
@@ -204,6 +204,31 @@ re_model_matrix <- function(lhs, frame, gname, X = NULL) {
     dimnames(Z) <- list(NULL, colnames(Z))
     storage.mode(Z) <- "double"
     Z
+}
+
+## A term's grouping factor: the grouping expression evaluated on the frame,
+## with `a:b` (and so `a/b`) the interaction of the combinations of levels
+## that occur, as lme4 makes it, not of all combinations (R's `:` on factors:
+## 20 regions x 500 districts x 10,000 schools x 50,000 classes would be
+## 5e12 levels).
+eval_grouping <- function(group, frame, env) {
+    genv <- new.env(parent = env)
+    genv[[":"]] <- function(a, b)
+        if (is.factor(a) && is.factor(b)) observed_interaction(a, b) else base::`:`(a, b)
+    eval(group, factor_columns(frame, group), genv)
+}
+
+## The factor a:b over the level pairs that occur, in the order of R's a:b
+## (a's levels major), labelled "a:b".  Pairs are keyed in double precision:
+## exact up to 2^53 combinations.
+observed_interaction <- function(a, b) {
+    nb <- nlevels(b)
+    key <- (as.double(as.integer(a)) - 1) * nb + as.integer(b)
+    pairs <- sort(unique(key))
+    ia <- (pairs - 1) %/% nb + 1
+    ib <- (pairs - 1) %% nb + 1
+    structure(match(key, pairs), levels = paste(levels(a)[ia], levels(b)[ib], sep = ":"),
+              class = "factor")
 }
 
 ## The frame with the variables of a grouping expression turned into factors,
