@@ -243,7 +243,12 @@ SEXP lmm_dense_chol_lapack(SEXP use)
 /* The lower Cholesky factor of the n x n matrix A (leading dimension lda) in
  * place; the strict upper triangle is not referenced.  Returns 0, or the
  * order of the leading minor that is not positive definite (as dpotrf). */
-int lmm_dense_chol(int n, double *A, int lda)
+size_t lmm_dense_chol_work(int n)
+{
+    return n > 0 ? (size_t) (2 * n + MR + NR) * NB : 0;
+}
+
+int lmm_dense_chol(int n, double *A, int lda, double *work)
 {
     int info = 0;
     if (n < SMALL_N || dense_use_lapack) {
@@ -253,8 +258,7 @@ int lmm_dense_chol(int n, double *A, int lda)
     micro_kernel kern = pick_kernel();
     panel_solver solve = pick_solver();
     double dinv[NB];
-    double *Pa = (double *) R_alloc((size_t) (n + MR) * NB, sizeof(double));
-    double *Pb = (double *) R_alloc((size_t) (n + NR) * NB, sizeof(double));
+    double *Pa = work, *Pb = work + (size_t) (n + MR) * NB;
     size_t ld = (size_t) lda;
     for (int k = 0; k < n; k += NB) {
         int kb = n - k < NB ? n - k : NB;
@@ -288,10 +292,11 @@ int lmm_dense_chol(int n, double *A, int lda)
  * order of operations.  Worked on the transpose, so that the update by column
  * k runs down contiguous columns of L and of B' (vectorisable axpys) rather
  * than across the m rows of B, which is all the reference dtrsm can do. */
-void lmm_dense_solve_right_lt(int m, int n, const double *L, int ldl, double *B, int ldb)
+void lmm_dense_solve_right_lt(int m, int n, const double *L, int ldl, double *B, int ldb,
+                              double *work)
 {
     if (m <= 0 || n <= 0) return;
-    double *Bt = (double *) R_alloc((size_t) n * m, sizeof(double));
+    double *Bt = work;
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) Bt[j + (size_t) i * n] = B[i + (size_t) j * ldb];
     for (int k = 0; k < n; k++) {
@@ -327,7 +332,8 @@ SEXP lmm_chol_R(SEXP A)
     int n = nrows(A);
     SEXP L = PROTECT(duplicate(A));
     double *x = REAL(L);
-    int info = lmm_dense_chol(n, x, n > 0 ? n : 1);
+    double *work = (double *) R_alloc(lmm_dense_chol_work(n) + 1, sizeof(double));
+    int info = lmm_dense_chol(n, x, n > 0 ? n : 1, work);
     if (info != 0) error(_("the matrix is not positive definite (leading minor %d)"), info);
     for (int c = 1; c < n; c++)
         for (int r = 0; r < c; r++) x[r + (size_t) c * n] = 0.0;

@@ -25,6 +25,14 @@ void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
     fa->LX1 = (double *) R_alloc((size_t) xp->px * xp->q1, sizeof(double));
     fa->LX2 = (double *) R_alloc((size_t) (xp->q2 > 0 ? (size_t) xp->px * xp->q2 : 1), sizeof(double));
     fa->LXX = (double *) R_alloc((size_t) xp->px * xp->px, sizeof(double));
+    /* one workspace for the phases of an evaluation (used one after the
+     * other): the first term's tile product, the rest block's scaling, the
+     * dense Cholesky's panels and the X-and-y columns' solve */
+    size_t q2 = (size_t) xp->q2, nw = (size_t) k1 * k1;
+    if (q2 > nw) nw = q2;
+    if (lmm_dense_chol_work(xp->q2) > nw) nw = lmm_dense_chol_work(xp->q2);
+    if (q2 * xp->px > nw) nw = q2 * xp->px;
+    fa->work = (double *) R_alloc(nw, sizeof(double));
 }
 
 static void fill_lambda(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
@@ -174,7 +182,7 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
     memcpy(fa->LX1, xp->AX1, (size_t) px * q1 * sizeof(double));
     R_xlen_t m_all = xp->A21p[nlev1];
     if (m_all > 0) memcpy(fa->L21x, xp->A21x, (size_t) m_all * k1 * sizeof(double));
-    double *T = (double *) R_alloc((size_t) k1 * k1, sizeof(double));
+    double *T = fa->work;
     /* log det of the first term's factor: the diagonal of a Cholesky factor of
      * a matrix >= I is >= 1, so multiply and take one log per ~1e250 instead
      * of one per level (the logs were a third of an evaluation's time with
@@ -237,7 +245,7 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
         if (scalar) {
             /* all rest terms (1 | g): S = D A22 D, D diagonal, in one pass
              * over the lower triangle (the upper one is not referenced) */
-            double *dl = (double *) R_alloc((size_t) q2, sizeof(double));
+            double *dl = fa->work;
             for (int r = 0; r < q2; r++) dl[r] = fa->lambda[fa->lamoff[xp->rterm[r]]];
             for (int c = 0; c < q2; c++) {
                 const double *a = xp->A22 + (size_t) c * q2;
@@ -288,9 +296,9 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
                 }
             }
         }
-        if (lmm_dense_chol(q2, S, q2) != 0) return 2;
+        if (lmm_dense_chol(q2, S, q2, fa->work) != 0) return 2;
         for (int r = 0; r < q2; r++) ldL2 += 2.0 * log(S[r + (size_t) r * q2]);
-        lmm_dense_solve_right_lt(px, q2, S, q2, fa->LX2, px);
+        lmm_dense_solve_right_lt(px, q2, S, q2, fa->LX2, px, fa->work);
     }
 
     /* The fixed effects and the response: the Schur complement. */

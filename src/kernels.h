@@ -2,12 +2,18 @@
 #ifndef LMMFIT_KERNELS_H
 #define LMMFIT_KERNELS_H
 
+#include <stddef.h>
+
 /* Lower Cholesky factor of an n x n matrix in place (blocked, cache-aware,
- * threaded with OpenMP); 0 or the failing leading minor, as dpotrf. */
-int lmm_dense_chol(int n, double *A, int lda);
+ * threaded with OpenMP); 0 or the failing leading minor, as dpotrf.  work:
+ * lmm_dense_chol_work(n) doubles, so that an evaluation allocates nothing. */
+size_t lmm_dense_chol_work(int n);
+int lmm_dense_chol(int n, double *A, int lda, double *work);
 
 /* B := B L^{-T} (B m x n, m small; L the lower factor of order n), as
- * dtrsm("R", "L", "T", "N") with the same operations in the same order. */
-void lmm_dense_solve_right_lt(int m, int n, const double *L, int ldl, double *B, int ldb);
+ * dtrsm("R", "L", "T", "N") with the same operations in the same order.
+ * work: n m doubles. */
+void lmm_dense_solve_right_lt(int m, int n, const double *L, int ldl, double *B, int ldb,
+                              double *work);
 
 #endif

@@ -44,6 +44,7 @@ typedef struct {
     double *LX1;         /* px x q1 */
     double *LX2;         /* px x q2 */
     double *LXX;         /* px x px */
+    double *work;        /* an evaluation's scratch, allocated with the factor */
     double ldL2, ldRX2, pwrss;
 } lmm_factor;
 

@@ -299,3 +299,28 @@ test_that("a large fit holds one n-row copy of the data at most: X, shared by Z 
     expect_lte(fit$deviance_value - lme4::REMLcrit(l), 1e-6)
     expect_equal(unname(fit$beta), unname(lme4::fixef(l)), tolerance = 1e-5)
 })
+
+test_that("an optimization's memory does not grow with its number of evaluations", {
+    ## two crossed factors: a dense block of order 300, factored by the
+    ## package's blocked kernel (panels of 64 columns, ~150 KB each), whose
+    ## scratch once came from R_alloc at every evaluation and stayed until
+    ## the .Call returned
+    set.seed(7)
+    n <- 6000L
+    d <- data.frame(a = factor(sample(400L, n, TRUE)), b = factor(sample(300L, n, TRUE)))
+    d$y <- rnorm(400L)[d$a] + rnorm(300L)[d$b] + rnorm(n)
+    fit <- lmmfit(y ~ 1 + (1 | a) + (1 | b), d)
+    old <- .Call(lmmfit:::C_lmm_dense_chol_lapack, FALSE)   # the blocked kernel
+    on.exit(.Call(lmmfit:::C_lmm_dense_chol_lapack, old))
+    out <- tempfile()
+    Rprofmem(out, threshold = 50000)
+    opt <- .Call(lmmfit:::C_lmm_optimize, fit$xprod, c(1, 1), TRUE, fit$control)
+    Rprofmem(NULL)
+    sizes <- as.numeric(sub(" :.*", "", grep("^[0-9]+ :", readLines(out), value = TRUE)))
+    unlink(out)
+    expect_gt(opt$feval, 20L)
+    ## the factor (its dense block, 300^2 doubles, and the workspace) and the
+    ## deviance memory: a fixed number of allocations, not one per evaluation
+    expect_lte(length(sizes), 6L)
+    expect_lte(sum(sizes), 3 * 8 * 300^2)
+})
