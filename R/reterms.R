@@ -25,8 +25,14 @@ build_reterms <- function(specs, frame, env, X = NULL) {
         list(group = gname, factor = g, Z = Z, nlev = nlevels(g),
              label = sprintf("%s | %s", deparse1(s$lhs), gname))
     })
+    ## decreasing levels; among terms with as many levels (terms on one
+    ## factor), the one with more columns first: it becomes the block-diagonal
+    ## first term and the others the dense block, which is then smaller
+    ## ((1 | g) + (0 + f | g) with f of 10 levels: 30 instead of 300).  order()
+    ## is stable: remaining ties keep formula order.
     nlev <- vapply(terms, `[[`, 1L, "nlev")
-    terms <- terms[order(-nlev)]   # order() is stable: ties keep formula order
+    ncols <- vapply(terms, function(t) ncol(t$Z), 1L)
+    terms <- terms[order(-nlev, -ncols)]
     check_reterms(terms, n)
     terms
 }

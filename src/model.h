@@ -89,18 +89,6 @@ typedef double (*lmm_objective)(const double *x, void *ex);
 /* L-BFGS-B with a finite-difference gradient; bounds may be infinite. */
 void lmm_minimize(int n, double *x, const double *lower, const double *upper,
                   lmm_objective fn, void *ex, const lmm_optctl *ctl, lmm_optres *res);
-void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
-                     lmm_objective fn, void *ex, double h, double *grad);
-
-/* Newton steps with a finite-difference Hessian (small n): returns 1 when the
- * predicted decrease fell below the objective's precision; adds the
- * evaluations used to *fevals (unless NULL). */
-int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
-                      lmm_objective fn, void *ex, int maxit, double h, int *fevals);
-
-/* Diagonal elements of lambda (lower bound 0) below 1e-3 set to 0 where that
- * does not raise the objective. */
-void lmm_snap_to_zero(int n, double *x, const double *lower, lmm_objective fn, void *ex);
 
 /* A covariance-parameter problem: theta (the terms of xp), then nextra
  * further parameters in [extra_lower, extra_upper] (AR(1)'s phi), and the
@@ -130,8 +118,6 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                   const lmm_optctl *ctl, lmm_optres *res, double *grad, double *scaled);
 /* The gradient over the square root of the diagonal curvature (NA where that
  * is not positive): the convergence measure lme4 users know. */
-void lmm_fd_scaled_gradient(int n, const double *x, const double *lower, const double *upper,
-                            lmm_objective fn, void *ex, const double *grad, double *scaled);
 void lmm_scaled_gradient(const lmm_xprod *xp, const double *theta, int reml,
                          const double *grad, lmm_factor *fa, double *scaled);
 /* Finite-difference gradient of the profiled deviance (one-sided at active bounds). */

@@ -1,8 +1,10 @@
 /* Bound-constrained minimisation entirely in C: R's L-BFGS-B (R_ext/Applic.h)
- * driven by a finite-difference gradient (one-sided at active bounds).  The
- * objective is any C function of the parameters; lmm_optimize() wraps the
- * profiled deviance of a plain fit, and other models (AR(1) residuals, the
- * bootstrap's refits) pass their own objective. */
+ * driven by a finite-difference gradient (one-sided at active bounds), Newton
+ * steps with a finite-difference Hessian, and lmm_drive(), the one driver of
+ * every model's covariance parameters: it works in conditioned parameters
+ * (theta.c) and checks boundary points to second order.  lmm_optimize()
+ * drives the profiled deviance of a plain fit (and the bootstrap's refits);
+ * AR(1) residuals pass their own objective with phi as an extra parameter. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -113,8 +115,8 @@ void lmm_minimize(int n, double *x, const double *lower, const double *upper,
     res->msg[sizeof(res->msg) - 1] = '\0';
 }
 
-void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
-                     lmm_objective fn, void *ex, double h, double *grad)
+static void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
+                            lmm_objective fn, void *ex, double h, double *grad)
 {
     fd_problem pr = {fn, ex, lower, upper, h, 0, 0, NULL, NA_REAL, n, 0.0};
     fd_gradient(&pr, n, x, grad, (double *) R_alloc((size_t) n, sizeof(double)));
@@ -274,8 +276,8 @@ static int newton_polish_impl(int n, double *x, const double *lower, const doubl
     return 0;
 }
 
-int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
-                      lmm_objective fn, void *ex, int maxit, double h, int *fevals)
+static int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
+                             lmm_objective fn, void *ex, int maxit, double h, int *fevals)
 {
     counted_fn c = {fn, ex, 0};
     int done = newton_polish_impl(n, x, lower, upper, counted, &c, maxit, h);
@@ -339,7 +341,7 @@ static double *theta_upper(int nt)
 /* Diagonal elements of lambda left just above zero are set to zero when the
  * deviance there is no higher: the optimum is on the bound (a singular fit),
  * which a finite-difference method approaches but need not reach. */
-void lmm_snap_to_zero(int n, double *x, const double *lower, lmm_objective fn, void *ex)
+static void lmm_snap_to_zero(int n, double *x, const double *lower, lmm_objective fn, void *ex)
 {
     double f = fn(x, ex);
     for (int i = 0; i < n; i++) {
@@ -812,8 +814,8 @@ void lmm_unpack_control(SEXP control, lmm_optctl *ctl)
  * noise alone can exceed any fixed tolerance.  NA where the curvature is not
  * positive.  Second differences at a step of 1e-3 relative (one-sided at a
  * bound): 2 evaluations per parameter. */
-void lmm_fd_scaled_gradient(int n, const double *x, const double *lower, const double *upper,
-                            lmm_objective fn, void *ex, const double *grad, double *scaled)
+static void lmm_fd_scaled_gradient(int n, const double *x, const double *lower, const double *upper,
+                                   lmm_objective fn, void *ex, const double *grad, double *scaled)
 {
     double *xt = (double *) R_alloc((size_t) n, sizeof(double));
     memcpy(xt, x, (size_t) n * sizeof(double));
