@@ -37,6 +37,10 @@ refit_as_ml <- function(object) {
 #' @param ... further \code{lmmfit} models to compare.
 #' @param refit logical: refit REML fits by ML before comparing them (the
 #'   default, as lme4).
+#' @param model.names names for the models in the table (one per model, in
+#'   the order given), instead of their expressions, as lme4's argument.
+#'   Models fitted by \code{lm} (with the same response) may be compared too,
+#'   as in lme4.
 #' @param type,ddf for one model: with \code{ddf} given (\code{"Satterthwaite"}
 #'   or \code{"Kenward-Roger"}), F tests of the fixed-effect terms with
 #'   denominator degrees of freedom and p-values, as lmerTest's \code{anova};
@@ -54,16 +58,37 @@ refit_as_ml <- function(object) {
 #' anova(fit1)
 #' anova(fit0, fit1)
 #' @export
-anova.lmmfit <- function(object, ..., refit = TRUE, type = 3, ddf = NULL) {
+anova.lmmfit <- function(object, ..., refit = TRUE, model.names = NULL, type = 3, ddf = NULL) {
     dots <- list(...)
-    is_fit <- vapply(dots, inherits, NA, "lmmfit")
+    is_fit <- vapply(dots, function(d) inherits(d, "lmmfit") || identical(class(d), "lm"), NA)
+    if (!all(is_fit)) {
+        nm <- names(dots)
+        if (is.null(nm)) nm <- rep("", length(dots))
+        bad <- which(!is_fit)[1L]
+        stop(if (nzchar(nm[bad])) sprintf("anova(): unknown argument '%s'", nm[bad])
+             else sprintf("anova(): an lmmfit fit can be compared with lmmfit or lm fits, not with an object of class \"%s\"",
+                          class(dots[[bad]])[1L]), call. = FALSE)
+    }
     if (!any(is_fit)) {
+        if (!is.null(model.names))
+            stop("anova(): 'model.names' names the models of a comparison; there is only one model",
+                 call. = FALSE)
         if (is.null(ddf) || identical(ddf, "none")) return(anova_single(object))
         return(anova_ddf(object, type = type, ddf = ddf))
     }
     exprs <- as.list(substitute(list(...)))[-1L]
     nms <- c(deparse1(substitute(object)), vapply(exprs[is_fit], deparse1, ""))
+    if (!is.null(model.names)) {
+        if (!is.character(model.names) || length(model.names) != length(nms) || anyNA(model.names))
+            stop(sprintf("anova(): 'model.names' must be %d names, one per model", length(nms)), call. = FALSE)
+        nms <- model.names
+    }
     anova_lrt(c(list(object), dots[is_fit]), nms, refit)
+}
+
+## The response of an lmmfit or lm fit.
+fit_response <- function(f) {
+    if (inherits(f, "lmmfit")) f$y else as.numeric(stats::model.response(model.frame(f)))
 }
 
 anova_single <- function(object) {
@@ -86,10 +111,11 @@ anova_single <- function(object) {
 anova_lrt <- function(fits, nms, refit) {
     n <- vapply(fits, nobs, 1L)
     if (length(unique(n)) > 1L ||
-        !all(vapply(fits[-1L], function(f) isTRUE(all.equal(f$y, fits[[1L]]$y, check.attributes = FALSE)), NA)))
+        !all(vapply(fits[-1L], function(f) isTRUE(all.equal(fit_response(f), fit_response(fits[[1L]]),
+                                                            check.attributes = FALSE)), NA)))
         stop("all models must be fitted to the same observations (same response, same rows)",
              call. = FALSE)
-    reml <- vapply(fits, `[[`, NA, "REML")
+    reml <- vapply(fits, function(f) isTRUE(f$REML), NA)
     if (refit && any(reml)) {
         message("refitting model(s) with ML (instead of REML)")
         fits[reml] <- lapply(fits[reml], refit_as_ml)
@@ -107,7 +133,7 @@ anova_lrt <- function(fits, nms, refit) {
                       logLik = llv, deviance = -2 * llv, Chisq = chisq, Df = dfc,
                       `Pr(>Chisq)` = p, check.names = FALSE, row.names = nms)
     data_name <- fits[[1L]]$call$data
-    forms <- vapply(fits, function(f) deparse1(f$formula), "")
+    forms <- vapply(fits, function(f) deparse1(formula(f)), "")
     heading <- c(if (!is.null(data_name)) paste("Data:", deparse1(data_name)), "Models:",
                  paste(nms, forms, sep = ": "))
     structure(tab, heading = heading, class = c("anova", "data.frame"))

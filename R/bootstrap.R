@@ -365,7 +365,24 @@ boot_check_stat <- function(val, k) {
 #' @param use.u \code{FALSE}: new random effects \eqn{b^* =
 #'   \hat\sigma\Lambda u^*}, \eqn{u^* \sim N(0, I)}; \code{TRUE}: the
 #'   conditional modes \eqn{\hat b}.
-#' @param ... ignored.
+#' @param re.form lme4's equivalent of \code{use.u}: \code{NA} or \code{~0}
+#'   (the default: new random effects), \code{NULL} (the conditional modes,
+#'   as \code{use.u = TRUE}).  A formula naming some of the terms is refused
+#'   with an error.
+#' @param newdata a data frame to simulate responses for (as lme4): the
+#'   fixed part and offsets built as by \code{predict}, new random effects
+#'   drawn for the levels present in \code{newdata} (or the fitted ones
+#'   used, with \code{re.form = NULL}).  The random numbers are drawn in
+#'   lme4's order (all replicates' random effects, then all residuals), so
+#'   that without new levels the result is lme4's for the same seed.
+#' @param allow.new.levels with \code{newdata}: may it hold levels of a
+#'   grouping factor not seen in fitting?  With \code{re.form = NA} they get
+#'   new random effects like the others; with \code{re.form = NULL}, zero.
+#' @param na.action with \code{newdata}: what to do with rows whose mean is
+#'   missing (see \code{\link{predict.lmmfit}}).
+#' @param newparams lme4's argument for simulating at other parameter
+#'   values: not supported (an error when given).
+#' @param ... other arguments: ignored with a warning.
 #' @return A data frame with \code{nsim} columns \code{sim_1}, ..., one row
 #'   per observation, with attribute \code{"seed"} as \code{simulate.lm}.
 #' @examples
@@ -374,11 +391,40 @@ boot_check_stat <- function(val, k) {
 #' head(simulate(fit, nsim = 2, seed = 1))
 #' @method simulate lmmfit
 #' @export
-simulate.lmmfit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, ...) {
+simulate.lmmfit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
+                            newdata = NULL, allow.new.levels = FALSE, na.action = na.pass,
+                            newparams = NULL, ...) {
+    if (!is.null(newparams))
+        stop("simulate(): lme4's argument 'newparams' is not supported by lmmfit, which simulates ",
+             "at the fitted parameters", call. = FALSE)
+    if (!isFALSE(allow.new.levels) && is.null(newdata))
+        stop("simulate(): 'allow.new.levels' applies to 'newdata', which is not given", call. = FALSE)
+    if (!missing(re.form)) {
+        if (is.null(re.form)) {
+            use.u <- TRUE
+        } else if (!((length(re.form) == 1L && is.na(re.form)) ||
+                     (inherits(re.form, "formula") && !length(find_bars(re.form[[length(re.form)]]))))) {
+            stop("simulate(): 're.form' naming some random-effects terms is not supported by lmmfit; ",
+                 "use re.form = NULL (condition on all of them) or NA (simulate all anew)", call. = FALSE)
+        } else if (isTRUE(use.u)) {
+            stop("simulate(): 'use.u = TRUE' conflicts with 're.form' (NA or ~0 simulates new random effects)",
+                 call. = FALSE)
+        }
+    }
+    refuse_dots("simulate", list(...))
     nsim <- boot_check_count(nsim, "nsim")
     use.u <- boot_check_flag(use.u, "use.u")
     rng <- boot_rng_setup(seed)
     if (!is.null(rng$restore)) on.exit(assign(".Random.seed", rng$restore, envir = .GlobalEnv))
+    if (!is.null(newdata)) {
+        if (!is.null(object$corpar))
+            stop("simulate(): 'newdata' is not supported for models with a residual correlation structure",
+                 call. = FALSE)
+        out <- simulate_newdata(object, nsim, newdata, conditional = use.u,
+                                allow.new.levels = isTRUE(allow.new.levels), na.action = na.action)
+        attr(out, "seed") <- rng$state
+        return(out)
+    }
     Y <- .Call(C_lmm_boot_simulate, boot_spec(object, conditioned = FALSE), nsim, use.u)
     if (!is.null(object$offset)) Y <- Y + object$offset
     out <- as.data.frame(Y)
@@ -416,6 +462,14 @@ refit <- function(object, newresp = NULL, ...) UseMethod("refit")
 refit.lmmfit <- function(object, newresp = NULL, REML = NULL, ...) {
     if (is.null(REML)) REML <- object$REML
     REML <- boot_check_flag(REML, "REML")
+    refuse_dots("refit", list(...), c(rename.response = "the response keeps its name",
+                                      maxit = "lmmfit_control(maxit =) of the fit applies"))
+    ## as lme4: a response padded with NA at the rows na.action dropped
+    omitted <- object$na.action
+    if (!is.null(newresp) && !is.null(omitted) && NROW(newresp) == length(object$y) + length(omitted)) {
+        if (is.data.frame(newresp)) newresp <- newresp[[1L]]
+        newresp <- as.vector(newresp)[-omitted]
+    }
     y <- if (is.null(newresp)) object$y else {
         if (is.data.frame(newresp)) {
             if (ncol(newresp) != 1L) stop("'newresp' must be a vector or a one-column data frame", call. = FALSE)
@@ -547,7 +601,12 @@ confint_boot <- function(object, parm, level = 0.95, nsim = 1000, type = "perc",
     if ("FUN" %in% names(list(...))) stop("confint_boot() uses the default statistic: call parboot() for a FUN",
                                           call. = FALSE)
     oldNames <- boot_check_flag(oldNames, "oldNames")
-    b <- parboot(object, nsim = nsim, ...)
+    args <- list(...)
+    ## lme4's 'quiet': no messages or warnings about failed replicates
+    quiet <- isTRUE(args$quiet)
+    args$quiet <- NULL
+    b <- if (quiet) suppressWarnings(suppressMessages(do.call(parboot, c(list(object, nsim = nsim), args))))
+         else do.call(parboot, c(list(object, nsim = nsim), args))
     p <- length(object$beta)
     k <- length(b$t0)
     ord <- c(seq.int(p + 1L, k), seq_len(p))

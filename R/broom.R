@@ -11,7 +11,8 @@
 #' layout follows \pkg{broom.mixed}.
 #'
 #' \code{tidy}: one row per fixed effect (\code{effect = "fixed"}: estimate,
-#' standard error, t statistic) and per variance parameter
+#' standard error, t statistic, with \code{ddf.method} its df and p-value) and
+#' per variance parameter
 #' (\code{effect = "ran_pars"}: standard deviations \code{sd__term} and
 #' correlations \code{cor__term1.term2} of each grouping factor, and
 #' \code{sd__Observation} of the residual).  \code{glance}: one row of
@@ -20,10 +21,10 @@
 #' without random effects).
 #'
 #' @param x a fitted \code{lmmfit} model.
-#' @param effects which rows \code{tidy} returns: any of \code{"fixed"} and
-#'   \code{"ran_pars"}.
+#' @param effects which rows \code{tidy} returns: any of \code{"fixed"},
+#'   \code{"ran_pars"}, \code{"ran_vals"} and \code{"ran_coefs"}.
 #' @param conf.int logical: add Wald confidence limits \code{conf.low},
-#'   \code{conf.high} for the fixed effects.
+#'   \code{conf.high} for the fixed effects (and the conditional modes).
 #' @param conf.level their level.
 #' @param data ignored (the model frame is used).
 #' @param newdata optional new data for \code{augment}.
@@ -38,40 +39,7 @@
 #' @name lmmfit-tidiers
 NULL
 
-#' @rdname lmmfit-tidiers
-#' @export
-tidy.lmmfit <- function(x, effects = c("fixed", "ran_pars"), conf.int = FALSE,
-                        conf.level = 0.95, ...) {
-    effects <- match.arg(effects, c("fixed", "ran_pars"), several.ok = TRUE)
-    out <- list()
-    if ("fixed" %in% effects) {
-        b <- fixef(x)
-        se <- sqrt(diag(vcov(x)))
-        fx <- data.frame(effect = "fixed", group = NA_character_, term = names(b),
-                         estimate = unname(b), std.error = unname(se),
-                         statistic = unname(b / se), stringsAsFactors = FALSE)
-        if (conf.int) {
-            ci <- confint(x, parm = "beta_", level = conf.level, method = "Wald")
-            fx$conf.low <- unname(ci[, 1L])
-            fx$conf.high <- unname(ci[, 2L])
-        }
-        out$fixed <- fx
-    }
-    if ("ran_pars" %in% effects) {
-        vc <- as.data.frame(VarCorr(x))
-        term <- ifelse(is.na(vc$var1), "sd__Observation",
-                       ifelse(is.na(vc$var2), paste0("sd__", vc$var1),
-                              paste0("cor__", vc$var1, ".", vc$var2)))
-        rp <- data.frame(effect = "ran_pars", group = vc$grp, term = term,
-                         estimate = vc$sdcor, std.error = NA_real_, statistic = NA_real_,
-                         stringsAsFactors = FALSE)
-        if (conf.int) rp$conf.low <- rp$conf.high <- NA_real_
-        out$ran_pars <- rp
-    }
-    res <- do.call(rbind, out[intersect(c("fixed", "ran_pars"), names(out))])
-    rownames(res) <- NULL
-    res
-}
+## tidy.lmmfit is in ext-broom-mixed.R
 
 #' @rdname lmmfit-tidiers
 #' @export

@@ -29,15 +29,38 @@
 #' The variances are those of \code{VarCorr(fit)} (REML or ML as the fit); with
 #' prior weights the residual variance is that of an observation of weight 1.
 #'
-#' @param fit a fitted \code{lmmfit} model with at least one random intercept.
+#' For any other model (an \code{lmer} fit, say) \code{icc()} calls
+#' \code{performance::icc} with all its arguments, so that lmmfit's
+#' \code{icc} does not mask performance's, whichever is attached last.
+#'
+#' @param fit a fitted \code{lmmfit} model with at least one random intercept
+#'   (or a model for \code{performance::icc}).
+#' @param ... for an lmmfit fit, nothing (any argument is an error); for other
+#'   models, passed to \code{performance::icc}.
 #' @return A named numeric vector, one ICC per random-intercept term (named as
 #'   in \code{VarCorr(fit)}).
 #' @examples
 #' data(Orthodont, package = "nlme")
 #' icc(lmmfit(distance ~ age + (1 | Subject), data = Orthodont))
 #' @export
-icc <- function(fit) {
-    if (!inherits(fit, "lmmfit")) stop("'fit' must be a model fitted by lmmfit()", call. = FALSE)
+icc <- function(fit, ...) {
+    if (missing(fit) && "model" %in% names(list(...))) {
+        ## performance's name of the first argument
+        args <- list(...)
+        fit <- args$model
+        if (!inherits(fit, "lmmfit"))
+            return(do.call(suggested_function("performance", "icc", fit), args))
+        args$model <- NULL
+        return(do.call(icc, c(list(fit), args)))
+    }
+    if (!inherits(fit, "lmmfit")) return(suggested_function("performance", "icc", fit)(fit, ...))
+    if (...length()) {
+        nm <- names(list(...))
+        if (is.null(nm)) nm <- rep("", ...length())
+        stop(sprintf("icc() of an lmmfit fit takes no further arguments (got %s); performance::icc() ",
+                     paste0("'", ifelse(nzchar(nm), nm, "<unnamed>"), "'", collapse = ", ")),
+             "offers more options", call. = FALSE)
+    }
     vc <- VarCorr(fit)
     has_int <- vapply(vc, function(m) "(Intercept)" %in% rownames(m), NA)
     if (!any(has_int))

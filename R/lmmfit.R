@@ -37,6 +37,11 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     call <- match.call()
     if (!is.logical(REML) || length(REML) != 1L || is.na(REML))
         stop("'REML' must be TRUE or FALSE", call. = FALSE)
+    ## lme4's conventions: a formula given as a string, '.' on the right side
+    formula <- lme4_formula(formula, data, parent.frame())
+    if (inherits(control, "merControl"))
+        stop("'control' is an lme4 lmerControl(): lmmfit does not use lme4's optimizer settings or its ",
+             "check.* options; use lmmfit_control()", call. = FALSE)
     ## wb(x, g) terms become ordinary columns of an augmented data frame.
     wbx <- wb_expand(formula, data, parent.frame())
     parsed <- parse_lmm_formula(if (is.null(wbx)) formula else wbx$formula)
@@ -58,6 +63,14 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
 
     ## the response column itself: model.response() would copy it to name it
     y <- if (attr(attr(frame, "terms"), "response") == 1L) frame[[1L]]
+    ## as lme4: a one-column matrix, or a logical response (as 0/1)
+    if (is.matrix(y) && ncol(y) == 1L) y <- as.vector(y)
+    if (is.logical(y)) y <- as.double(y)
+    ## (y[1] first: all(y == 0) would allocate n logicals on every fit)
+    if (is.numeric(y) && is.null(dim(y)) && length(y) && isTRUE(y[1L] == 0) && isTRUE(all(y == 0)) &&
+        is.null(model.offset(frame)))
+        stop("the response is zero everywhere: lmmfit does not fit a response without variation ",
+             "(lme4 returns beta = 0 and sigma = 0 for it)", call. = FALSE)
     if (is.null(y) || !is.numeric(y) || !is.null(dim(y)))
         stop("the response must be a numeric vector", call. = FALSE)
     if (!is.double(y) || !is.null(attributes(y))) y <- as.double(y)

@@ -21,9 +21,18 @@ nlme::VarCorr
 NULL
 
 #' @rdname lmmfit-accessors
+#' @param add.dropped for \code{fixef}: include the coefficients of columns
+#'   dropped as aliased (rank deficiency), as \code{NA}, in the order of the
+#'   full model matrix (as lme4).
 #' @method fixef lmmfit
 #' @export
-fixef.lmmfit <- function(object, ...) object$beta
+fixef.lmmfit <- function(object, add.dropped = FALSE, ...) {
+    if (!isTRUE(add.dropped) || is.null(object$dropped)) return(object$beta)
+    cn <- colnames(model.matrix(object$fixed_terms, object$frame, contrasts.arg = object$contrasts))
+    out <- setNames(rep(NA_real_, length(cn)), cn)
+    out[names(object$beta)] <- object$beta
+    out
+}
 
 #' @rdname lmmfit-accessors
 #' @export
@@ -35,6 +44,8 @@ sigma.lmmfit <- function(object, ...) {
 #' @param correlation ignored (for compatibility with lme4's \code{vcov}).
 #' @export
 vcov.lmmfit <- function(object, correlation = FALSE, ...) {
+    ## no fixed effects (y ~ 0 + (1 | g)): an empty matrix, as lme4
+    if (!length(object$beta)) return(matrix(numeric(), 0L, 0L))
     V <- sigma(object)^2 * chol2inv(object$RX)
     dimnames(V) <- list(names(object$beta), names(object$beta))
     V
@@ -199,7 +210,9 @@ residuals.lmmfit <- function(object, type = c("response", "pearson", "working", 
 #'
 #' @param formula,object,x a fitted \code{lmmfit} model.
 #' @param type \code{"fixed"} or \code{"random"}.
-#' @param fixed.only must be \code{TRUE}: only the fixed part has terms.
+#' @param fixed.only for \code{terms}: must be \code{TRUE} (only the fixed
+#'   part has terms).  For \code{model.frame}: \code{TRUE} keeps only the
+#'   response and the variables of the fixed part (as lme4).
 #' @param ... ignored.
 #' @return A data frame, a matrix, or a \code{terms} object.
 #' @examples
@@ -212,7 +225,15 @@ NULL
 
 #' @rdname lmmfit-model-parts
 #' @export
-model.frame.lmmfit <- function(formula, ...) formula$frame
+model.frame.lmmfit <- function(formula, fixed.only = FALSE, ...) {
+    if (!isTRUE(fixed.only)) return(formula$frame)
+    vars <- vapply(as.list(attr(formula$fixed_terms, "variables"))[-1L], deparse1, "")
+    fr <- formula$frame
+    keep <- names(fr) %in% vars
+    out <- fr[, keep, drop = FALSE]
+    attr(out, "terms") <- formula$fixed_terms
+    out
+}
 
 #' @rdname lmmfit-model-parts
 #' @export

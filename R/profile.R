@@ -43,7 +43,7 @@ profile_engine <- function(fitted) {
     })), 0, rep(-Inf, length(fitted$beta)))
     upper <- c(ifelse(lower[seq_len(nt)] == 0, Inf, 1), Inf, rep(Inf, length(fitted$beta)))
     names(lower) <- names(upper) <- names(opt)
-    stderr <- sig * sqrt(diag(chol2inv(sol$RX)))
+    stderr <- if (length(sol$RX)) sig * sqrt(diag(chol2inv(sol$RX))) else numeric()
     nvp <- nt + 1L
     ## one point of the profile of parameter w at value x: c(zeta, all parameters)
     zeta <- function(w, x, start) {
@@ -151,6 +151,10 @@ profile_walk <- function(eng, w, dir, cutoff, delta, maxpts, maxmult = 10) {
 #' @export
 profile.lmmfit <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100,
                            delta.cutoff = 1 / 8, ...) {
+    ps <- list(...)$prof.scale
+    if (!is.null(ps) && !identical(ps, "sdcor"))
+        stop("profile(): lme4's prof.scale = \"varcov\" is not supported by lmmfit, which profiles ",
+             "standard deviations and correlations (prof.scale = \"sdcor\", lme4's default)", call. = FALSE)
     if (!is.numeric(alphamax) || length(alphamax) != 1L || !(alphamax > 0 && alphamax < 1))
         stop("'alphamax' must be a number between 0 and 1", call. = FALSE)
     eng <- profile_engine(fitted)

@@ -80,8 +80,11 @@ print.lmmfit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
     cat("Random effects:\n")
     print(format_varcorr(VarCorr(x), digits, "Std.Dev."), quote = FALSE, right = FALSE)
     print_ngrps(x)
-    cat("Fixed Effects:\n")
-    print.default(format(fixef(x), digits = digits), print.gap = 2L, quote = FALSE)
+    if (length(fixef(x)) == 0L) cat("No fixed effect coefficients\n")
+    else {
+        cat("Fixed Effects:\n")
+        print.default(format(fixef(x), digits = digits), print.gap = 2L, quote = FALSE)
+    }
     print_notes(x)
     invisible(x)
 }
@@ -131,7 +134,9 @@ summary.lmmfit <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "no
     structure(list(fit = object, coefficients = coefs, varcor = VarCorr(object),
                    criteria = fit_criteria(object),
                    residuals = residuals(object, type = "pearson", scaled = TRUE),
-                   corr = cov2cor(V), ngrps = ngrps(object), nobs = nobs(object),
+                   ## R 4.2's cov2cor() fails on the 0 x 0 matrix of y ~ 0 + (1 | g)
+                   corr = if (length(V)) cov2cor(V) else V,
+                   ngrps = ngrps(object), nobs = nobs(object),
                    sigma = sigma(object), singular = isSingular(object, object$control$singular_tol),
                    ddf = ddf),
               class = "summary.lmmfit")
@@ -154,8 +159,10 @@ print.summary.lmmfit <- function(x, digits = max(3, getOption("digits") - 3),
     print(format_varcorr(x$varcor, digits, c("Variance", "Std.Dev.")), quote = FALSE, right = FALSE)
     print_ngrps(fit)
     if (!is.null(fit$corpar)) print_corpar(fit)
-    cat("\nFixed effects:\n")
-    if ("Pr(>|t|)" %in% colnames(x$coefficients))
+    if (nrow(x$coefficients) == 0L) cat("No fixed effect coefficients\n")
+    else cat("\nFixed effects:\n")
+    if (nrow(x$coefficients) == 0L) NULL
+    else if ("Pr(>|t|)" %in% colnames(x$coefficients))
         printCoefmat(x$coefficients, digits = digits, signif.stars = signif.stars, has.Pvalue = TRUE)
     else printCoefmat(x$coefficients, digits = digits, has.Pvalue = FALSE)
     p <- nrow(x$coefficients)

@@ -11,6 +11,27 @@
     s3_register("broom", "tidy", "lmmfit", tidy.lmmfit)
     s3_register("broom", "glance", "lmmfit", glance.lmmfit)
     s3_register("broom", "augment", "lmmfit", augment.lmmfit)
+    ## lme4's generics (getME, ngrps, refit, ...) and lattice's plots
+    register_idiom_methods()
+    ## the extension points of the packages users reach for after fitting
+    ## (R/ext-*.R)
+    s3_register("emmeans", "recover_data", "lmmfit", recover_data.lmmfit)
+    s3_register("emmeans", "emm_basis", "lmmfit", emm_basis.lmmfit)
+    s3_register("car", "Anova", "lmmfit", Anova.lmmfit)
+    s3_register("car", "linearHypothesis", "lmmfit", linearHypothesis.lmmfit)
+    s3_register("car", "deltaMethod", "lmmfit", deltaMethod.lmmfit)
+    s3_register("multcomp", "modelparm", "lmmfit", modelparm.lmmfit)
+    s3_register("effects", "effSources", "lmmfit", effSources.lmmfit)
+    ## (lapply, not for: s3_register()'s arguments are evaluated when the
+    ## package loads, possibly later)
+    easystats <- list(insight = c("find_formula", "find_parameters", "get_parameters", "get_statistic",
+                                  "get_df", "get_loglikelihood", "get_variance", "get_predicted"),
+                      performance = c("check_singularity", "check_convergence", "r2", "model_performance"),
+                      parameters = c("model_parameters", "p_value", "standard_error", "degrees_of_freedom"),
+                      bayestestR = "ci")
+    for (pkg in names(easystats))
+        lapply(easystats[[pkg]], function(g, pkg)
+            s3_register(pkg, g, "lmmfit", get(paste0(g, ".lmmfit"), mode = "function")), pkg = pkg)
     invisible()
 }
 

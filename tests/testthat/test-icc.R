@@ -56,5 +56,12 @@ test_that("icc() without a random intercept, or on another object, is an error",
     data(sleepstudy, package = "lme4", envir = environment())
     fit <- lmmfit(Reaction ~ Days + (0 + Days | Subject), data = sleepstudy)
     expect_error(icc(fit), "needs a random intercept")
-    expect_error(icc(lm(Reaction ~ Days, data = sleepstudy)), "fitted by lmmfit")
+    ## other models go to performance::icc (so lmmfit's icc masks nothing)
+    l <- lm(Reaction ~ Days, data = sleepstudy)
+    if (requireNamespace("performance", quietly = TRUE)) {
+        expect_identical(suppressWarnings(icc(l)), suppressWarnings(performance::icc(l)))
+    } else {
+        expect_error(icc(l), "package 'performance', which is not installed")
+    }
+    expect_error(icc(fit, by_group = TRUE), "'by_group'")
 })

@@ -90,7 +90,7 @@ test_that("tidy, glance and augment work without broom and agree with the fit", 
     data(sleepstudy, package = "lme4")
     fit <- lmmfit(Reaction ~ Days + (Days | Subject), sleepstudy)
     m <- lmer_exact(Reaction ~ Days + (Days | Subject), sleepstudy)
-    td <- lmmfit:::tidy.lmmfit(fit, conf.int = TRUE)
+    td <- lmmfit:::tidy.lmmfit(fit, conf.int = TRUE, ddf.method = "lme4")
     fx <- td[td$effect == "fixed", ]
     expect_equal(fx$estimate, unname(lme4::fixef(m)), tolerance = 1e-6)
     expect_equal(fx$std.error, unname(sqrt(diag(as.matrix(vcov(m))))), tolerance = 1e-5)

@@ -335,3 +335,22 @@ test_that("weighted fits: pearson residuals and the summary match lme4", {
     expect_true(any(grepl("^Weights: w", out)))
     expect_summary_numbers(out, m, "weighted sleepstudy")
 })
+
+test_that("a model with no fixed effects summarises and prints as lme4's does", {
+    need_lme4()
+    d <- lme4::sleepstudy
+    fit <- lmmfit(Reaction ~ 0 + (1 | Subject), d)
+    m <- lme4::lmer(Reaction ~ 0 + (1 | Subject), d)
+    ## with no fixed effects the REML criterion is the ML deviance; lme4 then
+    ## fits by ML, and its REMLcrit() returns uninitialised memory (seen:
+    ## 7.7e218), so its deviance() is the reference
+    expect_false(lme4::isREML(m))
+    expect_lt(abs(fit$deviance_value - deviance(m)), 1e-6)
+    s <- summary(fit)
+    expect_identical(dim(s$corr), c(0L, 0L))
+    out <- capture.output(print(s))
+    expect_true("No fixed effect coefficients" %in% out)
+    expect_false(any(grepl("Estimate", out)))
+    expect_true("No fixed effect coefficients" %in% capture.output(print(fit)))
+    expect_true("No fixed effect coefficients" %in% capture.output(print(m)))
+})
