@@ -2,16 +2,17 @@
 ## lme4's converged tightly, on random designs (helper-optimum.R), and it does
 ## not depend on the units of the covariates.
 ##
-## The battery's size is LMMFIT_OPTIMUM_N (default 200, ~30 s on one core; 0
-## under LMMFIT_TEST_LEVEL=valgrind, where it skips), its first seed
+## The battery's size is LMMFIT_OPTIMUM_N (default 200, ~30 s on one core; 8
+## under LMMFIT_TEST_LEVEL=valgrind, so that make valgrind runs the boundary
+## moves and restarts; 0 skips it), its first seed
 ## LMMFIT_OPTIMUM_SEED (default 1; the seeds are consecutive), its processes
 ## LMMFIT_OPTIMUM_CORES (default 1), and LMMFIT_OPTIMUM_CSV, when set, is a
 ## file the cases are written to.  make fuzz runs it at OPTIMUM_N (10,000) cases;
 ## tools/optimum-battery.R runs it outside testthat and reports more.
 
 test_that("optimum battery: lmmfit is never worse than lme4's tight optimum on random designs", {
-    n <- test_count("LMMFIT_OPTIMUM_N", 200L, 0L)
-    if (n == 0L) skip("LMMFIT_OPTIMUM_N is 0 (or a slow test level)")
+    n <- test_count("LMMFIT_OPTIMUM_N", 200L, 8L)
+    if (n == 0L) skip("LMMFIT_OPTIMUM_N is 0")
     need_lme4()
     first <- as.integer(Sys.getenv("LMMFIT_OPTIMUM_SEED", "1"))
     cores <- as.integer(Sys.getenv("LMMFIT_OPTIMUM_CORES", "1"))
