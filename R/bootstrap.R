@@ -679,7 +679,7 @@ pbtest <- function(fit0, fit1, nsim = 1000, seed = NULL) {
         qx <- qr(X0 * sw)
         lm_dev <- function(Y) {
             rss <- colSums(qr.resid(qx, (Y - off0) * sw)^2)
-            n * (1 + log(2 * pi * rss / n)) - sum(log(w0))
+            profiled_deviance(0, rss, n, sum(log(w0)))
         }
         dev0 <- lm_dev(matrix(y0))
         npar0 <- qx$rank + 1L

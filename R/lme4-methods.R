@@ -326,7 +326,7 @@ lme4_devcomp <- function(object) {
              pwrss = object$pwrss, drsum = NA_real_,
              REML = if (object$REML) object$deviance_value else NA_real_,
              dev = if (object$REML) NA_real_ else object$deviance_value,
-             sigmaML = sqrt(object$pwrss / n), sigmaREML = sqrt(object$pwrss / (n - p)))
+             sigmaML = sigma_hat(object$pwrss, n), sigmaREML = sigma_hat(object$pwrss, n, p, TRUE))
     dims <- c(N = nrow(object$X), n = n, p = p, nmp = n - p, q = length(object$u),
               nth = length(object$theta), useSc = 1L, reTrms = length(object$reterms),
               spFe = 0L, REML = if (object$REML) p else 0L, GLMM = 0L, NLMM = 0L)

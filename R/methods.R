@@ -37,7 +37,7 @@ fixef.lmmfit <- function(object, add.dropped = FALSE, ...) {
 #' @rdname lmmfit-accessors
 #' @export
 sigma.lmmfit <- function(object, ...) {
-    sqrt(object$pwrss / (length(object$y) - if (object$REML) length(object$beta) else 0L))
+    sigma_hat(object$pwrss, length(object$y), length(object$beta), object$REML)
 }
 
 #' @rdname lmmfit-accessors
@@ -77,7 +77,7 @@ ml_deviance_at_estimates <- function(object) {
     n <- length(object$y)
     sumlogw <- if (is.null(object$weights)) 0 else sum(log(object$weights))
     logdetR <- if (is.null(object$logdetR)) 0 else object$logdetR
-    object$ldL2 + n * (1 + log(2 * pi * object$pwrss / n)) - sumlogw + logdetR
+    profiled_deviance(object$ldL2, object$pwrss, n, sumlogw) + logdetR
 }
 
 #' @rdname lmmfit-accessors

@@ -29,7 +29,7 @@ profile_engine <- function(fitted) {
     th <- fitted$theta
     if (fitted$REML) th <- .Call(C_lmm_optimize, xp, as.double(th), FALSE, ctl)$theta
     sol <- .Call(C_lmm_solution, xp, as.double(th), FALSE)
-    sig <- sqrt(sol$pwrss / n)
+    sig <- sigma_hat(sol$pwrss, n)
     nt <- length(th)
     vnames <- c(sprintf(".sig%02d", seq_len(nt)), ".sigma")
     sdc <- theta_to_sdcor(th, fitted$reterms, sig)

@@ -385,11 +385,6 @@ static void default_stat(const lmm_xprod *xp, const double *theta, const double 
     out[i] = sigma;
 }
 
-static double sigma_of(const lmm_xprod *xp, double pwrss, int reml)
-{
-    return sqrt(pwrss / (xp->nobs - (reml ? xp->p : 0)));
-}
-
 /* A (nsim x ncol) real matrix (zeroed). */
 static SEXP alloc_real_matrix(int nr, int nc)
 {
@@ -463,7 +458,7 @@ SEXP lmm_boot_run(SEXP spec, SEXP sY, SEXP snsim, SEXP suse_u, SEXP sreml, SEXP 
         dev[i] = code == BOOT_FAILED ? NA_REAL : d;
         for (int l = 0; l < nt; l++) tth[i + (size_t) l * nsim] = code == BOOT_FAILED ? NA_REAL : theta[l];
         if (code == BOOT_OK) {
-            default_stat(xp, theta, beta, sigma_of(xp, fa.pwrss, reml), stat);
+            default_stat(xp, theta, beta, lmm_sigma_hat(xp, fa.pwrss, reml), stat);
             for (int l = 0; l < k; l++) tt[i + (size_t) l * nsim] = stat[l];
         } else {
             for (int l = 0; l < k; l++) tt[i + (size_t) l * nsim] = NA_REAL;

@@ -32,10 +32,8 @@ static int vp_eval(const lmm_xprod *xp, lmm_factor *fa, const double *vp, int re
     if (!(sigma > 0)) return 10;
     int code = lmm_factorize(xp, vp, fa);
     if (code != 0) return code;
-    double s2 = sigma * sigma, nmp = reml ? (double) xp->nobs - p : (double) xp->nobs;
-    double d = fa->ldL2 + fa->pwrss / s2 + nmp * log(2.0 * M_PI * s2) - xp->sumlogw;
-    if (reml) d += fa->ldRX2;
-    *dev = d;
+    *dev = lmm_deviance_at_sigma(xp, fa, reml, sigma);
+    double s2 = sigma * sigma;
     if (V && p > 0) {
         for (int c = 0; c < p; c++)
             for (int r = 0; r < p; r++) V[r + c * p] = (r >= c) ? fa->LXX[r + c * px] : 0.0;

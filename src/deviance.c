@@ -331,12 +331,33 @@ static int factor_schur(const lmm_xprod *xp, lmm_factor *fa)
     return 0;
 }
 
-double lmm_deviance_from_factor(const lmm_xprod *xp, const lmm_factor *fa, int reml)
+/* The deviance module: the one place the criterion is written.  With sigma
+ * given (profiles, the Satterthwaite derivatives; meta-analysis with known
+ * variances fixes it at 1):
+ *   ML:   d = ldL2 + pwrss / sigma^2 + n log(2 pi sigma^2) - sum(log w)
+ *   REML: d = ldL2 + ldRX2 + pwrss / sigma^2 + (n - p) log(2 pi sigma^2) - sum(log w)
+ * and profiled, at sigma-hat^2 = pwrss / n (ML) or pwrss / (n - p) (REML). */
+static double residual_df(const lmm_xprod *xp, int reml)
 {
-    double n = xp->nobs, nmp = reml ? n - xp->p : n;
-    double dev = fa->ldL2 + nmp * (1.0 + log(2.0 * M_PI * fa->pwrss / nmp)) - xp->sumlogw;
+    return reml ? (double) xp->nobs - xp->p : (double) xp->nobs;
+}
+
+double lmm_deviance_at_sigma(const lmm_xprod *xp, const lmm_factor *fa, int reml, double sigma)
+{
+    double s2 = sigma * sigma;
+    double dev = fa->ldL2 + fa->pwrss / s2 + residual_df(xp, reml) * log(2.0 * M_PI * s2) - xp->sumlogw;
     if (reml) dev += fa->ldRX2;
     return dev;
+}
+
+double lmm_sigma_hat(const lmm_xprod *xp, double pwrss, int reml)
+{
+    return sqrt(pwrss / residual_df(xp, reml));
+}
+
+double lmm_deviance_from_factor(const lmm_xprod *xp, const lmm_factor *fa, int reml)
+{
+    return lmm_deviance_at_sigma(xp, fa, reml, lmm_sigma_hat(xp, fa->pwrss, reml));
 }
 
 double lmm_deviance(const lmm_xprod *xp, const double *theta, int reml, lmm_factor *fa)

@@ -54,6 +54,10 @@ void lmm_theta_lower(const lmm_xprod *xp, double *lower);
 void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa);
 /* Returns 0 on success, nonzero when a Cholesky factor failed (not positive definite). */
 int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa);
+/* The deviance module (deviance.c): the criterion at a given sigma, sigma-hat,
+ * and the criterion with sigma profiled out. */
+double lmm_deviance_at_sigma(const lmm_xprod *xp, const lmm_factor *fa, int reml, double sigma);
+double lmm_sigma_hat(const lmm_xprod *xp, double pwrss, int reml);
 double lmm_deviance_from_factor(const lmm_xprod *xp, const lmm_factor *fa, int reml);
 double lmm_deviance(const lmm_xprod *xp, const double *theta, int reml, lmm_factor *fa);
 

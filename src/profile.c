@@ -75,8 +75,7 @@ static double vc_deviance_full(vc_problem *pr)
     const lmm_xprod *xp = pr->xp;
     if (sdcor_to_theta(xp, pr->par, pr->theta, pr->S) != 0) return R_PosInf;
     if (lmm_factorize(xp, pr->theta, pr->fa) != 0) return R_PosInf;
-    double s2 = pr->par[pr->npar - 1] * pr->par[pr->npar - 1];
-    return pr->fa->ldL2 + pr->fa->pwrss / s2 + xp->nobs * log(2.0 * M_PI * s2) - xp->sumlogw;
+    return lmm_deviance_at_sigma(xp, pr->fa, 0, pr->par[pr->npar - 1]);
 }
 
 static double vc_objective(const double *x, void *ex)
@@ -258,7 +257,7 @@ SEXP lmm_profile_beta(SEXP sxp, SEXP sj, SEXP svalue, SEXP stheta, SEXP control)
         double *u = (double *) R_alloc((size_t) (xr.q1 + xr.q2), sizeof(double));
         lmm_solve_coef(&xr, &fa, br, u);
         for (int i = 0, l = 0; i < p; i++) REAL(beta)[i] = (i == j) ? b : br[l++];
-        sigma = sqrt(fa.pwrss / xr.nobs);
+        sigma = lmm_sigma_hat(&xr, fa.pwrss, 0);
     } else {
         for (int i = 0; i < p; i++) REAL(beta)[i] = NA_REAL;
     }
