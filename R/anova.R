@@ -1,5 +1,5 @@
-## Analysis of variance: sequential F table for one model, likelihood-ratio
-## tests for several.
+## Analysis of variance: F tests of the terms for one model (lmerTest's, or
+## lme4's sequential table), likelihood-ratio tests for several.
 
 ## An ML refit of an REML fit, from the stored model matrices (no
 ## re-evaluation of the call, so it works wherever the fit object goes),
@@ -20,12 +20,18 @@ refit_as_ml <- function(object) {
 
 #' Analysis of variance for lmmfit models
 #'
-#' With one model: the sequential (type I) F table of the fixed-effects
-#' terms, as lme4's \code{anova} method for one model: for each term, the sum
-#' of squares of the matching elements of \eqn{R_X \hat\beta} (\eqn{R_X' R_X
-#' = X' V^{-1} X \sigma^2}), its number of columns (\code{npar}), the mean
-#' square and \code{F value} = mean square / \eqn{\hat\sigma^2}.  No
-#' denominator degrees of freedom or p-values are given, as in lme4.
+#' With one model: F tests of the fixed-effect terms with denominator
+#' degrees of freedom and p-values, as lmerTest's \code{anova}: by default
+#' the type III (marginal) hypotheses with Satterthwaite's method, the same
+#' df method as \code{summary()}, in lmerTest's layout (\code{Sum Sq},
+#' \code{Mean Sq}, \code{NumDF}, \code{DenDF}, \code{F value},
+#' \code{Pr(>F)}).  With \code{ddf = "lme4"} (or \code{"none"}): lme4's
+#' sequential (type I) table, for each term the sum of squares of the
+#' matching elements of \eqn{R_X \hat\beta} (\eqn{R_X' R_X = X' V^{-1} X
+#' \sigma^2}), its number of columns (\code{npar}), the mean square and
+#' \code{F value} = mean square / \eqn{\hat\sigma^2}, without p-values.
+#' Fits where the F tests are not available (a residual correlation
+#' structure, no fixed effects, aliased columns dropped) get lme4's table.
 #'
 #' With several models: likelihood-ratio tests of each model against the
 #' previous one, the models sorted by their number of parameters.  REML fits
@@ -41,13 +47,14 @@ refit_as_ml <- function(object) {
 #'   the order given), instead of their expressions, as lme4's argument.
 #'   Models fitted by \code{lm} (with the same response) may be compared too,
 #'   as in lme4.
-#' @param type,ddf for one model: with \code{ddf} given (\code{"Satterthwaite"}
-#'   or \code{"Kenward-Roger"}), F tests of the fixed-effect terms with
-#'   denominator degrees of freedom and p-values, as lmerTest's \code{anova};
-#'   \code{type} is 3 (marginal, the default) or 1 (sequential).  Without
-#'   \code{ddf}, lme4's table without p-values.
+#' @param type,ddf for one model: \code{ddf} is \code{"Satterthwaite"} (the
+#'   default, as lmerTest), \code{"Kenward-Roger"} or \code{"lme4"} (lme4's
+#'   table without p-values; \code{"none"} is the same); \code{type} is 3
+#'   (marginal, the default) or 1 (sequential).
 #' @return A data frame of class \code{"anova"}.  For one model: columns
-#'   \code{npar}, \code{Sum Sq}, \code{Mean Sq}, \code{F value}, one row per
+#'   \code{Sum Sq}, \code{Mean Sq}, \code{NumDF}, \code{DenDF},
+#'   \code{F value}, \code{Pr(>F)} (with \code{ddf = "lme4"}: \code{npar},
+#'   \code{Sum Sq}, \code{Mean Sq}, \code{F value}), one row per
 #'   fixed-effects term (the intercept omitted).  For several: \code{npar},
 #'   \code{AIC}, \code{BIC}, \code{logLik}, \code{deviance}, \code{Chisq},
 #'   \code{Df}, \code{Pr(>Chisq)}, one row per model, named as the arguments.
@@ -73,7 +80,10 @@ anova.lmmfit <- function(object, ..., refit = TRUE, model.names = NULL, type = 3
         if (!is.null(model.names))
             stop("anova(): 'model.names' names the models of a comparison; there is only one model",
                  call. = FALSE)
-        if (is.null(ddf) || identical(ddf, "none")) return(anova_single(object))
+        if (is.null(ddf)) ddf <- anova_default_ddf(object)
+        if (!is.character(ddf) || length(ddf) != 1L || is.na(ddf))
+            stop("anova(): 'ddf' must be \"Satterthwaite\", \"Kenward-Roger\" or \"lme4\"", call. = FALSE)
+        if (ddf %in% c("none", "lme4")) return(anova_single(object))
         return(anova_ddf(object, type = type, ddf = ddf))
     }
     exprs <- as.list(substitute(list(...)))[-1L]
@@ -84,6 +94,15 @@ anova.lmmfit <- function(object, ..., refit = TRUE, model.names = NULL, type = 3
         nms <- model.names
     }
     anova_lrt(c(list(object), dots[is_fit]), nms, refit)
+}
+
+## The df method of anova() of one model when 'ddf' is not given: summary()'s
+## (Satterthwaite's, as lmerTest), or lme4's table without p-values where the
+## F tests are not available (residual correlation structures, no fixed
+## effects, columns of X dropped as aliased), as summary() falls back too.
+anova_default_ddf <- function(object) {
+    if (!is.null(object$corpar) || length(object$beta) == 0L || length(object$dropped)) "lme4"
+    else "Satterthwaite"
 }
 
 ## The response of an lmmfit or lm fit.

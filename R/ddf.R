@@ -335,11 +335,37 @@ term_contrasts <- function(object, type) {
         out <- lapply(seq_along(labels), function(i) {
             L <- map[as == i, , drop = FALSE]
             L[abs(L) < 1e-12] <- 0
-            L
+            ## the same hypothesis in the basis lmerTest's type III uses (its
+            ## rows in reduced row echelon form): Satterthwaite's df of a
+            ## multi-df F test depends on the basis of L, not only its span
+            rref_rows(L)
         })
     }
     names(out) <- labels
     out[vapply(out, nrow, 1L) > 0L]
+}
+
+## The reduced row echelon form of L (Gauss-Jordan elimination with partial
+## pivoting, column by column): a canonical basis of its row space; rows
+## that are zero after elimination are dropped.
+rref_rows <- function(L, tol = 1e-10) {
+    if (!nrow(L)) return(L)
+    rn <- rownames(L)
+    scale <- max(1, abs(L))
+    r <- 0L
+    for (j in seq_len(ncol(L))) {
+        if (r == nrow(L)) break
+        i <- r + which.max(abs(L[(r + 1L):nrow(L), j]))
+        if (abs(L[i, j]) <= tol * scale) next
+        r <- r + 1L
+        if (i != r) L[c(r, i), ] <- L[c(i, r), ]
+        L[r, ] <- L[r, ] / L[r, j]
+        for (k in seq_len(nrow(L))[-r]) L[k, ] <- L[k, ] - L[k, j] * L[r, ]
+    }
+    L[abs(L) < tol * scale] <- 0
+    L <- L[seq_len(r), , drop = FALSE]
+    rownames(L) <- rn[seq_len(r)]
+    L
 }
 
 #' F-tests of fixed-effect terms with denominator degrees of freedom

@@ -22,9 +22,26 @@
 #' @param na.action a function for missing values (default \code{getOption("na.action")}).
 #' @param offset optional offset; \code{offset()} terms in the formula are also honoured.
 #' @param contrasts optional list of contrasts for factors in the fixed part.
-#' @param control a list from \code{\link{lmmfit_control}}.
+#' @param control a list from \code{\link{lmmfit_control}}, or lme4's
+#'   \code{lme4::lmerControl()}: its data checks (\code{check.nobs.vs.nlev},
+#'   \code{check.nlev.gtr.1}, \code{check.nlev.gtreq.5},
+#'   \code{check.nobs.vs.nRE} with \code{"ignore"}, \code{"warning"} or
+#'   \code{"stop"}; \code{check.rankX}; \code{check.scaleX} with
+#'   \code{"ignore"}, \code{"warning"} or \code{"stop"}) are applied with
+#'   lme4's messages and actions, and the tolerances of
+#'   \code{check.conv.grad} and \code{check.conv.singular} are used.  Other
+#'   settings (\code{optimizer}, \code{optCtrl}, \code{calc.derivs},
+#'   \code{restart_edge}, \code{boundary.tol}, \code{use.last.params}, the
+#'   rescaling options of \code{check.scaleX}, ...) are refused with an error
+#'   naming them when they differ from lme4's defaults.
 #' @param correlation optional residual correlation structure within groups,
 #'   e.g. \code{ar1(~ time | id)}.
+#' @param start starting values of the covariance parameters, as lme4's
+#'   \code{start}: a numeric vector of theta in lme4's order and
+#'   parametrisation (as \code{getME(lmer_fit, "theta")}; matched by name when
+#'   named, by lme4's order of the terms otherwise) or
+#'   \code{list(theta = ...)}.  Diagonal elements must be >= 0.  Not
+#'   available with \code{correlation}.
 #' @return An object of class \code{"lmmfit"}.
 #' @examples
 #' data(Orthodont, package = "nlme")
@@ -33,15 +50,22 @@
 #' @export
 lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action,
                    offset, contrasts = NULL, control = lmmfit_control(),
-                   correlation = NULL) {
+                   correlation = NULL, start = NULL) {
     call <- match.call()
+    if (!is.null(start) && !is.null(correlation))
+        stop("'start' cannot be combined with 'correlation =': the residual correlation structure's fit ",
+             "starts from its own values; drop 'start'", call. = FALSE)
     if (!is.logical(REML) || length(REML) != 1L || is.na(REML))
         stop("'REML' must be TRUE or FALSE", call. = FALSE)
     ## lme4's conventions: a formula given as a string, '.' on the right side
     formula <- lme4_formula(formula, data, parent.frame())
-    if (inherits(control, "merControl"))
-        stop("'control' is an lme4 lmerControl(): lmmfit does not use lme4's optimizer settings or its ",
-             "check.* options; use lmmfit_control()", call. = FALSE)
+    ## lme4's lmerControl(): its data checks honoured, other settings refused by name
+    checks <- NULL
+    if (inherits(control, "merControl")) {
+        lc <- lme4_control(control)
+        control <- lc$control
+        checks <- lc$checks
+    }
     ## wb(x, g) terms become ordinary columns of an augmented data frame.
     wbx <- wb_expand(formula, data, parent.frame())
     parsed <- parse_lmm_formula(if (is.null(wbx)) formula else wbx$formula)
@@ -82,8 +106,8 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     if (!.Call(C_lmm_all_finite, X))
         stop("the fixed-effects model matrix has NA, NaN or infinite values", call. = FALSE)
     xcontr <- attr(X, "contrasts")
-    X <- drop_aliased(X)
-    check_scales(X)
+    X <- drop_aliased(X, if (is.null(checks$check.rankX)) "message+drop.cols" else checks$check.rankX)
+    if (is.null(checks)) check_scales(X) else lme4_check_scaleX(X, checks$check.scaleX)
     dropped <- attr(X, "dropped")
     if (!is.null(dropped)) attr(X, "dropped") <- NULL   # only then: X may be shared
 
@@ -102,11 +126,12 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
         off <- as.double(off)
     }
 
-    reterms <- build_reterms(parsed$terms, frame, parsed$env, X)
+    reterms <- build_reterms(parsed$terms, frame, parsed$env, X, checks)
     if (n <= ncol(X)) stop(sprintf("%d observations cannot estimate %d fixed effects and the variance components",
                                    n, ncol(X)), call. = FALSE)
+    theta0 <- lme4_start(start, reterms)
 
-    fit <- if (is.null(correlation)) lmm_fit_core(X, y, w, off, reterms, REML, control)
+    fit <- if (is.null(correlation)) lmm_fit_core(X, y, w, off, reterms, REML, control, theta0 = theta0)
            else ar1_fit_core(X, y, w, off, reterms, REML, control, correlation, frame, parsed$env)
     fit <- structure(c(fit, list(
         call = call, formula = formula, fixed_terms = fixed_terms, frame = frame,
@@ -140,15 +165,27 @@ lmmfit_control <- function(maxit = 1000L, factr = 10, fdstep = 1e-6, singular_to
 ## Drop aliased columns of X, as lm() does, with a message.  For a tall X the
 ## rank decision is made on the triangular factor of X (the same column
 ## geometry, p x p), which spares qr() a copy of X.
-drop_aliased <- function(X) {
+## action: lme4's check.rankX ("message+drop.cols", the default, also
+## "warn+drop.cols", "silent.drop.cols", "stop.deficient"; "ignore" keeps a
+## full-rank X and stops on a deficient one, which lmmfit cannot fit).
+drop_aliased <- function(X, action = "message+drop.cols") {
     p <- ncol(X)
     if (p == 0L) return(X)
     tall <- nrow(X) > 65536L && nrow(X) > 16 * p
-    qx <- qr(if (tall) .Call(C_lmm_x_rfactor, X) else X, tol = 1e-7)
+    qx <- qr(if (tall) .Call(C_lmm_x_rfactor, X) else X, tol = LME4_RANKX_TOL)
     if (qx$rank < p) {
+        if (action == "stop.deficient")
+            stop(sprintf(paste0("the fixed-effects model matrix is column rank deficient (rank(X) = %d < %d = p);\n",
+                                "the fixed effects will be jointly unidentifiable"), qx$rank, p), call. = FALSE)
+        if (action == "ignore")
+            stop(sprintf(paste0("the fixed-effects model matrix is column rank deficient (rank(X) = %d < %d = p): ",
+                                "lmmfit cannot fit it as it stands, so lmerControl(check.rankX = \"ignore\") is not ",
+                                "supported here; use the default \"message+drop.cols\""), qx$rank, p), call. = FALSE)
         keep <- sort(qx$pivot[seq_len(qx$rank)])
         dropped <- colnames(X)[-keep]
-        message(sprintf("fixed-effect model matrix is rank deficient so dropping %d column%s / coefficient%s: %s",
+        signal <- switch(action, "warn+drop.cols" = function(m) warning(m, call. = FALSE),
+                         "silent.drop.cols" = function(m) NULL, message)
+        signal(sprintf("fixed-effect model matrix is rank deficient so dropping %d column%s / coefficient%s: %s",
                         length(dropped), if (length(dropped) > 1L) "s" else "",
                         if (length(dropped) > 1L) "s" else "", paste(dropped, collapse = ", ")))
         assign <- attr(X, "assign")

@@ -3,7 +3,7 @@
 
 ## X, when given, is the fixed-effects model matrix: a term whose columns are
 ## exactly X's, as in y ~ x + (x | g), shares it instead of holding a copy.
-build_reterms <- function(specs, frame, env, X = NULL) {
+build_reterms <- function(specs, frame, env, X = NULL, checks = NULL) {
     n <- nrow(frame)
     terms <- lapply(specs, function(s) {
         gname <- deparse1(s$group)
@@ -32,12 +32,18 @@ build_reterms <- function(specs, frame, env, X = NULL) {
     ## is stable: remaining ties keep formula order.
     nlev <- vapply(terms, `[[`, 1L, "nlev")
     ncols <- vapply(terms, function(t) ncol(t$Z), 1L)
-    terms <- terms[order(-nlev, -ncols)]
-    check_reterms(terms, n)
+    ord <- order(-nlev, -ncols)
+    terms <- terms[ord]
+    ## each term's position in the formula, for lme4's order of theta (lme4_start())
+    attr(terms, "formula_pos") <- ord
+    check_reterms(terms, n, checks)
     terms
 }
 
-check_reterms <- function(terms, n) {
+## checks: lme4's checkControl settings from control = lmerControl() (see
+## lme4_control()): lme4's checks, messages and actions instead of these.
+check_reterms <- function(terms, n, checks = NULL) {
+    if (!is.null(checks)) return(lme4_check_reterms(terms, n, checks))
     for (t in terms) {
         if (t$nlev < 2L)
             stop(sprintf("grouping factor '%s' has only one level: a random effect needs > 1 sampled level",

@@ -1,12 +1,16 @@
 ## print / summary / print.summary in lme4's layout.
 
-fit_title <- function(x) {
-    sprintf("Linear mixed model fit by %s ['lmmfit']",
-            if (x$REML) "REML" else "maximum likelihood ")
+## ddf: the df method of the summary's t-tests; named in the title as
+## lmerTest does ("... fit by REML. t-tests use Satterthwaite's method").
+fit_title <- function(x, ddf = "none") {
+    crit <- if (x$REML) "REML" else "maximum likelihood "
+    if (ddf %in% c("Satterthwaite", "Kenward-Roger"))
+        sprintf("Linear mixed model fit by %s. t-tests use %s's method ['lmmfit']", crit, ddf)
+    else sprintf("Linear mixed model fit by %s ['lmmfit']", crit)
 }
 
-print_header <- function(x) {
-    cat(fit_title(x), "\n", sep = "")
+print_header <- function(x, ddf = "none") {
+    cat(fit_title(x, ddf), "\n", sep = "")
     cat("Formula: ", deparse1(x$formula), "\n", sep = "")
     if (!is.null(x$call$data)) cat("   Data: ", deparse1(x$call$data), "\n", sep = "")
     if (!is.null(x$call$weights)) cat("Weights: ", deparse1(x$call$weights), "\n", sep = "")
@@ -95,10 +99,14 @@ print.lmmfit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' of the t-tests, by Satterthwaite's method (the default, as lmerTest's
 #' summary) or Kenward-Roger's (REML fits; the standard errors are then the
 #' adjusted ones, as lmerTest), or stays lme4's three columns with
-#' \code{ddf = "none"}.  See \code{\link{lmm_contrast}}.
+#' \code{ddf = "none"} (or lmerTest's name for it, \code{"lme4"}).  The
+#' printed title names the method, as lmerTest's ("t-tests use
+#' Satterthwaite's method"); \code{anova(fit)} uses the same method.  See
+#' \code{\link{lmm_contrast}}.
 #'
 #' @param object a fitted \code{lmmfit} model.
-#' @param ddf \code{"Satterthwaite"}, \code{"Kenward-Roger"} or \code{"none"}.
+#' @param ddf \code{"Satterthwaite"}, \code{"Kenward-Roger"}, \code{"none"}
+#'   or \code{"lme4"} (the same as \code{"none"}).
 #' @param x a \code{summary.lmmfit} object.
 #' @param digits number of significant digits.
 #' @param correlation print the correlation of the fixed effects.
@@ -114,10 +122,11 @@ print.lmmfit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' summary(fit)
 #' coef(summary(fit, ddf = "Kenward-Roger"))
 #' @export
-summary.lmmfit <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "none"), ...) {
+summary.lmmfit <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "none", "lme4"), ...) {
     ## fits with a residual correlation structure have no df methods: lme4's table
     if (missing(ddf) && !is.null(object$corpar)) ddf <- "none"
     ddf <- match.arg(ddf)
+    if (ddf == "lme4") ddf <- "none"     # lmerTest's name for lme4's table
     beta <- fixef(object)
     se <- sqrt(diag(vcov(object)))
     coefs <- cbind(Estimate = beta, `Std. Error` = se, `t value` = beta / se)
@@ -148,7 +157,7 @@ print.summary.lmmfit <- function(x, digits = max(3, getOption("digits") - 3),
                                  correlation = NULL,
                                  signif.stars = getOption("show.signif.stars"), ...) {
     fit <- x$fit
-    print_header(fit)
+    print_header(fit, if (is.null(x$ddf)) "none" else x$ddf)
     cat("\n")
     print_criteria(x$criteria, 1L)
     cat("\nScaled residuals: \n")

@@ -5,7 +5,7 @@ lmer_exact <- function(...) {
         optimizer = "bobyqa", calc.derivs = FALSE, optCtrl = list(rhoend = 1e-12, maxfun = 1e5))))
 }
 
-test_that("anova of one model: the sequential F table of lme4", {
+test_that("anova(ddf = \"lme4\") of one model: the sequential F table of lme4", {
     need_lme4()
     data(Orthodont, package = "nlme")
     d <- as.data.frame(Orthodont)
@@ -26,14 +26,14 @@ test_that("anova of one model: the sequential F table of lme4", {
     at$beta[] <- sol$beta
     at$RX <- sol$RX
     at$pwrss <- sol$pwrss
-    a <- anova(at)
+    a <- anova(at, ddf = "lme4")
     a0 <- anova(m)
     expect_s3_class(a, "anova")
     expect_identical(dimnames(a), dimnames(a0))
     expect_equal(a$npar, a0$npar)
     for (col in c("Sum Sq", "Mean Sq", "F value"))
         expect_equal(a[[col]], a0[[col]], tolerance = 1e-8, label = col)
-    a <- anova(fit)
+    a <- anova(fit, ddf = "lme4")
     for (col in c("Sum Sq", "Mean Sq", "F value"))
         expect_equal(a[[col]], a0[[col]], tolerance = 1e-5, label = col)
     expect_identical(attr(a, "heading"), attr(a0, "heading"))
@@ -47,8 +47,8 @@ test_that("anova of one model: the sequential F table of lme4", {
     at$beta[] <- sol$beta
     at$RX <- sol$RX
     at$pwrss <- sol$pwrss
-    expect_equal(anova(at)[["F value"]], anova(m)[["F value"]], tolerance = 1e-8)
-    expect_equal(anova(fit)[["F value"]], anova(m)[["F value"]], tolerance = 1e-5)
+    expect_equal(anova(at, ddf = "lme4")[["F value"]], anova(m)[["F value"]], tolerance = 1e-8)
+    expect_equal(anova(fit, ddf = "lme4")[["F value"]], anova(m)[["F value"]], tolerance = 1e-5)
 })
 
 test_that("anova of several models: LRT table, REML refitted by ML with a message", {

@@ -411,7 +411,8 @@ test_that("refit() with an NA-padded response as lme4; lmerControl, prof.scale, 
     expect_equal(deviance(r), lme4_objective(m2), tolerance = IDIOM_TOL)
     expect_error(refit(fit, y2[-1]), "178 observations")
     expect_error(refit(fit, y2, rename.response = TRUE), "'rename.response'")
-    expect_error(lmmfit(f, d, control = lme4::lmerControl()), "lmerControl")
+    ## lmerControl(): honoured at lme4's defaults (test-lme4-control.R), refused by name otherwise
+    expect_error(lmmfit(f, d, control = lme4::lmerControl(optimizer = "bobyqa")), "lmerControl\\(optimizer")
     fit1 <- lmmfit(Reaction ~ Days + (1 | Subject), d)
     expect_error(profile(fit1, prof.scale = "varcov"), "prof.scale")
     expect_no_error(profile(fit1, prof.scale = "sdcor", which = 1))

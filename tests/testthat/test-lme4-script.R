@@ -23,7 +23,8 @@ script <- quote({
         fitted = fitted(fm1),
         resid = residuals(fm1),
         lrt = suppressMessages(as.data.frame(anova(fm0, fm1, fm2))),
-        ftab = as.data.frame(anova(fm1)),
+        ## lme4's table: anova() of one lmmfit fit gives lmerTest's F tests unless ddf = "lme4"
+        ftab = as.data.frame(anova(fm1, ddf = "lme4")),
         wald = confint(fm1, method = "Wald"),
         loglik = c(logLik(fm1), logLik(fm1ML)),
         aic = AIC(fm1ML), bic = BIC(fm1ML),
@@ -44,6 +45,14 @@ test_that("a vignette-sized lme4 script runs unchanged on lmmfit with the same n
         m <- lme4::lmer(formula, data, REML = REML, control = exact)
         m@call <- match.call()
         m
+    }
+    ## lme4's anova() has no 'ddf' argument (lmerTest's has): the script's
+    ## ddf = "lme4" is lmerTest's name for lme4's own table
+    env0$anova <- function(object, ..., ddf = NULL) {
+        cl <- match.call()       # re-evaluated, so that lme4 sees the models' names
+        cl$ddf <- NULL
+        cl[[1L]] <- quote(stats::anova)
+        eval(cl, parent.frame())
     }
     env1 <- new.env()
     env1$sleepstudy <- sleepstudy
