@@ -530,7 +530,7 @@ static double along(escape_ws *w, const double *x, int i0, int m, const double *
  * both senses from every such pair; keeps the best point in w->best. */
 /* d relative to l's diagonal entry: a turn of about that many radians,
  * small enough for the first-order term to rule at one of them */
-static const double rotate_steps[] = {1e-3, 1e-2, 1e-1};
+static const double rotate_steps[] = {1e-4, 1e-3, 1e-2, 1e-1};
 #define N_ROTATE_STEPS ((int) (sizeof(rotate_steps) / sizeof(rotate_steps[0])))
 
 static void rotate_column(escape_ws *w, const double *x, int t0, int k, int j, double *fbest,
