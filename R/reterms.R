@@ -79,8 +79,8 @@ re_centring <- function(reterms) {
     for (j in seq_along(reterms)) {
         Z <- Zs[[j]]
         if (ncol(Z) < 2L || !identical(colnames(Z)[1L], "(Intercept)")) next
-        m <- colMeans(Z)
         s <- .Call(C_lmm_column_scales, Z)     # NA for 0/1 columns: never far
+        m <- attr(s, "mean")
         far <- seq_len(ncol(Z)) > 1L & !is.na(s) & s > 0 & abs(m) > CENTRING_RATIO * s
         if (!any(far)) next
         shift <- ifelse(far, m, 0)

@@ -90,15 +90,16 @@ SEXP lmm_levels_used(SEXP f)
     return ScalarLogical(nseen == nlev);
 }
 
-/* For check_scales(): the standard deviation of each column of a double
- * matrix that holds some value other than 0 and 1, NA for the others (the
- * intercept, dummies). */
+/* For check_scales() and re_centring(): the standard deviation of each
+ * column of a double matrix that holds some value other than 0 and 1, NA for
+ * the others (the intercept, dummies); the columns' means as attribute. */
 SEXP lmm_column_scales(SEXP X)
 {
     if (!isReal(X) || !isMatrix(X)) error(_("'X' must be a numeric matrix"));
     R_xlen_t n = nrows(X);
     int p = ncols(X);
     SEXP ans = PROTECT(allocVector(REALSXP, p));
+    SEXP means = PROTECT(allocVector(REALSXP, p));
     for (int j = 0; j < p; j++) {
         const double *x = REAL(X) + (size_t) j * n;
         int binary = 1;
@@ -111,7 +112,11 @@ SEXP lmm_column_scales(SEXP X)
         mean /= (double) n;
         for (R_xlen_t i = 0; i < n; i++) ss += (x[i] - mean) * (x[i] - mean);
         REAL(ans)[j] = binary || n < 2 ? NA_REAL : sqrt(ss / (double) (n - 1));
+        REAL(means)[j] = mean;
     }
-    UNPROTECT(1);
+    /* the means too (attribute "mean"): re_centring() needs both, and a
+     * second pass over a million-row column costs a few milliseconds */
+    setAttrib(ans, install("mean"), means);
+    UNPROTECT(2);
     return ans;
 }
