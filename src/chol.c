@@ -240,6 +240,30 @@ SEXP lmm_dense_chol_lapack(SEXP use)
     return ScalarLogical(old);
 }
 
+int lmm_small_chol(int k, double *M, int semidefinite, double zero_tol)
+{
+    int zeros = 0;
+    for (int c = 0; c < k; c++) {
+        double scale = M[c + c * k], d = scale;
+        for (int cp = 0; cp < c; cp++) d -= M[c + cp * k] * M[c + cp * k];
+        if (!(d > zero_tol * scale)) {
+            if (!semidefinite) return c + 1;
+            for (int r = c; r < k; r++) M[r + c * k] = 0.0;
+            zeros++;
+        } else {
+            d = sqrt(d);
+            M[c + c * k] = d;
+            for (int r = c + 1; r < k; r++) {
+                double s = M[r + c * k];
+                for (int cp = 0; cp < c; cp++) s -= M[r + cp * k] * M[c + cp * k];
+                M[r + c * k] = s / d;
+            }
+        }
+        for (int r = 0; r < c; r++) M[r + c * k] = 0.0;
+    }
+    return semidefinite ? zeros : 0;
+}
+
 /* The lower Cholesky factor of the n x n matrix A (leading dimension lda) in
  * place; the strict upper triangle is not referenced.  Returns 0, or the
  * order of the leading minor that is not positive definite (as dpotrf). */

@@ -83,25 +83,6 @@ static void right_solve_lt(double *B, int nr, int ld, int k, const double *L)
     }
 }
 
-/* Lower Cholesky factor of a small k x k matrix in place; 0 on success. */
-static int small_chol(double *M, int k)
-{
-    for (int c = 0; c < k; c++) {
-        double d = M[c + c * k];
-        for (int cp = 0; cp < c; cp++) d -= M[c + cp * k] * M[c + cp * k];
-        if (!(d > 0)) return c + 1;
-        d = sqrt(d);
-        M[c + c * k] = d;
-        for (int r = c + 1; r < k; r++) {
-            double s = M[r + c * k];
-            for (int cp = 0; cp < c; cp++) s -= M[r + cp * k] * M[c + cp * k];
-            M[r + c * k] = s / d;
-        }
-        for (int r = 0; r < c; r++) M[r + c * k] = 0.0;
-    }
-    return 0;
-}
-
 static int factor_schur(const lmm_xprod *xp, lmm_factor *fa);
 
 /* One random-effects term of one or two columns (q2 = 0: the commonest
@@ -207,7 +188,7 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
                     for (int rp = r; rp < k1; rp++) s += lam1[rp + r * k1] * T[rp + c * k1];
                     L[r + c * k1] = s;
                 }
-            if (small_chol(L, k1)) return 1;
+            if (lmm_small_chol(k1, L, 0, 0.0)) return 1;
         }
         for (int c = 0; c < k1; c++) {
             diagprod *= L[c + c * k1];

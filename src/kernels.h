@@ -4,6 +4,13 @@
 
 #include <stddef.h>
 
+/* Lower Cholesky factor of a small k x k matrix in place, its strict upper
+ * triangle zeroed.  A pivot at or below zero_tol times its column's diagonal
+ * entry either stops the factorisation (semidefinite = 0: returns the
+ * column, 1-based, as dpotrf; 0 on success) or is a zero column
+ * (semidefinite = 1: returns how many there are). */
+int lmm_small_chol(int k, double *M, int semidefinite, double zero_tol);
+
 /* Lower Cholesky factor of an n x n matrix in place (blocked, cache-aware,
  * threaded with OpenMP); 0 or the failing leading minor, as dpotrf.  work:
  * lmm_dense_chol_work(n) doubles, so that an evaluation allocates nothing. */

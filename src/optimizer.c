@@ -669,28 +669,38 @@ static int escape_boundary(const lmm_xprod *xp, double *x, double *f, lmm_object
  * of the barrier that a slowly vanishing variance makes).  Each is tried;
  * returns 1 and moves x (and *f) to the lowest such point when it is lower
  * past the rounding noise. */
+/* The candidate points of dropping: candidate 2 * c' + w of x (c' the
+ * column's index over all terms, w = 0 the whole column, 1 its diagonal entry
+ * alone) written into y; returns 1 for a candidate, -1 for one that is no
+ * new point (a zero diagonal; the diagonal alone of a last column), 0 past
+ * the last. */
+static int dropped_point(const lmm_xprod *xp, const double *x, int n, int cand, double *y)
+{
+    int target = cand / 2, diag_only = cand % 2;
+    for (int j = 0, i = 0, col = 0; j < xp->nterms; j++) {
+        int k = xp->ncol[j];
+        for (int c = 0; c < k; i += k - c, c++, col++) {
+            if (col != target) continue;
+            if (x[i] == 0.0 || (diag_only && c == k - 1)) return -1;
+            memcpy(y, x, (size_t) n * sizeof(double));
+            for (int a = 0; a < (diag_only ? 1 : k - c); a++) y[i + a] = 0.0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int drop_column(const lmm_xprod *xp, double *x, double *f, lmm_objective fn, void *ex,
                        escape_ws *w)
 {
-    int nt = w->nt;
+    int nt = w->nt, got;
     double noise = ESCAPE_GAIN * fmax(1.0, fabs(*f)), fbest = *f;
-    for (int j = 0, i = 0; j < xp->nterms; j++) {
-        int k = xp->ncol[j];
-        for (int c = 0; c < k; i += k - c, c++) {
-            if (x[i] == 0.0) continue;
-            /* the whole column (its share of every variance), or its diagonal
-             * entry alone (the variance of the column's own effect, the
-             * others' kept as they are) */
-            for (int whole = 1; whole >= 0; whole--) {
-                if (!whole && c == k - 1) break;      /* the same point */
-                memcpy(w->xt, x, (size_t) nt * sizeof(double));
-                for (int a = 0; a < (whole ? k - c : 1); a++) w->xt[i + a] = 0.0;
-                double fd = fn(w->xt, ex);
-                if (fd < fbest) {
-                    fbest = fd;
-                    memcpy(w->best, w->xt, (size_t) nt * sizeof(double));
-                }
-            }
+    for (int cand = 0; (got = dropped_point(xp, x, nt, cand, w->xt)) != 0; cand++) {
+        if (got < 0) continue;
+        double fd = fn(w->xt, ex);
+        if (fd < fbest) {
+            fbest = fd;
+            memcpy(w->best, w->xt, (size_t) nt * sizeof(double));
         }
     }
     if (!(fbest < *f - noise)) return 0;
@@ -856,25 +866,16 @@ static void search_faces(search_ws *w, double *x, double *f, int *settled,
     double *x0 = (double *) R_alloc((size_t) npar, sizeof(double));
     memcpy(x0, x, (size_t) npar * sizeof(double));
     double noise = ESCAPE_GAIN * fmax(1.0, fabs(*f)), f0 = *f;
-    for (int j = 0, i = 0; j < xp->nterms; j++) {
-        int k = xp->ncol[j];
-        for (int c = 0; c < k; i += k - c, c++) {
-            if (x0[i] == 0.0) continue;
-            for (int whole = 1; whole >= 0; whole--) {
-                if (!whole && c == k - 1) break;      /* the same point */
-                memcpy(y, x0, (size_t) npar * sizeof(double));
-                for (int a = 0; a < (whole ? k - c : 1); a++) y[i + a] = 0.0;
-                if (!(space_objective(y, w->sp) < f0 + FACE_MARGIN)) continue;
-                double fy;
-                lmm_optres ry = *res;
-                int sy = search(w, y, ctl, &ry, &fy);
-                if (fy < *f - noise) {
-                    memcpy(x, y, (size_t) npar * sizeof(double));
-                    *f = fy;
-                    *settled = sy;
-                    *res = ry;
-                }
-            }
+    for (int cand = 0, got; (got = dropped_point(xp, x0, npar, cand, y)) != 0; cand++) {
+        if (got < 0 || !(space_objective(y, w->sp) < f0 + FACE_MARGIN)) continue;
+        double fy;
+        lmm_optres ry = *res;
+        int sy = search(w, y, ctl, &ry, &fy);
+        if (fy < *f - noise) {
+            memcpy(x, y, (size_t) npar * sizeof(double));
+            *f = fy;
+            *settled = sy;
+            *res = ry;
         }
     }
 }

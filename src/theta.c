@@ -20,6 +20,7 @@
 #include "model.h"
 #include "lmmfit.h"
 #include "theta.h"
+#include "kernels.h"
 
 /* A pivot of a relative covariance below this fraction of its diagonal is
  * rounding, not variance: lambda lambda' loses about 1e-16 relative per
@@ -56,32 +57,6 @@ void lmm_theta_pack(int k, const double *lam, double *theta)
         for (int r = c; r < k; r++) theta[i++] = lam[r + c * k];
 }
 
-/* S (k x k, symmetric, positive semidefinite, lower triangle used) replaced
- * by its lower Cholesky factor, with a zero column for each zero pivot.
- * Returns the number of zero pivots. */
-int lmm_psd_chol(int k, double *S)
-{
-    int zeros = 0;
-    for (int c = 0; c < k; c++) {
-        double scale = S[c + c * k], d = scale;
-        for (int cp = 0; cp < c; cp++) d -= S[c + cp * k] * S[c + cp * k];
-        if (!(d > PSD_PIVOT_TOL * scale)) {
-            for (int r = c; r < k; r++) S[r + c * k] = 0.0;
-            zeros++;
-        } else {
-            d = sqrt(d);
-            S[c + c * k] = d;
-            for (int r = c + 1; r < k; r++) {
-                double s = S[r + c * k];
-                for (int cp = 0; cp < c; cp++) s -= S[r + cp * k] * S[c + cp * k];
-                S[r + c * k] = s / d;
-            }
-        }
-        for (int r = 0; r < c; r++) S[r + c * k] = 0.0;
-    }
-    return zeros;
-}
-
 /* S = M M' (k x k, M full). */
 static void outer_self(int k, const double *M, double *S)
 {
@@ -103,7 +78,7 @@ int lmm_theta_canonical_term(int k, double *theta, double *work)
     double *lam = work, *S = work + k * k;
     lmm_theta_unpack(k, theta, lam);
     outer_self(k, lam, S);
-    lmm_psd_chol(k, S);
+    lmm_small_chol(k, S, 1, PSD_PIVOT_TOL);
     lmm_theta_pack(k, S, theta);
     return 1;
 }
@@ -166,7 +141,7 @@ void lmm_theta_from_conditioned(int k, const double *R, const double *tt, double
             M[r + col * k] = s / R[r + r * k];
         }
     outer_self(k, M, S);
-    lmm_psd_chol(k, S);
+    lmm_small_chol(k, S, 1, PSD_PIVOT_TOL);
     lmm_theta_pack(k, S, theta);
 }
 
@@ -185,7 +160,7 @@ void lmm_theta_to_conditioned(int k, const double *R, const double *theta, doubl
             M[r + col * k] = s;
         }
     outer_self(k, M, S);
-    lmm_psd_chol(k, S);
+    lmm_small_chol(k, S, 1, PSD_PIVOT_TOL);
     lmm_theta_pack(k, S, tt);
 }
 

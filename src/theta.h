@@ -11,7 +11,6 @@
 
 void lmm_theta_unpack(int k, const double *theta, double *lam);
 void lmm_theta_pack(int k, const double *lam, double *theta);
-int lmm_psd_chol(int k, double *S);
 int lmm_theta_canonical_term(int k, double *theta, double *work);
 int lmm_term_conditioner(const lmm_xprod *xp, int j, double *R);
 void lmm_theta_from_conditioned(int k, const double *R, const double *tt, double *theta,
