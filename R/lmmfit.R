@@ -11,7 +11,15 @@
 #' LAPACK's \code{dpotrf} for small dense blocks, a blocked Cholesky kernel of
 #' the package's own for large ones).  The covariance parameters are optimised
 #' in C by a bound-constrained quasi-Newton method (L-BFGS-B) followed by
-#' Newton steps with a finite-difference Hessian.
+#' Newton steps with a finite-difference Hessian, in parameters whitened term
+#' by term (so the fit does not depend on the units or origin of a slope
+#' covariate).  Boundary points are checked to second order (the deviance's
+#' curvature along a zero column of a relative covariance factor), a fit that
+#' ends singular is searched again from the interior, and one that ends inside
+#' is searched again from a boundary face it nearly reaches; a fit whose end
+#' point did not pass these checks warns (\code{optinfo$settled}).
+#' Grouping factors \code{a:b} and \code{a/b} have one level per combination
+#' that occurs, as in lme4.
 #'
 #' @param formula a two-sided formula with at least one random-effects term.
 #' @param data a data frame containing the variables in \code{formula}.
