@@ -155,7 +155,7 @@ ar1_fit_core <- function(X, y, w, off, reterms, REML, control, correlation, fram
     }
     codes <- lapply(reterms, function(t) as.integer(t$factor))
     xp <- .Call(C_lmm_crossprod, X, yo, NULL, codes, Zs, vapply(reterms, `[[`, 1L, "nlev"),
-                NULL, NULL)
+                NULL, NULL, max_stages())
     xp$sumlogw <- if (is.null(w)) 0 else sum(log(w))
     pcs <- .Call(C_lmm_ar1_pieces, X, yo, codes, Zs, xp, st$prev, st$gap)
     st$pieces <- pcs

@@ -52,7 +52,7 @@ dense_xprod <- function(xp) {
             S[idx, rows] <- t(B)
         }
     }
-    if (q2 > 0L) S[q1 + seq_len(q2), q1 + seq_len(q2)] <- matrix(xp$A22, q2, q2)
+    if (q2 > 0L) S[q1 + seq_len(q2), q1 + seq_len(q2)] <- rest_dense(xp)
     xi <- q + seq_len(p)
     AX1 <- matrix(xp$AX1, px, q1)[seq_len(p), , drop = FALSE]
     S[xi, seq_len(q1)] <- AX1

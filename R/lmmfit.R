@@ -222,12 +222,13 @@ lmm_fit_core <- function(X, y, w, off, reterms, REML, control, theta0 = NULL) {
     codes <- lapply(reterms, `[[`, "factor")
     nlev <- vapply(reterms, `[[`, 1L, "nlev")
     xp <- .Call(C_lmm_crossprod, X, yo, w, codes, lapply(reterms, `[[`, "Z"), nlev,
-                cond$xshift, cond$b0)
+                cond$xshift, cond$b0, max_stages())
     if (is.null(theta0)) theta0 <- better_start(xp, reterms, REML)
     ## slopes far from their origin are optimised on the centred columns
     zc <- re_centring(reterms)
     xo <- if (is.null(zc)) xp
-          else .Call(C_lmm_crossprod, X, yo, w, codes, zc$Z, nlev, cond$xshift, cond$b0)
+          else .Call(C_lmm_crossprod, X, yo, w, codes, zc$Z, nlev, cond$xshift, cond$b0,
+                     max_stages())
     opt <- .Call(C_lmm_optimize, xo, theta_centred(theta0, zc, TRUE), REML, control)
     sol <- .Call(C_lmm_solution, xo, opt$theta, REML)
     if (!is.null(zc)) {

@@ -128,7 +128,7 @@ theta_start <- function(terms) {
 theta_moment_start <- function(xp, terms) {
     th <- theta_start(terms)
     px <- xp$p + 1L
-    q2 <- if (length(terms) > 1L) sum(vapply(terms[-1L], function(t) t$nlev * ncol(t$Z), 1)) else 0
+    rd <- rest_diag(xp)
     yy <- xp$AXX[px * px]
     n <- xp$nobs
     i <- 0L; roff <- 0L; used <- FALSE
@@ -141,7 +141,7 @@ theta_moment_start <- function(xp, terms) {
                 sg <- xp$AX1[px * ((seq_len(L) - 1L) * k + c0)]
             } else {
                 r <- roff + (seq_len(L) - 1L) * k + c0          # 1-based rest rows
-                ng <- xp$A22[(r - 1) * q2 + r]
+                ng <- rd[r]
                 sg <- xp$AX2[px * r]
             }
             ssb <- sum(sg^2 / ng)

@@ -31,7 +31,7 @@ typedef struct {
 static void layout_of(const lmm_xprod *xp, ar1_layout *lay)
 {
     R_xlen_t k1 = xp->ncol[0], m = xp->A21p[xp->nlev[0]];
-    R_xlen_t len[6] = {(R_xlen_t) xp->nlev[0] * k1 * k1, m * k1, (R_xlen_t) xp->q2 * xp->q2,
+    R_xlen_t len[6] = {(R_xlen_t) xp->nlev[0] * k1 * k1, m * k1, xp->n22,
                        (R_xlen_t) xp->px * xp->q1, (R_xlen_t) xp->px * xp->q2,
                        (R_xlen_t) xp->px * xp->px};
     lay->off[0] = 0;
@@ -52,11 +52,11 @@ static void point_into(lmm_xprod *xp, const ar1_layout *lay, const double *buf)
 /* The data rows and the pattern, for accumulating selected rows. */
 typedef struct {
     R_xlen_t n;
-    int p, nterms, q2;
+    int p;
     const double *X, *y;
     const int *const *codes;     /* 0-based */
     const double *const *Z;
-    const int *nlev, *ncol, *roff, *A21p, *A21i;
+    const lmm_xprod *pat;        /* the pattern the rows are summed into */
     int *start, *order;          /* scratch: nlev[0] + 1, n */
 } ar1_rows;
 
@@ -65,7 +65,7 @@ static void accumulate_rows(const ar1_rows *r, const double *X, const double *y,
                             const double *const *Z, const int *sel, R_xlen_t ns,
                             const ar1_layout *lay, double *out)
 {
-    int nl = r->nlev[0];
+    int nl = r->pat->nlev[0];
     const int *c0 = r->codes[0];
     memset(r->start, 0, (size_t) (nl + 1) * sizeof(int));
     for (R_xlen_t s = 0; s < ns; s++) r->start[c0[sel[s]] + 1]++;
@@ -73,8 +73,7 @@ static void accumulate_rows(const ar1_rows *r, const double *X, const double *y,
     int *fill = (int *) R_alloc((size_t) nl, sizeof(int));
     memcpy(fill, r->start, (size_t) nl * sizeof(int));
     for (R_xlen_t s = 0; s < ns; s++) r->order[fill[c0[sel[s]]]++] = sel[s];
-    lmm_accumulate(r->n, r->p, X, y, NULL, NULL, NULL, r->nterms, r->codes, Z, r->nlev, r->ncol,
-                   r->roff, r->q2, r->start, r->order, r->A21p, r->A21i,
+    lmm_accumulate(r->n, r->p, X, y, NULL, NULL, NULL, r->codes, Z, r->pat, r->start, r->order,
                    out + lay->off[0], out + lay->off[1], out + lay->off[2],
                    out + lay->off[3], out + lay->off[4], out + lay->off[5]);
 }
@@ -142,17 +141,13 @@ SEXP lmm_ar1_pieces(SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP sxp, SEXP sprev
     int G = 0;
     for (R_xlen_t s = 0; s < npair; s++) if (s == 0 || gs[s] != gs[s - 1]) gs[G++] = gs[s];
 
-    int *roff = (int *) R_alloc((size_t) nterms, sizeof(int));
-    roff[0] = 0;
-    for (int j = 1, off = 0; j < nterms; j++) { roff[j] = off; off += xp.nlev[j] * xp.ncol[j]; }
     ar1_layout lay;
     layout_of(&xp, &lay);
     R_xlen_t L = lay.off[6];
     if (L > INT_MAX || (double) L * (1 + 3 * (double) G) > R_XLEN_T_MAX)
         error(_("the AR(1) cross-products are too large"));
 
-    ar1_rows rows = {n, p, nterms, xp.q2, REAL(sX), REAL(sy), codes, Z, xp.nlev, xp.ncol,
-                     roff, xp.A21p, xp.A21i,
+    ar1_rows rows = {n, p, REAL(sX), REAL(sy), codes, Z, &xp,
                      (int *) R_alloc((size_t) xp.nlev[0] + 1, sizeof(int)),
                      (int *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(int))};
 

@@ -26,8 +26,8 @@ static int cmp_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Rows of the data sorted by level of the first term (a counting sort). */
-static void order_by_first(R_xlen_t n, const int *code0, int nlev0, int *start, int *order)
+/* Rows of the data sorted by level of a term (a counting sort). */
+static void order_by_level(R_xlen_t n, const int *code0, int nlev0, int *start, int *order)
 {
     memset(start, 0, (size_t) (nlev0 + 1) * sizeof(int));
     for (R_xlen_t t = 0; t < n; t++) start[code0[t] + 1]++;
@@ -37,43 +37,45 @@ static void order_by_first(R_xlen_t n, const int *code0, int nlev0, int *start, 
     for (R_xlen_t t = 0; t < n; t++) order[fill[code0[t]]++] = (int) t;
 }
 
-/* The sparsity pattern of the rest-by-first block: for each level g of the
- * first term, the rest tiles that co-occur with it.  Returns the number of
- * rest rows stored in total; A21p gets the row pointers, *A21i a scratch array. */
-static R_xlen_t a21_pattern(int nterms, const int *const *codes,
-                            const int *nlev, const int *ncol, const int *roff,
-                            const int *start, const int *order, int *A21p, int **A21i_out)
+/* The pattern beside the levels of term `first`: for each of its levels, the
+ * tiles of the later terms that co-occur with it (rows in the rest space,
+ * increasing, whole tiles).  The rows of each level are order[start[g] ..
+ * start[g+1]).  Returns the number of rows in total; Cp gets the pointers
+ * (nlev[first] + 1), *Ci_out the rows. */
+static R_xlen_t beside_pattern(int first, int nterms, const int *const *codes,
+                               const int *nlev, const int *ncol, const int *roff,
+                               const int *start, const int *order, int *Cp, int **Ci_out)
 {
     int nblocks = 0;
-    for (int j = 1; j < nterms; j++) nblocks += nlev[j];
+    for (int j = first + 1; j < nterms; j++) nblocks += nlev[j];
     int *boff = (int *) R_alloc((size_t) nterms, sizeof(int));
-    for (int j = 1, b = 0; j < nterms; j++) { boff[j] = b; b += nlev[j]; }
+    for (int j = first + 1, b = 0; j < nterms; j++) { boff[j] = b; b += nlev[j]; }
     int *mark = (int *) R_alloc((size_t) (nblocks > 0 ? nblocks : 1), sizeof(int));
     for (int b = 0; b < nblocks; b++) mark[b] = -1;
 
     /* Pass 1: count distinct tiles per level, and their rows. */
     R_xlen_t total = 0, ntiles = 0;
-    A21p[0] = 0;
-    for (int g = 0; g < nlev[0]; g++) {
+    Cp[0] = 0;
+    for (int g = 0; g < nlev[first]; g++) {
         for (int s = start[g]; s < start[g + 1]; s++) {
             R_xlen_t t = order[s];
-            for (int j = 1; j < nterms; j++) {
+            for (int j = first + 1; j < nterms; j++) {
                 int b = boff[j] + codes[j][t];
                 if (mark[b] != g) { mark[b] = g; total += ncol[j]; ntiles++; }
             }
         }
         if (total > INT_MAX) error(_("the crossed random-effects structure is too large"));
-        A21p[g + 1] = (int) total;
+        Cp[g + 1] = (int) total;
     }
     /* Pass 2: list the tiles' first rows, sorted, then expand to rows. */
     int *tiles = (int *) R_alloc((size_t) (ntiles > 0 ? ntiles : 1), sizeof(int));
-    int *A21i = (int *) R_alloc((size_t) (total > 0 ? total : 1), sizeof(int));
+    int *Ci = (int *) R_alloc((size_t) (total > 0 ? total : 1), sizeof(int));
     for (int b = 0; b < nblocks; b++) mark[b] = -1;
-    for (int g = 0; g < nlev[0]; g++) {
+    for (int g = 0; g < nlev[first]; g++) {
         int nt = 0;
         for (int s = start[g]; s < start[g + 1]; s++) {
             R_xlen_t t = order[s];
-            for (int j = 1; j < nterms; j++) {
+            for (int j = first + 1; j < nterms; j++) {
                 int b = boff[j] + codes[j][t];
                 if (mark[b] != g) {
                     mark[b] = g;
@@ -82,42 +84,84 @@ static R_xlen_t a21_pattern(int nterms, const int *const *codes,
             }
         }
         qsort(tiles, (size_t) nt, sizeof(int), cmp_int);
-        int pos = A21p[g];
+        int pos = Cp[g];
         for (int i = 0; i < nt; i++) {
             /* the tile's term: the last term whose offset is <= the row */
             int j = nterms - 1;
             while (j > 1 && roff[j] > tiles[i]) j--;
-            for (int c = 0; c < ncol[j]; c++) A21i[pos++] = tiles[i] + c;
+            for (int c = 0; c < ncol[j]; c++) Ci[pos++] = tiles[i] + c;
         }
     }
-    *A21i_out = A21i;
+    *Ci_out = Ci;
     return total;
+}
+
+/* Whether each level of term i occurs with one level of term j only. */
+static int is_nested(R_xlen_t n, const int *ci, int nlev_i, const int *cj, int *map)
+{
+    for (int g = 0; g < nlev_i; g++) map[g] = -1;
+    for (R_xlen_t t = 0; t < n; t++) {
+        int *m = map + ci[t];
+        if (*m < 0) *m = cj[t];
+        else if (*m != cj[t]) return 0;
+    }
+    return 1;
+}
+
+/* The number of block-diagonal stages (at most smax): the first term, then
+ * each following term in which every term before it is nested. */
+static int count_stages(R_xlen_t n, int nterms, const int *const *codes, const int *nlev,
+                        int smax)
+{
+    int maxlev = 1;
+    for (int j = 0; j < nterms; j++) if (nlev[j] > maxlev) maxlev = nlev[j];
+    int *map = (int *) R_alloc((size_t) maxlev, sizeof(int));
+    int ns = 1;
+    for (int j = 1; j < nterms && j < smax; j++) {
+        for (int i = 0; i < j; i++)
+            if (!is_nested(n, codes[i], nlev[i], codes[j], map)) return ns;
+        ns = j + 1;
+    }
+    return ns;
 }
 
 /* Numeric pass.  w may be NULL (unit weights).  Outputs must be zeroed (or hold
  * sums to add to).  Rows visited: order[start[g] .. start[g+1]) for each level g
- * of the first term; they must fit the pattern A21p/A21i.  Also used by ar1.c.
- * With xshift and b0 (else both NULL) the rows are those of the conditioned
- * data, x - xshift and y - (x - xshift)'b0, formed here row by row so that
- * no n-length copy of X or y is needed. */
+ * of the first term; they must fit the pattern of pat (its values are not
+ * read).  Also used by ar1.c.  With xshift and b0 (else both NULL) the rows
+ * are those of the conditioned data, x - xshift and y - (x - xshift)'b0,
+ * formed here row by row so that no n-length copy of X or y is needed. */
 void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
                     const double *xshift, const double *b0,
-                    int nterms, const int *const *codes, const double *const *Z,
-                    const int *nlev, const int *ncol, const int *roff, int q2,
-                    const int *start, const int *order, const int *A21p, const int *A21i,
+                    const int *const *codes, const double *const *Z, const lmm_xprod *pat,
+                    const int *start, const int *order,
                     double *A11, double *A21x, double *A22, double *AX1, double *AX2,
                     double *AXX)
 {
+    int nterms = pat->nterms, q2 = pat->q2, ns = pat->nstage, qd = pat->qd, dstart = pat->dstart;
+    const int *nlev = pat->nlev, *ncol = pat->ncol;
     int k1 = ncol[0], px = p + 1;
     double *xr = (double *) R_alloc((size_t) px, sizeof(double));
-    int *pos = (int *) R_alloc((size_t) (q2 > 0 ? q2 : 1), sizeof(int));
+    int *roff = (int *) R_alloc((size_t) nterms, sizeof(int));
+    rest_offsets(nterms, nlev, ncol, roff);
+    /* pos[s * q2 + r]: where rest row r sits in the beside-list of stage s's
+     * current level (stage 0: level g; a later stage: the one level that g
+     * is nested in) */
+    int *pos = (int *) R_alloc((size_t) ns * (q2 > 0 ? q2 : 1), sizeof(int));
+    int *hcur = (int *) R_alloc((size_t) ns, sizeof(int));
 
     for (int g = 0; g < nlev[0]; g++) {
-        /* where each rest row of this level's pattern sits in its value block */
-        int m = A21p[g + 1] - A21p[g];
-        for (int i = 0; i < m; i++) pos[A21i[A21p[g] + i]] = i;
+        if (start[g] == start[g + 1]) continue;
+        R_xlen_t t0 = order[start[g]];
+        for (int s = 0; s < ns; s++) {
+            const lmm_stage *st = pat->stage + s;
+            int h = s == 0 ? g : codes[s][t0];
+            hcur[s] = h;
+            for (int i = st->Cp[h]; i < st->Cp[h + 1]; i++) pos[(size_t) s * q2 + st->Ci[i]] = i - st->Cp[h];
+        }
+        int m = pat->A21p[g + 1] - pat->A21p[g];
         double *a11 = A11 + (size_t) g * k1 * k1;
-        double *a21 = A21x + (size_t) A21p[g] * k1;
+        double *a21 = A21x + (size_t) pat->A21p[g] * k1;
         for (int s = start[g]; s < start[g + 1]; s++) {
             R_xlen_t t = order[s];
             double wt = w ? w[t] : 1.0;
@@ -139,20 +183,36 @@ void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const d
                 double *ax = AX1 + (size_t) (g * k1 + c) * px;
                 for (int i = 0; i < px; i++) ax[i] += zc * xr[i];
             }
-            /* rest terms with the first, with each other, with X, y */
+            /* rest terms with the first, with X, y, and with each other: a
+             * later stage's tile and beside-values, or the dense tail */
             for (int j = 1; j < nterms; j++) {
-                int row0 = roff[j] + codes[j][t] * ncol[j];
-                for (int cj = 0; cj < ncol[j]; cj++) {
+                int kj = ncol[j], row0 = roff[j] + codes[j][t] * kj;
+                const lmm_stage *st = j < ns ? pat->stage + j : NULL;
+                for (int cj = 0; cj < kj; cj++) {
                     double zj = wt * Z[j][t + cj * n];
                     if (zj == 0.0) continue;
                     int rj = row0 + cj, at = pos[rj];
                     for (int c = 0; c < k1; c++) a21[at + c * m] += zj * Z[0][t + c * n];
                     double *ax = AX2 + (size_t) rj * px;
                     for (int i = 0; i < px; i++) ax[i] += zj * xr[i];
-                    for (int l = 1; l < nterms; l++) {
-                        int col0 = roff[l] + codes[l][t] * ncol[l];
-                        for (int cl = 0; cl < ncol[l]; cl++)
-                            A22[rj + (size_t) (col0 + cl) * q2] += zj * Z[l][t + cl * n];
+                    if (st) {
+                        int h = hcur[j], mh = st->Cp[h + 1] - st->Cp[h];
+                        double *tile = A22 + st->tiles + (size_t) h * kj * kj;
+                        double *bes = A22 + st->coup + (size_t) st->Cp[h] * kj;
+                        const int *pj = pos + (size_t) j * q2;
+                        for (int cl = 0; cl < kj; cl++) tile[cl + cj * kj] += zj * Z[j][t + cl * n];
+                        for (int l = j + 1; l < nterms; l++) {
+                            int col0 = roff[l] + codes[l][t] * ncol[l];
+                            for (int cl = 0; cl < ncol[l]; cl++)
+                                bes[pj[col0 + cl] + (size_t) cj * mh] += zj * Z[l][t + cl * n];
+                        }
+                    } else {
+                        double *dcol = A22 + pat->doff + (size_t) (rj - dstart) * qd;
+                        for (int l = ns; l < nterms; l++) {
+                            int col0 = roff[l] + codes[l][t] * ncol[l] - dstart;
+                            for (int cl = 0; cl < ncol[l]; cl++)
+                                dcol[col0 + cl] += zj * Z[l][t + cl * n];
+                        }
                     }
                 }
             }
@@ -174,8 +234,39 @@ static SEXP alloc_zero(SEXPTYPE type, R_xlen_t len)
     return ans;
 }
 
+/* The patterns beside the levels of the later stages 1 .. ns-1, concatenated:
+ * pointers (nlev + 1 per stage, each from 0) and rows. */
+static void stage_patterns(R_xlen_t n, int nterms, int ns, const int *const *codes,
+                           const int *nlev, const int *ncol, const int *roff,
+                           SEXP *sCp, SEXP *sCi, R_xlen_t *nnz)
+{
+    R_xlen_t np = 0, ni = 0;
+    for (int j = 1; j < ns; j++) np += nlev[j] + 1;
+    int **Ci = (int **) R_alloc((size_t) ns, sizeof(int *));
+    R_xlen_t *len = (R_xlen_t *) R_alloc((size_t) ns, sizeof(R_xlen_t));
+    *sCp = PROTECT(allocVector(INTSXP, np));
+    int *Cp = INTEGER(*sCp);
+    /* (no n-long scratch unless there are later stages) */
+    int *order = ns > 1 ? (int *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(int)) : NULL;
+    for (int j = 1; j < ns; j++) {
+        int *start = (int *) R_alloc((size_t) nlev[j] + 1, sizeof(int));
+        order_by_level(n, codes[j], nlev[j], start, order);
+        len[j] = beside_pattern(j, nterms, codes, nlev, ncol, roff, start, order, Cp, Ci + j);
+        nnz[j] = len[j];
+        Cp += nlev[j] + 1;
+        ni += len[j];
+    }
+    *sCi = PROTECT(allocVector(INTSXP, ni));
+    int *out = INTEGER(*sCi);
+    for (int j = 1; j < ns; j++) {
+        if (len[j] > 0) memcpy(out, Ci[j], (size_t) len[j] * sizeof(int));
+        out += len[j];
+    }
+    UNPROTECT(2);
+}
+
 SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev,
-                   SEXP sxshift, SEXP sb0)
+                   SEXP sxshift, SEXP sb0, SEXP smax_stages)
 {
     int nprot = 0;
     if (!isReal(sX) || !isMatrix(sX)) error(_("'X' must be a numeric matrix"));
@@ -188,6 +279,7 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev,
     if (n > INT_MAX) error(_("more than %d observations are not supported"), INT_MAX);
     if (nterms < 1 || LENGTH(sZ) != nterms || LENGTH(snlev) != nterms)
         error(_("'codes', 'Z' and 'nlev' must have one entry per random-effects term"));
+    int smax = lmm_arg_int(smax_stages, "max_stages", 1, INT_MAX);
     const double *w = NULL;
     if (!isNull(sw)) {
         if (!isReal(sw) || XLENGTH(sw) != n) error(_("'weights' must be numeric, one per observation"));
@@ -221,81 +313,157 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev,
         codes[j] = c0;
         Z[j] = REAL(zj);
     }
+    int ns = count_stages(n, nterms, codes, nlev, smax);
     /* sizes in double before any int arithmetic on them */
-    double q2d = 0, q1d = (double) nlev[0] * ncol[0];
-    for (int j = 1; j < nterms; j++) q2d += (double) nlev[j] * ncol[j];
-    if (q1d * ncol[0] > INT_MAX || q1d * (p + 1) > R_XLEN_T_MAX)
+    double q2d = 0, qdd = 0, q1d = (double) nlev[0] * ncol[0];
+    for (int j = 1; j < nterms; j++) {
+        q2d += (double) nlev[j] * ncol[j];
+        if (j >= ns) qdd += (double) nlev[j] * ncol[j];
+    }
+    if (q1d * ncol[0] > INT_MAX || q1d * (p + 1) > R_XLEN_T_MAX || q2d > INT_MAX)
         error(_("too many random effects in the largest term (%.0f)"), q1d);
-    if (q2d > 46340) /* q2 x q2 dense must stay addressable and sane */
-        error(_("too many random effects outside the largest term (%.0f) for the dense block"), q2d);
+    if (qdd > LMM_MAX_DENSE) /* the tail, qd x qd dense, must stay addressable and sane */
+        error(_("too many random effects in crossed terms (%.0f) for the dense block"), qdd);
     int *roff = (int *) R_alloc((size_t) nterms, sizeof(int));
     rest_offsets(nterms, nlev, ncol, roff);
-    int q1 = (int) q1d, q2 = (int) q2d, px = p + 1, k1 = ncol[0];
+    int q1 = (int) q1d, q2 = (int) q2d, qd = (int) qdd, px = p + 1, k1 = ncol[0];
 
     int *start = (int *) R_alloc((size_t) nlev[0] + 1, sizeof(int));
     int *order = (int *) R_alloc((size_t) n, sizeof(int));
-    order_by_first(n, codes[0], nlev[0], start, order);
+    order_by_level(n, codes[0], nlev[0], start, order);
 
     SEXP sA21p = PROTECT(allocVector(INTSXP, nlev[0] + 1)); nprot++;
     int *A21i_scratch;
-    R_xlen_t m = a21_pattern(nterms, codes, nlev, ncol, roff, start, order,
-                             INTEGER(sA21p), &A21i_scratch);
+    R_xlen_t m = beside_pattern(0, nterms, codes, nlev, ncol, roff, start, order,
+                                INTEGER(sA21p), &A21i_scratch);
     SEXP sA21i = PROTECT(allocVector(INTSXP, m)); nprot++;
     if (m > 0) memcpy(INTEGER(sA21i), A21i_scratch, (size_t) m * sizeof(int));
-
-    SEXP sA11 = PROTECT(alloc_zero(REALSXP, (R_xlen_t) nlev[0] * k1 * k1)); nprot++;
-    SEXP sA21x = PROTECT(alloc_zero(REALSXP, m * k1)); nprot++;
-    SEXP sA22 = PROTECT(alloc_zero(REALSXP, (R_xlen_t) q2 * q2)); nprot++;
-    SEXP sAX1 = PROTECT(alloc_zero(REALSXP, (R_xlen_t) px * q1)); nprot++;
-    SEXP sAX2 = PROTECT(alloc_zero(REALSXP, (R_xlen_t) px * q2)); nprot++;
-    SEXP sAXX = PROTECT(alloc_zero(REALSXP, (R_xlen_t) px * px)); nprot++;
-    lmm_accumulate(n, p, REAL(sX), REAL(sy), w, xshift, b0, nterms, codes, Z, nlev, ncol, roff, q2,
-               start, order, INTEGER(sA21p), INTEGER(sA21i),
-               REAL(sA11), REAL(sA21x), REAL(sA22), REAL(sAX1), REAL(sAX2), REAL(sAXX));
-
-    double sumlogw = 0;
-    if (w) for (R_xlen_t t = 0; t < n; t++) sumlogw += log(w[t]);
+    SEXP sA22p, sA22i;
+    R_xlen_t *nnz = (R_xlen_t *) R_alloc((size_t) ns, sizeof(R_xlen_t));
+    stage_patterns(n, nterms, ns, codes, nlev, ncol, roff, &sA22p, &sA22i, nnz);
+    PROTECT(sA22p); PROTECT(sA22i); nprot += 2;
+    R_xlen_t n22 = (R_xlen_t) qd * qd;
+    for (int j = 1; j < ns; j++) n22 += (R_xlen_t) nlev[j] * ncol[j] * ncol[j] + nnz[j] * ncol[j];
 
     SEXP sncol = PROTECT(allocVector(INTSXP, nterms)); nprot++;
     memcpy(INTEGER(sncol), ncol, (size_t) nterms * sizeof(int));
     const char *names[] = {"nlev", "ncol", "nobs", "p", "sumlogw", "A11", "A21p", "A21i",
-                           "A21x", "A22", "AX1", "AX2", "AXX", ""};
+                           "A21x", "A22", "AX1", "AX2", "AXX", "nstage", "A22p", "A22i", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SET_VECTOR_ELT(ans, 0, duplicate(snlev));
     SET_VECTOR_ELT(ans, 1, sncol);
     SET_VECTOR_ELT(ans, 2, ScalarInteger((int) n));
     SET_VECTOR_ELT(ans, 3, ScalarInteger(p));
-    SET_VECTOR_ELT(ans, 4, ScalarReal(sumlogw));
-    SET_VECTOR_ELT(ans, 5, sA11);
+    SET_VECTOR_ELT(ans, 4, ScalarReal(0.0));
+    SET_VECTOR_ELT(ans, 5, alloc_zero(REALSXP, (R_xlen_t) nlev[0] * k1 * k1));
     SET_VECTOR_ELT(ans, 6, sA21p);
     SET_VECTOR_ELT(ans, 7, sA21i);
-    SET_VECTOR_ELT(ans, 8, sA21x);
-    SET_VECTOR_ELT(ans, 9, sA22);
-    SET_VECTOR_ELT(ans, 10, sAX1);
-    SET_VECTOR_ELT(ans, 11, sAX2);
-    SET_VECTOR_ELT(ans, 12, sAXX);
+    SET_VECTOR_ELT(ans, 8, alloc_zero(REALSXP, m * k1));
+    SET_VECTOR_ELT(ans, 9, alloc_zero(REALSXP, n22));
+    SET_VECTOR_ELT(ans, 10, alloc_zero(REALSXP, (R_xlen_t) px * q1));
+    SET_VECTOR_ELT(ans, 11, alloc_zero(REALSXP, (R_xlen_t) px * q2));
+    SET_VECTOR_ELT(ans, 12, alloc_zero(REALSXP, (R_xlen_t) px * px));
+    SET_VECTOR_ELT(ans, 13, ScalarInteger(ns));
+    SET_VECTOR_ELT(ans, 14, sA22p);
+    SET_VECTOR_ELT(ans, 15, sA22i);
+    /* the pattern is checked and its stages described by the one unpacker;
+     * then the values are summed into the list's own vectors */
+    lmm_xprod pat;
+    lmm_unpack_xprod(ans, &pat);
+    lmm_accumulate(n, p, REAL(sX), REAL(sy), w, xshift, b0, codes, Z, &pat, start, order,
+                   REAL(VECTOR_ELT(ans, 5)), REAL(VECTOR_ELT(ans, 8)), REAL(VECTOR_ELT(ans, 9)),
+                   REAL(VECTOR_ELT(ans, 10)), REAL(VECTOR_ELT(ans, 11)), REAL(VECTOR_ELT(ans, 12)));
+    double sumlogw = 0;
+    if (w) for (R_xlen_t t = 0; t < n; t++) sumlogw += log(w[t]);
+    REAL(VECTOR_ELT(ans, 4))[0] = sumlogw;
     UNPROTECT(nprot);
     return ans;
+}
+
+/* Rows beside one level: increasing, in [lo, q2), in whole tiles (the
+ * factorisation transforms a tile's k rows from its first). */
+static int rows_ok(const int *rows, int m, int lo, int q2, const int *rterm, const int *rpos,
+                   const int *ncol)
+{
+    for (int i = 0; i < m; i++) {
+        int r = rows[i];
+        if (r < lo || r >= q2 || (i > 0 && r <= rows[i - 1])) return 0;
+        if (rpos[r] > 0 && (i == 0 || rows[i - 1] != r - 1)) return 0;
+        int k = ncol[rterm[r]];
+        if (rpos[r] == 0 && k > 1 && (i + k > m || rows[i + k - 1] != r + k - 1)) return 0;
+    }
+    return 1;
+}
+
+/* Pointers (nlev + 1 from 0, nondecreasing, each level's count at most q2). */
+static int pointers_ok(const int *Cp, int nlev, int q2)
+{
+    if (Cp[0] != 0) return 0;
+    for (int g = 0; g < nlev; g++)
+        if (Cp[g + 1] < Cp[g] || Cp[g + 1] - Cp[g] > q2) return 0;
+    return 1;
+}
+
+/* The stage descriptors: stage 0 from A21, the later ones from A22p/A22i,
+ * their values' offsets in A22, and the dense tail after them. */
+static void describe_stages(SEXP s, lmm_xprod *xp)
+{
+    int ns = xp->nstage, q2 = xp->q2;
+    lmm_stage *st = (lmm_stage *) R_alloc((size_t) ns, sizeof(lmm_stage));
+    st[0] = (lmm_stage) {0, xp->nlev[0], xp->ncol[0], -1, xp->A21p, xp->A21i, 0, 0};
+    SEXP sp = VECTOR_ELT(s, 14), si = VECTOR_ELT(s, 15);
+    if (!isInteger(sp) || !isInteger(si)) error(_("corrupt cross-product list: 'A22p'/'A22i'"));
+    R_xlen_t pbase = 0, ibase = 0, voff = 0;
+    int off = 0;
+    for (int j = 1; j < ns; j++) {
+        int nl = xp->nlev[j], k = xp->ncol[j];
+        if (pbase + nl + 1 > XLENGTH(sp)) error(_("corrupt cross-product list: 'A22p'"));
+        const int *Cp = INTEGER(sp) + pbase;
+        if (!pointers_ok(Cp, nl, q2) || ibase + Cp[nl] > XLENGTH(si))
+            error(_("corrupt cross-product list: 'A22p'"));
+        const int *Ci = INTEGER(si) + ibase;
+        st[j] = (lmm_stage) {j, nl, k, off, Cp, Ci, voff, voff + (R_xlen_t) nl * k * k};
+        voff = st[j].coup + (R_xlen_t) Cp[nl] * k;
+        off += nl * k;
+        for (int h = 0; h < nl; h++)
+            if (!rows_ok(Ci + Cp[h], Cp[h + 1] - Cp[h], off, q2, xp->rterm, xp->rpos, xp->ncol))
+                error(_("corrupt cross-product list: 'A22i'"));
+        pbase += nl + 1;
+        ibase += Cp[nl];
+    }
+    if (pbase != XLENGTH(sp) || ibase != XLENGTH(si))
+        error(_("corrupt cross-product list: 'A22p'/'A22i'"));
+    xp->dstart = off;
+    xp->qd = q2 - off;
+    xp->doff = voff;
+    xp->n22 = voff + (R_xlen_t) xp->qd * xp->qd;
+    xp->stage = st;
 }
 
 /* Unpack the list made by lmm_crossprod into the typed struct, checking it. */
 void lmm_unpack_xprod(SEXP s, lmm_xprod *xp)
 {
-    if (!isNewList(s) || LENGTH(s) != 13) error(_("not an lmmfit cross-product list"));
+    if (!isNewList(s) || LENGTH(s) != 16) error(_("not an lmmfit cross-product list"));
     SEXP nlev = VECTOR_ELT(s, 0), ncol = VECTOR_ELT(s, 1);
     if (!isInteger(nlev) || !isInteger(ncol) || LENGTH(nlev) != LENGTH(ncol) || LENGTH(nlev) < 1)
         error(_("corrupt cross-product list: 'nlev'/'ncol'"));
     xp->nterms = LENGTH(nlev);
     xp->nlev = INTEGER(nlev);
     xp->ncol = INTEGER(ncol);
-    double q1d = 0, q2d = 0;
+    SEXP sns = VECTOR_ELT(s, 13);
+    if (!isInteger(sns) || XLENGTH(sns) != 1 || INTEGER(sns)[0] < 1 || INTEGER(sns)[0] > xp->nterms)
+        error(_("corrupt cross-product list: 'nstage'"));
+    xp->nstage = INTEGER(sns)[0];
+    double q1d = 0, q2d = 0, qdd = 0;
     for (int j = 0; j < xp->nterms; j++) {
-        if (xp->nlev[j] < 1 || xp->ncol[j] < 1 || xp->ncol[j] > 46340)   /* NA is negative */
+        if (xp->nlev[j] < 1 || xp->ncol[j] < 1 || xp->ncol[j] > LMM_MAX_DENSE)   /* NA is negative */
             error(_("corrupt cross-product list: 'nlev'/'ncol'"));
-        if (j == 0) q1d = (double) xp->nlev[0] * xp->ncol[0];
-        else q2d += (double) xp->nlev[j] * xp->ncol[j];
+        double qj = (double) xp->nlev[j] * xp->ncol[j];
+        if (j == 0) q1d = qj;
+        else q2d += qj;
+        if (j >= xp->nstage) qdd += qj;
     }
-    if (q1d * xp->ncol[0] > INT_MAX || q2d > 46340)
+    if (q1d * xp->ncol[0] > INT_MAX || q2d > INT_MAX || qdd > LMM_MAX_DENSE)
         error(_("corrupt cross-product list: too many random effects"));
     for (int i = 2; i <= 4; i++) {
         SEXP e = VECTOR_ELT(s, i);
@@ -306,7 +474,7 @@ void lmm_unpack_xprod(SEXP s, lmm_xprod *xp)
     xp->p = asInteger(VECTOR_ELT(s, 3));
     xp->sumlogw = asReal(VECTOR_ELT(s, 4));
     if (xp->nobs == NA_INTEGER || xp->nobs < 1 || xp->p == NA_INTEGER || xp->p < 0 ||
-        xp->p > 46340 || xp->nobs <= xp->p || !R_FINITE(xp->sumlogw))
+        xp->p > LMM_MAX_DENSE || xp->nobs <= xp->p || !R_FINITE(xp->sumlogw))
         error(_("corrupt cross-product list: 'nobs', 'p' or 'sumlogw'"));
     xp->px = xp->p + 1;
     xp->q1 = (int) q1d;
@@ -318,48 +486,37 @@ void lmm_unpack_xprod(SEXP s, lmm_xprod *xp)
             error(_("corrupt cross-product list: element %d has the wrong type"), i + 1);
     }
     SEXP A21p = VECTOR_ELT(s, 6);
-    if (XLENGTH(A21p) != (R_xlen_t) xp->nlev[0] + 1 || INTEGER(A21p)[0] != 0)
+    if (XLENGTH(A21p) != (R_xlen_t) xp->nlev[0] + 1 || !pointers_ok(INTEGER(A21p), xp->nlev[0], q2))
         error(_("corrupt cross-product list: 'A21p'"));
-    for (int g = 0; g < xp->nlev[0]; g++)   /* each level's rows: at most the rest space */
-        if (INTEGER(A21p)[g + 1] < INTEGER(A21p)[g] || INTEGER(A21p)[g + 1] - INTEGER(A21p)[g] > q2)
-            error(_("corrupt cross-product list: 'A21p'"));
     R_xlen_t m = INTEGER(A21p)[xp->nlev[0]];
-    if (XLENGTH(VECTOR_ELT(s, 5)) != (R_xlen_t) xp->nlev[0] * k1 * k1 ||
-        XLENGTH(VECTOR_ELT(s, 7)) != m || XLENGTH(VECTOR_ELT(s, 8)) != m * k1 ||
-        XLENGTH(VECTOR_ELT(s, 9)) != (R_xlen_t) q2 * q2 ||
-        XLENGTH(VECTOR_ELT(s, 10)) != (R_xlen_t) px * q1 ||
-        XLENGTH(VECTOR_ELT(s, 11)) != (R_xlen_t) px * q2 ||
-        XLENGTH(VECTOR_ELT(s, 12)) != (R_xlen_t) px * px)
-        error(_("corrupt cross-product list: sizes do not agree"));
-    xp->A11 = REAL(VECTOR_ELT(s, 5));
     xp->A21p = INTEGER(A21p);
     xp->A21i = INTEGER(VECTOR_ELT(s, 7));
-    xp->A21x = REAL(VECTOR_ELT(s, 8));
-    xp->A22 = REAL(VECTOR_ELT(s, 9));
-    xp->AX1 = REAL(VECTOR_ELT(s, 10));
-    xp->AX2 = REAL(VECTOR_ELT(s, 11));
-    xp->AXX = REAL(VECTOR_ELT(s, 12));
-    for (R_xlen_t i = 0; i < m; i++)
-        if (xp->A21i[i] < 0 || xp->A21i[i] >= q2) error(_("corrupt cross-product list: 'A21i'"));
+    if (XLENGTH(VECTOR_ELT(s, 7)) != m) error(_("corrupt cross-product list: sizes do not agree"));
     int *rterm = (int *) R_alloc((size_t) (q2 > 0 ? q2 : 1), sizeof(int));
     int *rpos = (int *) R_alloc((size_t) (q2 > 0 ? q2 : 1), sizeof(int));
     for (int j = 1, r = 0; j < xp->nterms; j++)
         for (int h = 0; h < xp->nlev[j]; h++)
             for (int c = 0; c < xp->ncol[j]; c++, r++) { rterm[r] = j; rpos[r] = c; }
-    /* each level's rows increase and come in whole tiles (the factorisation
-     * transforms a tile's k rows from its first) */
-    for (int g = 0; g < xp->nlev[0]; g++)
-        for (int i = xp->A21p[g]; i < xp->A21p[g + 1]; i++) {
-            int r = xp->A21i[i], first = i == xp->A21p[g];
-            if ((!first && r <= xp->A21i[i - 1]) ||
-                (rpos[r] > 0 && (first || xp->A21i[i - 1] != r - 1)))
-                error(_("corrupt cross-product list: 'A21i'"));
-            if (rpos[r] == 0 && xp->ncol[rterm[r]] > 1 &&
-                (i + xp->ncol[rterm[r]] > xp->A21p[g + 1] || xp->A21i[i + xp->ncol[rterm[r]] - 1] != r + xp->ncol[rterm[r]] - 1))
-                error(_("corrupt cross-product list: 'A21i'"));
-        }
     xp->rterm = rterm;
     xp->rpos = rpos;
+    for (int g = 0; g < xp->nlev[0]; g++)
+        if (!rows_ok(xp->A21i + xp->A21p[g], xp->A21p[g + 1] - xp->A21p[g], 0, q2, rterm, rpos,
+                     xp->ncol))
+            error(_("corrupt cross-product list: 'A21i'"));
+    describe_stages(s, xp);
+    if (XLENGTH(VECTOR_ELT(s, 5)) != (R_xlen_t) xp->nlev[0] * k1 * k1 ||
+        XLENGTH(VECTOR_ELT(s, 8)) != m * k1 ||
+        XLENGTH(VECTOR_ELT(s, 9)) != xp->n22 ||
+        XLENGTH(VECTOR_ELT(s, 10)) != (R_xlen_t) px * q1 ||
+        XLENGTH(VECTOR_ELT(s, 11)) != (R_xlen_t) px * q2 ||
+        XLENGTH(VECTOR_ELT(s, 12)) != (R_xlen_t) px * px)
+        error(_("corrupt cross-product list: sizes do not agree"));
+    xp->A11 = REAL(VECTOR_ELT(s, 5));
+    xp->A21x = REAL(VECTOR_ELT(s, 8));
+    xp->A22 = REAL(VECTOR_ELT(s, 9));
+    xp->AX1 = REAL(VECTOR_ELT(s, 10));
+    xp->AX2 = REAL(VECTOR_ELT(s, 11));
+    xp->AXX = REAL(VECTOR_ELT(s, 12));
 }
 
 /* The triangular factor R of X = QR (so R'R = X'X), by Householder QR of

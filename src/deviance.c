@@ -11,28 +11,82 @@
 #include "kernels.h"
 #include "theta.h"
 
+/* The position of each row of rows[from .. m) in the sorted list L (length
+ * ml), into out; an error when one is missing (the pattern not closed under
+ * elimination: the terms were not nested as the stage layout claims). */
+static void positions_in(const int *rows, int from, int m, const int *L, int ml, int *out)
+{
+    int i = 0;
+    for (int e = from; e < m; e++) {
+        while (i < ml && L[i] < rows[e]) i++;
+        if (i == ml || L[i] != rows[e])
+            error(_("corrupt cross-product list: a stage's pattern is not closed under elimination"));
+        *out++ = i;
+    }
+}
+
+/* The symbolic part of the factorisation, once per fit: for every level of
+ * every stage, the place in the later stages' beside-values of each pair of
+ * its rows (see lmm_factor).  Two passes: count, then fill. */
+static void build_slots(const lmm_xprod *xp, lmm_factor *fa)
+{
+    int ns = xp->nstage;
+    R_xlen_t nlev_all = 0;
+    fa->slotoff = (R_xlen_t *) R_alloc((size_t) ns, sizeof(R_xlen_t));
+    for (int s = 0; s < ns; s++) { fa->slotoff[s] = nlev_all; nlev_all += xp->stage[s].nlev; }
+    fa->slotstart = (R_xlen_t *) R_alloc((size_t) nlev_all + 1, sizeof(R_xlen_t));
+    for (int pass = 0; pass < 2; pass++) {
+        R_xlen_t total = 0;
+        for (int s = 0; s < ns; s++) {
+            const lmm_stage *st = xp->stage + s;
+            for (int g = 0; g < st->nlev; g++) {
+                const int *rows = st->Ci + st->Cp[g];
+                int m = st->Cp[g + 1] - st->Cp[g];
+                if (pass == 0) fa->slotstart[fa->slotoff[s] + g] = total;
+                for (int e = 0; e < m && rows[e] < xp->dstart;) {
+                    const lmm_stage *sj = xp->stage + xp->rterm[rows[e]];
+                    int h = (rows[e] - sj->off) / sj->k;
+                    if (pass == 1)
+                        positions_in(rows, e + sj->k, m, sj->Ci + sj->Cp[h], sj->Cp[h + 1] - sj->Cp[h],
+                                     fa->slot + total);
+                    total += m - e - sj->k;
+                    e += sj->k;
+                }
+            }
+        }
+        if (pass == 0) {
+            fa->slotstart[nlev_all] = total;
+            fa->slot = (int *) R_alloc((size_t) (total > 0 ? total : 1), sizeof(int));
+        }
+    }
+}
+
 void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
 {
-    int nterms = xp->nterms, k1 = xp->ncol[0];
+    int nterms = xp->nterms, k1 = xp->ncol[0], kmax = 1;
     fa->lamoff = (int *) R_alloc((size_t) nterms + 1, sizeof(int));
     fa->lamoff[0] = 0;
-    for (int j = 0; j < nterms; j++) fa->lamoff[j + 1] = fa->lamoff[j] + xp->ncol[j] * xp->ncol[j];
+    for (int j = 0; j < nterms; j++) {
+        fa->lamoff[j + 1] = fa->lamoff[j] + xp->ncol[j] * xp->ncol[j];
+        if (xp->ncol[j] > kmax) kmax = xp->ncol[j];
+    }
     fa->lambda = (double *) R_alloc((size_t) fa->lamoff[nterms], sizeof(double));
     R_xlen_t m = xp->A21p[xp->nlev[0]];
     fa->L11 = (double *) R_alloc((size_t) xp->nlev[0] * k1 * k1, sizeof(double));
     fa->L21x = (double *) R_alloc((size_t) (m > 0 ? m * k1 : 1), sizeof(double));
-    fa->L22 = (double *) R_alloc((size_t) (xp->q2 > 0 ? (size_t) xp->q2 * xp->q2 : 1), sizeof(double));
+    fa->L22 = (double *) R_alloc((size_t) (xp->n22 > 0 ? xp->n22 : 1), sizeof(double));
     fa->LX1 = (double *) R_alloc((size_t) xp->px * xp->q1, sizeof(double));
     fa->LX2 = (double *) R_alloc((size_t) (xp->q2 > 0 ? (size_t) xp->px * xp->q2 : 1), sizeof(double));
     fa->LXX = (double *) R_alloc((size_t) xp->px * xp->px, sizeof(double));
     /* one workspace for the phases of an evaluation (used one after the
-     * other): the first term's tile product, the rest block's scaling, the
-     * dense Cholesky's panels and the X-and-y columns' solve */
-    size_t q2 = (size_t) xp->q2, nw = (size_t) k1 * k1;
-    if (q2 > nw) nw = q2;
-    if (lmm_dense_chol_work(xp->q2) > nw) nw = lmm_dense_chol_work(xp->q2);
-    if (q2 * xp->px > nw) nw = q2 * xp->px;
+     * other): a tile product, the tail's scaling, the dense Cholesky's
+     * panels and the X-and-y columns' solve */
+    size_t qd = (size_t) xp->qd, nw = (size_t) kmax * kmax;
+    if (qd > nw) nw = qd;
+    if (lmm_dense_chol_work(xp->qd) > nw) nw = lmm_dense_chol_work(xp->qd);
+    if (qd * xp->px > nw) nw = qd * xp->px;
     fa->work = (double *) R_alloc(nw, sizeof(double));
+    build_slots(xp, fa);
 }
 
 static void fill_lambda(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
@@ -144,6 +198,153 @@ static int factor_one_small_term(const lmm_xprod *xp, lmm_factor *fa, double *ld
     return 0;
 }
 
+/* out = lam' a lam + I for a k x k tile a (T: k x k scratch). */
+static void scale_tile(int k, const double *lam, const double *a, double *T, double *out)
+{
+    for (int c = 0; c < k; c++)
+        for (int r = 0; r < k; r++) {
+            double s = 0;
+            for (int cp = c; cp < k; cp++) s += a[r + cp * k] * lam[cp + c * k];
+            T[r + c * k] = s;
+        }
+    for (int c = 0; c < k; c++)
+        for (int r = 0; r < k; r++) {
+            double s = (r == c) ? 1.0 : 0.0;
+            for (int rp = r; rp < k; rp++) s += lam[rp + r * k] * T[rp + c * k];
+            out[r + c * k] = s;
+        }
+}
+
+/* The rows beside a level (m x k, rows `rows`) replaced by
+ * Lambda_rows' B lam (lam: the level's own term). */
+static void scale_beside(const lmm_xprod *xp, const lmm_factor *fa, double *B, int m, int k,
+                         const int *rows, const double *lam)
+{
+    tile_cols_lambda(B, m, 0, k, lam);
+    for (int i = 0; i < m; i++) {
+        int r = rows[i];
+        if (xp->rpos[r] == 0) {
+            int j = xp->rterm[r];
+            tile_rows_lambda_t(B, m, k, i, xp->ncol[j], fa->lambda + fa->lamoff[j]);
+        }
+    }
+}
+
+/* The sum over the k columns of B (m x k) of B[a, ] B[b, ]. */
+static inline double row_dot(const double *B, int m, int k, int a, int b)
+{
+    double s = 0;
+    for (int c = 0; c < k; c++) s += B[a + c * m] * B[b + c * m];
+    return s;
+}
+
+/* The right-looking update after a level is eliminated: with B its solved
+ * beside-rows (m x k, rows `rows`) and C its X-and-y block (px x k), subtract
+ * B B' from the later stages' tiles and beside-values (at the symbolic
+ * slots) and from the tail, and B C' from the X-and-y columns of the rows. */
+static void update_after(const lmm_xprod *xp, lmm_factor *fa, int m, int k, const int *rows,
+                         const double *B, const double *C, const int *slot)
+{
+    int px = xp->px, dstart = xp->dstart, qd = xp->qd, e = 0;
+    while (e < m && rows[e] < dstart) {
+        const lmm_stage *st = xp->stage + xp->rterm[rows[e]];
+        int kt = st->k, h = (rows[e] - st->off) / kt, mh = st->Cp[h + 1] - st->Cp[h];
+        double *T = fa->L22 + st->tiles + (size_t) h * kt * kt;
+        double *Bh = fa->L22 + st->coup + (size_t) st->Cp[h] * kt;
+        for (int b = 0; b < kt; b++) {
+            for (int a = b; a < kt; a++) T[a + b * kt] -= row_dot(B, m, k, e + a, e + b);
+            for (int e2 = e + kt; e2 < m; e2++)
+                Bh[slot[e2 - e - kt] + (size_t) b * mh] -= row_dot(B, m, k, e2, e + b);
+        }
+        slot += m - e - kt;
+        e += kt;
+    }
+    double *D = fa->L22 + xp->doff;
+    for (int b = e; b < m; b++) {
+        double *Dc = D + (size_t) (rows[b] - dstart) * qd - dstart;
+        if (k == 1) {
+            double bb = B[b];
+            for (int a = b; a < m; a++) Dc[rows[a]] -= B[a] * bb;
+        } else {
+            for (int a = b; a < m; a++) Dc[rows[a]] -= row_dot(B, m, k, a, b);
+        }
+    }
+    for (int b = 0; b < m; b++) {
+        double *Xcol = fa->LX2 + (size_t) rows[b] * px;
+        for (int c = 0; c < k; c++) {
+            double bb = B[b + c * m];
+            if (bb == 0.0) continue;
+            for (int i = 0; i < px; i++) Xcol[i] -= C[i + c * px] * bb;
+        }
+    }
+}
+
+/* The log determinant of a tile's factor, folded into a running product:
+ * the diagonal of a Cholesky factor of a matrix >= I is >= 1, so multiply
+ * and take one log per ~1e250 instead of one per level (the logs were a third
+ * of an evaluation's time with thousands of small levels). */
+static void fold_diag(const double *L, int k, double *diagprod, double *ldL2)
+{
+    for (int c = 0; c < k; c++) {
+        *diagprod *= L[c + c * k];
+        if (*diagprod > 1e250) { *ldL2 += 2.0 * log(*diagprod); *diagprod = 1.0; }
+    }
+}
+
+/* The rest (later stages and tail) and its X-and-y columns, scaled by Lambda
+ * and with I added, before any level is eliminated. */
+static void scale_rest(const lmm_xprod *xp, lmm_factor *fa)
+{
+    int px = xp->px, q2 = xp->q2, qd = xp->qd, dstart = xp->dstart;
+    if (q2 == 0) return;
+    memcpy(fa->LX2, xp->AX2, (size_t) px * q2 * sizeof(double));
+    for (int r = 0; r < q2; r++) {
+        if (xp->rpos[r] != 0) continue;
+        int j = xp->rterm[r];
+        tile_cols_lambda(fa->LX2, px, r, xp->ncol[j], fa->lambda + fa->lamoff[j]);
+    }
+    for (int s = 1; s < xp->nstage; s++) {
+        const lmm_stage *st = xp->stage + s;
+        const double *lam = fa->lambda + fa->lamoff[s];
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++) {
+            R_xlen_t t = st->tiles + (R_xlen_t) h * k * k;
+            scale_tile(k, lam, xp->A22 + t, fa->work, fa->L22 + t);
+            int m = st->Cp[h + 1] - st->Cp[h];
+            if (m == 0) continue;
+            R_xlen_t o = st->coup + (R_xlen_t) st->Cp[h] * k;
+            memcpy(fa->L22 + o, xp->A22 + o, (size_t) m * k * sizeof(double));
+            scale_beside(xp, fa, fa->L22 + o, m, k, st->Ci + st->Cp[h], lam);
+        }
+    }
+    if (qd == 0) return;
+    const double *A = xp->A22 + xp->doff;
+    double *S = fa->L22 + xp->doff;
+    int scalar = 1;
+    for (int j = xp->nstage; j < xp->nterms; j++) scalar &= xp->ncol[j] == 1;
+    if (scalar) {
+        /* all tail terms (1 | g): S = D A D, D diagonal, in one pass over
+         * the lower triangle (the upper one is not referenced) */
+        double *dl = fa->work;
+        for (int r = 0; r < qd; r++) dl[r] = fa->lambda[fa->lamoff[xp->rterm[dstart + r]]];
+        for (int c = 0; c < qd; c++) {
+            const double *a = A + (size_t) c * qd;
+            double *sc = S + (size_t) c * qd, dc = dl[c];
+            for (int r = c; r < qd; r++) sc[r] = a[r] * dl[r] * dc;
+        }
+    } else {
+        memcpy(S, A, (size_t) qd * qd * sizeof(double));
+        for (int r = 0; r < qd; r++) {
+            if (xp->rpos[dstart + r] != 0) continue;
+            int j = xp->rterm[dstart + r], k = xp->ncol[j];
+            const double *lam = fa->lambda + fa->lamoff[j];
+            tile_cols_lambda(S, qd, r, k, lam);
+            tile_rows_lambda_t(S, qd, qd, r, k, lam);
+        }
+    }
+    for (int r = 0; r < qd; r++) S[r + (size_t) r * qd] += 1.0;
+}
+
 int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
 {
     fill_lambda(xp, theta, fa);
@@ -155,131 +356,64 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
         return factor_schur(xp, fa);
     }
 
-    int k1 = xp->ncol[0], px = xp->px, q1 = xp->q1, q2 = xp->q2, nlev1 = xp->nlev[0];
+    int k1 = xp->ncol[0], px = xp->px, q1 = xp->q1, q2 = xp->q2, qd = xp->qd;
     const double *lam1 = fa->lambda;
-    double ldL2 = 0;
+    double ldL2 = 0, diagprod = 1.0;
+    scale_rest(xp, fa);
 
-    /* The first term: one small factor per level, and the blocks beside it. */
+    /* Stage 0, the first term: per level the factor of its tile, the
+     * blocks beside it, and their update of everything after. */
     memcpy(fa->LX1, xp->AX1, (size_t) px * q1 * sizeof(double));
-    R_xlen_t m_all = xp->A21p[nlev1];
+    R_xlen_t m_all = xp->A21p[xp->nlev[0]];
     if (m_all > 0) memcpy(fa->L21x, xp->A21x, (size_t) m_all * k1 * sizeof(double));
-    double *T = fa->work;
-    /* log det of the first term's factor: the diagonal of a Cholesky factor of
-     * a matrix >= I is >= 1, so multiply and take one log per ~1e250 instead
-     * of one per level (the logs were a third of an evaluation's time with
-     * thousands of small levels) */
-    double diagprod = 1.0;
-    for (int g = 0; g < nlev1; g++) {
+    const int *slot = fa->slot;
+    for (int g = 0; g < xp->nlev[0]; g++) {
         const double *a = xp->A11 + (size_t) g * k1 * k1;
         double *L = fa->L11 + (size_t) g * k1 * k1;
         if (k1 == 1) {
             L[0] = sqrt(lam1[0] * lam1[0] * a[0] + 1.0);
         } else {
-            /* T = a lam1; L = lam1' T + I */
-            for (int c = 0; c < k1; c++)
-                for (int r = 0; r < k1; r++) {
-                    double s = 0;
-                    for (int cp = c; cp < k1; cp++) s += a[r + cp * k1] * lam1[cp + c * k1];
-                    T[r + c * k1] = s;
-                }
-            for (int c = 0; c < k1; c++)
-                for (int r = 0; r < k1; r++) {
-                    double s = (r == c) ? 1.0 : 0.0;
-                    for (int rp = r; rp < k1; rp++) s += lam1[rp + r * k1] * T[rp + c * k1];
-                    L[r + c * k1] = s;
-                }
+            scale_tile(k1, lam1, a, fa->work, L);
             if (lmm_small_chol(k1, L, 0, 0.0)) return 1;
         }
-        for (int c = 0; c < k1; c++) {
-            diagprod *= L[c + c * k1];
-            if (diagprod > 1e250) { ldL2 += 2.0 * log(diagprod); diagprod = 1.0; }
-        }
-
-        /* rest rows beside this level: Lambda2' A21 lam1 L^{-T} */
+        fold_diag(L, k1, &diagprod, &ldL2);
         int i0 = xp->A21p[g], m = xp->A21p[g + 1] - i0;
-        if (m > 0) {
-            double *B = fa->L21x + (size_t) i0 * k1;
-            tile_cols_lambda(B, m, 0, k1, lam1);
-            for (int i = 0; i < m; i++) {
-                int r = xp->A21i[i0 + i];
-                if (xp->rpos[r] == 0) {
-                    int j = xp->rterm[r];
-                    tile_rows_lambda_t(B, m, k1, i, xp->ncol[j], fa->lambda + fa->lamoff[j]);
-                }
-            }
-            right_solve_lt(B, m, m, k1, L);
-        }
-        /* X and y beside this level */
-        double *C = fa->LX1 + (size_t) g * k1 * px;
+        double *B = fa->L21x + (size_t) i0 * k1, *C = fa->LX1 + (size_t) g * k1 * px;
         tile_cols_lambda(C, px, 0, k1, lam1);
         right_solve_lt(C, px, px, k1, L);
+        if (m > 0) {
+            scale_beside(xp, fa, B, m, k1, xp->A21i + i0, lam1);
+            right_solve_lt(B, m, m, k1, L);
+            update_after(xp, fa, m, k1, xp->A21i + i0, B, C, slot + fa->slotstart[g]);
+        }
     }
-
+    /* The later stages, nested: the same per level, in place in L22. */
+    for (int s = 1; s < xp->nstage; s++) {
+        const lmm_stage *st = xp->stage + s;
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++) {
+            double *L = fa->L22 + st->tiles + (size_t) h * k * k;
+            if (lmm_small_chol(k, L, 0, 0.0)) return 1;
+            fold_diag(L, k, &diagprod, &ldL2);
+            int m = st->Cp[h + 1] - st->Cp[h];
+            double *B = fa->L22 + st->coup + (size_t) st->Cp[h] * k;
+            double *C = fa->LX2 + (size_t) (st->off + h * k) * px;
+            right_solve_lt(C, px, px, k, L);
+            if (m > 0) {
+                right_solve_lt(B, m, m, k, L);
+                update_after(xp, fa, m, k, st->Ci + st->Cp[h], B, C,
+                             slot + fa->slotstart[fa->slotoff[s] + h]);
+            }
+        }
+    }
     ldL2 += 2.0 * log(diagprod);
 
-    /* The rest: dense. */
-    if (q2 > 0) {
-        double *S = fa->L22;
-        memcpy(fa->LX2, xp->AX2, (size_t) px * q2 * sizeof(double));
-        int scalar = 1;
-        for (int j = 1; j < xp->nterms; j++) scalar &= xp->ncol[j] == 1;
-        if (scalar) {
-            /* all rest terms (1 | g): S = D A22 D, D diagonal, in one pass
-             * over the lower triangle (the upper one is not referenced) */
-            double *dl = fa->work;
-            for (int r = 0; r < q2; r++) dl[r] = fa->lambda[fa->lamoff[xp->rterm[r]]];
-            for (int c = 0; c < q2; c++) {
-                const double *a = xp->A22 + (size_t) c * q2;
-                double *sc = S + (size_t) c * q2, dc = dl[c];
-                for (int r = c; r < q2; r++) sc[r] = a[r] * dl[r] * dc;
-                double *xc = fa->LX2 + (size_t) c * px;
-                for (int i = 0; i < px; i++) xc[i] *= dc;
-            }
-        } else {
-            memcpy(S, xp->A22, (size_t) q2 * q2 * sizeof(double));
-            for (int r = 0; r < q2; r++) {
-                if (xp->rpos[r] != 0) continue;
-                int j = xp->rterm[r], k = xp->ncol[j];
-                const double *lam = fa->lambda + fa->lamoff[j];
-                tile_cols_lambda(S, q2, r, k, lam);
-                tile_rows_lambda_t(S, q2, q2, r, k, lam);
-                tile_cols_lambda(fa->LX2, px, r, k, lam);
-            }
-        }
-        for (int r = 0; r < q2; r++) S[r + (size_t) r * q2] += 1.0;
-        /* minus the contributions through the first term (lower triangle only) */
-        for (int g = 0; g < nlev1; g++) {
-            int i0 = xp->A21p[g], m = xp->A21p[g + 1] - i0;
-            const double *B = fa->L21x + (size_t) i0 * k1;
-            const int *rows = xp->A21i + i0;
-            const double *C = fa->LX1 + (size_t) g * k1 * px;
-            if (k1 == 1) {
-                for (int b = 0; b < m; b++) {
-                    double *Scol = S + (size_t) rows[b] * q2, bb = B[b];
-                    for (int a = b; a < m; a++) Scol[rows[a]] -= B[a] * bb;
-                    double *Xcol = fa->LX2 + (size_t) rows[b] * px;
-                    for (int i = 0; i < px; i++) Xcol[i] -= C[i] * bb;
-                }
-                continue;
-            }
-            for (int b = 0; b < m; b++) {
-                double *Scol = S + (size_t) rows[b] * q2;
-                for (int a = b; a < m; a++) {
-                    double s = 0;
-                    for (int c = 0; c < k1; c++) s += B[a + c * m] * B[b + c * m];
-                    Scol[rows[a]] -= s;
-                }
-                double *Xcol = fa->LX2 + (size_t) rows[b] * px;
-                for (int c = 0; c < k1; c++) {
-                    double bb = B[b + c * m];
-                    if (bb == 0.0) continue;
-                    for (int i = 0; i < px; i++) Xcol[i] -= C[i + c * px] * bb;
-                }
-            }
-        }
-        if (lmm_dense_chol(q2, S, q2, fa->work) != 0) return 2;
-        for (int r = 0; r < q2; r++) ldL2 += 2.0 * log(S[r + (size_t) r * q2]);
-        lmm_dense_solve_right_lt(px, q2, S, q2, fa->LX2, px, fa->work);
+    /* The tail: dense. */
+    if (qd > 0) {
+        double *S = fa->L22 + xp->doff;
+        if (lmm_dense_chol(qd, S, qd, fa->work) != 0) return 2;
+        for (int r = 0; r < qd; r++) ldL2 += 2.0 * log(S[r + (size_t) r * qd]);
+        lmm_dense_solve_right_lt(px, qd, S, qd, fa->LX2 + (size_t) xp->dstart * px, px, fa->work);
     }
 
     /* The fixed effects and the response: the Schur complement. */
@@ -347,9 +481,25 @@ double lmm_deviance(const lmm_xprod *xp, const double *theta, int reml, lmm_fact
     return lmm_deviance_from_factor(xp, fa, reml);
 }
 
+/* u for one level: L' u = c - B' u[rows] (c already in u). */
+static void back_level(double *ug, int k, const double *L, const double *B, int m,
+                       const int *rows, const double *u2)
+{
+    for (int c = 0; c < k; c++) {
+        double s = ug[c];
+        for (int a = 0; a < m; a++) s -= B[a + c * m] * u2[rows[a]];
+        ug[c] = s;
+    }
+    for (int c = k - 1; c >= 0; c--) {
+        double s = ug[c];
+        for (int r = c + 1; r < k; r++) s -= L[r + c * k] * ug[r];
+        ug[c] = s / L[c + c * k];
+    }
+}
+
 void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, double *u)
 {
-    int p = xp->p, px = xp->px, k1 = xp->ncol[0], q1 = xp->q1, q2 = xp->q2, y = px - 1;
+    int p = xp->p, px = xp->px, k1 = xp->ncol[0], q1 = xp->q1, q2 = xp->q2, qd = xp->qd, y = px - 1;
     const double *LXX = fa->LXX;
     /* L_XX' beta = c_X */
     for (int i = p - 1; i >= 0; i--) {
@@ -357,36 +507,32 @@ void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, dou
         for (int l = i + 1; l < p; l++) s -= LXX[l + i * px] * beta[l];
         beta[i] = s / LXX[i + i * px];
     }
-    /* L22' u2 = c_2 - LX2[0:p, ]' beta */
-    double *u2 = u + q1;
-    for (int r = 0; r < q2; r++) {
-        const double *col = fa->LX2 + (size_t) r * px;
+    /* c - LX' beta, for every random effect */
+    for (int r = 0; r < q1 + q2; r++) {
+        const double *col = r < q1 ? fa->LX1 + (size_t) r * px : fa->LX2 + (size_t) (r - q1) * px;
         double s = col[y];
         for (int i = 0; i < p; i++) s -= col[i] * beta[i];
-        u2[r] = s;
+        u[r] = s;
     }
-    if (q2 > 0) {
+    /* back-substitution: the tail, the later stages from the last, stage 0 */
+    double *u2 = u + q1;
+    if (qd > 0) {
         int one = 1;
-        F77_CALL(dtrsv)("L", "T", "N", &q2, fa->L22, &q2, u2, &one FCONE FCONE FCONE);
+        F77_CALL(dtrsv)("L", "T", "N", &qd, fa->L22 + xp->doff, &qd, u2 + xp->dstart, &one
+                        FCONE FCONE FCONE);
     }
-    /* L11_g' u1_g = c_1g - L21_g' u2 - LX1_g[0:p, ]' beta */
+    for (int s = xp->nstage - 1; s >= 1; s--) {
+        const lmm_stage *st = xp->stage + s;
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++)
+            back_level(u2 + st->off + h * k, k, fa->L22 + st->tiles + (size_t) h * k * k,
+                       fa->L22 + st->coup + (size_t) st->Cp[h] * k, st->Cp[h + 1] - st->Cp[h],
+                       st->Ci + st->Cp[h], u2);
+    }
     for (int g = 0; g < xp->nlev[0]; g++) {
-        int i0 = xp->A21p[g], m = xp->A21p[g + 1] - i0;
-        const double *B = fa->L21x + (size_t) i0 * k1;
-        const double *C = fa->LX1 + (size_t) g * k1 * px;
-        const double *L = fa->L11 + (size_t) g * k1 * k1;
-        double *ug = u + (size_t) g * k1;
-        for (int c = 0; c < k1; c++) {
-            double s = C[y + c * px];
-            for (int i = 0; i < p; i++) s -= C[i + c * px] * beta[i];
-            for (int a = 0; a < m; a++) s -= B[a + c * m] * u2[xp->A21i[i0 + a]];
-            ug[c] = s;
-        }
-        for (int c = k1 - 1; c >= 0; c--) {
-            double s = ug[c];
-            for (int r = c + 1; r < k1; r++) s -= L[r + c * k1] * ug[r];
-            ug[c] = s / L[c + c * k1];
-        }
+        int i0 = xp->A21p[g];
+        back_level(u + (size_t) g * k1, k1, fa->L11 + (size_t) g * k1 * k1,
+                   fa->L21x + (size_t) i0 * k1, xp->A21p[g + 1] - i0, xp->A21i + i0, u2);
     }
 }
 

@@ -9,7 +9,7 @@
 #define CALLDEF(name, fun, n) {name, (DL_FUNC) (void (*)(void)) &fun, n}
 
 static const R_CallMethodDef call_methods[] = {
-    CALLDEF("lmm_crossprod", lmm_crossprod, 8),
+    CALLDEF("lmm_crossprod", lmm_crossprod, 9),
     CALLDEF("lmm_x_rfactor", lmm_x_rfactor, 1),
     CALLDEF("lmm_all_finite", lmm_all_finite, 1),
     CALLDEF("lmm_levels_used", lmm_levels_used, 1),

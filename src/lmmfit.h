@@ -7,7 +7,7 @@
 #define _(String) (String)
 
 SEXP lmm_crossprod(SEXP X, SEXP y, SEXP w, SEXP codes, SEXP Z, SEXP nlev,
-                   SEXP xshift, SEXP b0);
+                   SEXP xshift, SEXP b0, SEXP max_stages);
 SEXP lmm_x_rfactor(SEXP X);
 /* checks.c: data scans */
 SEXP lmm_all_finite(SEXP x);
@@ -51,12 +51,11 @@ void lmm_unpack_xprod(SEXP s, struct lmm_xprod_s *xp);
 struct lmm_optctl_s;
 void lmm_unpack_control(SEXP control, struct lmm_optctl_s *ctl);
 /* crossprod.c: add the cross-products of the rows order[start[g] .. start[g+1])
- * (for each level g of the first term) into the blocks, in a given pattern */
+ * (for each level g of the first term) into the blocks, in the pattern of pat */
 void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
                     const double *xshift, const double *b0,
-                    int nterms, const int *const *codes, const double *const *Z,
-                    const int *nlev, const int *ncol, const int *roff, int q2,
-                    const int *start, const int *order, const int *A21p, const int *A21i,
+                    const int *const *codes, const double *const *Z,
+                    const struct lmm_xprod_s *pat, const int *start, const int *order,
                     double *A11, double *A21x, double *A22, double *AX1, double *AX2,
                     double *AXX);
 

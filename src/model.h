@@ -4,13 +4,37 @@
 #define LMMFIT_MODEL_H
 
 #include <stddef.h>
+#include <Rinternals.h>     /* R_xlen_t */
+
+/* The largest order of a dense block: its n^2 entries must stay addressable
+ * by int arithmetic in LAPACK (46340^2 < 2^31). */
+#define LMM_MAX_DENSE 46340
+
+/* One block-diagonal stage of the random-effects factor: a term whose
+ * levels are eliminated one at a time, each a dense k x k tile with a
+ * sparse column of rows after the stage beside it (DESIGN.md section 7).
+ * The first term is stage 0 (its values in A11/A21x); a later term is a stage
+ * when every term before it is nested in it, and its values then sit in A22.
+ * Nesting keeps the pattern closed: eliminating a level fills only places
+ * where the rows co-occur in the data, which are stored already. */
+typedef struct {
+    int term, nlev, k;
+    int off;             /* first rest coordinate of the stage (stage 0: -1) */
+    const int *Cp;       /* nlev + 1 pointers into Ci */
+    const int *Ci;       /* rest rows beside each level: increasing, whole tiles */
+    R_xlen_t tiles;      /* offset of the nlev tiles in A11 (stage 0) or A22 */
+    R_xlen_t coup;       /* offset of the beside-values: level g's (m_g x k)
+                            column-major block at coup + Cp[g] * k */
+} lmm_stage;
 
 /* The cross-products A = [Z X y]'[Z X y] in the blocked layout of DESIGN.md.
- * Random-effect terms are ordered by decreasing number of levels.  The first
- * term is the "diagonal" block (l1 dense k1 x k1 tiles); all other terms form
- * the "rest" block, stored dense (q2 x q2).  The rest-by-first block is sparse:
- * for level g of the first term, the rows of the rest space that co-occur with
- * it (always whole k_j-row tiles, in increasing order) and their values. */
+ * Random-effect terms are ordered by decreasing number of levels.  Terms
+ * 0 .. nstage-1 are block-diagonal stages; the others (the "tail") form one
+ * dense block of order qd.  The rest space (q2 coordinates) holds terms
+ * 1 .. nterms-1 in order: the later stages, then the tail from dstart.
+ * A22 holds, for each stage s >= 1, its tiles and then its beside-values, and
+ * last the tail, dense qd x qd (with one stage, A22 is the dense q2 x q2 rest).
+ * The pattern (nstage, A21p/A21i, A22p/A22i) is apart from the values. */
 typedef struct lmm_xprod_s {
     int nterms;          /* number of random-effect terms */
     const int *nlev;     /* levels per term */
@@ -25,10 +49,14 @@ typedef struct lmm_xprod_s {
     const int *A21p;     /* nlev[0] + 1 row pointers into A21i */
     const int *A21i;     /* rest-space row indices */
     const double *A21x;  /* values: for level g a (m_g x k1) column-major block at A21p[g] * k1 */
-    const double *A22;   /* q2 x q2 dense */
+    const double *A22;   /* the later stages and the dense tail, n22 values */
     const double *AX1;   /* px x q1 */
     const double *AX2;   /* px x q2 */
     const double *AXX;   /* px x px */
+    int nstage;          /* block-diagonal stages (>= 1) */
+    int dstart, qd;      /* the tail: first rest coordinate and order */
+    R_xlen_t doff, n22;  /* offset of the tail in A22; length of A22 */
+    const lmm_stage *stage;   /* nstage descriptors */
     /* derived at set-up: for each rest row, its term and its position in the tile */
     const int *rterm;
     const int *rpos;
@@ -40,11 +68,18 @@ typedef struct {
     int *lamoff;
     double *L11;         /* nlev[0] tiles of k1 x k1 */
     double *L21x;        /* same layout as A21x */
-    double *L22;         /* q2 x q2 */
+    double *L22;         /* same layout as A22 */
     double *LX1;         /* px x q1 */
     double *LX2;         /* px x q2 */
     double *LXX;         /* px x px */
     double *work;        /* an evaluation's scratch, allocated with the factor */
+    /* The symbolic part, found once per fit: for stage s and level g, where
+     * each pair of its beside-rows lands when the level is eliminated.  For
+     * every later-stage tile among the rows, the positions of the rows after
+     * it in that tile's own beside-list; level g's run starts at
+     * slot[slotoff[s] + g]. */
+    int *slot;
+    R_xlen_t *slotoff, *slotstart;
     double ldL2, ldRX2, pwrss;
 } lmm_factor;
 

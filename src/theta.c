@@ -98,13 +98,20 @@ int lmm_term_conditioner(const lmm_xprod *xp, int j, double *R)
             const double *a = xp->A11 + (size_t) g * k * k;
             for (int e = 0; e < k * k; e++) R[e] += a[e];
         }
+    } else if (j < xp->nstage) {
+        const lmm_stage *st = xp->stage + j;
+        for (int h = 0; h < st->nlev; h++) {
+            const double *a = xp->A22 + st->tiles + (size_t) h * k * k;
+            for (int e = 0; e < k * k; e++) R[e] += a[e];
+        }
     } else {
-        int q2 = xp->q2;
-        for (int r = 0; r < q2; r++) {
+        int qd = xp->qd;
+        const double *D = xp->A22 + xp->doff;
+        for (int r = xp->dstart; r < xp->q2; r++) {
             if (xp->rterm[r] != j) continue;
-            int c = xp->rpos[r], r0 = r - c;
+            int c = xp->rpos[r], r0 = r - c - xp->dstart;
             for (int cp = 0; cp < k; cp++)
-                R[c + cp * k] += xp->A22[r + (size_t) (r0 + cp) * q2];
+                R[c + cp * k] += D[(r - xp->dstart) + (size_t) (r0 + cp) * qd];
         }
     }
     double n = xp->nobs > 0 ? (double) xp->nobs : 1.0;

@@ -63,6 +63,42 @@ sim_crossed <- function(n = 200000L, na = 5000L, nb = 1000L, seed = 303L) {
     data.frame(y = y, x = x, a = a, b = b)
 }
 
+## Pupils in classes in schools in districts in regions, with globally unique
+## ids at every level: nclass classes of equal size, nested in nschool
+## schools, in ndistrict districts, in nregion regions; a slope on x varies
+## by school.
+sim_nested <- function(n = 40000L, nclass = 8000L, nschool = 2000L, ndistrict = 200L,
+                       nregion = 20L, seed = 404L) {
+    set.seed(seed)
+    cls <- rep_len(seq_len(nclass), n)
+    sch <- (cls - 1L) %% nschool + 1L           # each class in one school
+    dis <- (sch - 1L) %% ndistrict + 1L         # each school in one district
+    reg <- (dis - 1L) %% nregion + 1L
+    x <- rnorm(n)
+    y <- 2 + 0.5 * x + rnorm(nregion, sd = 0.5)[reg] + rnorm(ndistrict, sd = 0.7)[dis] +
+        rnorm(nschool)[sch] + rnorm(nschool, sd = 0.3)[sch] * x + rnorm(nclass, sd = 0.8)[cls] +
+        rnorm(n, sd = 2)
+    data.frame(y = y, x = x, region = factor(reg), district = factor(dis),
+               school = factor(sch), class = factor(cls))
+}
+
+## Partially crossed: npupil pupils seen in nwave waves, each in a school;
+## a share `move` of the pupils changes school once, at a random wave.
+sim_partial <- function(npupil = 6000L, nwave = 3L, nschool = 600L, move = 0.2, seed = 505L) {
+    set.seed(seed)
+    home <- sample.int(nschool, npupil, replace = TRUE)
+    movers <- runif(npupil) < move
+    other <- sample.int(nschool, npupil, replace = TRUE)
+    at <- sample.int(nwave - 1L, npupil, replace = TRUE) + 1L   # first wave in the new school
+    pupil <- rep(seq_len(npupil), each = nwave)
+    wave <- rep(seq_len(nwave), npupil)
+    school <- ifelse(movers[pupil] & wave >= at[pupil], other[pupil], home[pupil])
+    x <- rnorm(length(pupil))
+    y <- 1 + 0.3 * x + 0.2 * wave + rnorm(npupil)[pupil] + rnorm(nschool, sd = 0.6)[school] +
+        rnorm(length(pupil))
+    data.frame(y = y, x = x, wave = wave, pupil = factor(pupil), school = factor(school))
+}
+
 problems <- list(
     list(name = "sleepstudy", slow = FALSE, reps = 20L, inner = 5L,
          formula = Reaction ~ Days + (Days | Subject), data = function() lme4::sleepstudy),
@@ -78,7 +114,18 @@ problems <- list(
     list(name = "slope1M", slow = TRUE, reps = 3L, inner = 1L,
          formula = y ~ x + (x | f), data = function() sim_slope()),
     list(name = "crossed200k", slow = TRUE, reps = 3L, inner = 1L,
-         formula = y ~ x + (1 | a) + (1 | b), data = function() sim_crossed())
+         formula = y ~ x + (1 | a) + (1 | b), data = function() sim_crossed()),
+    list(name = "nested40k", slow = FALSE, reps = 5L, inner = 1L,
+         formula = y ~ x + (1 | school) + (1 | class), data = function() sim_nested()),
+    list(name = "nested40k-slope", slow = FALSE, reps = 5L, inner = 1L,
+         formula = y ~ x + (x | school) + (1 | class), data = function() sim_nested()),
+    list(name = "nested40k-3", slow = FALSE, reps = 5L, inner = 1L,
+         formula = y ~ x + (1 | district/school/class), data = function() sim_nested()),
+    list(name = "nested1M", slow = TRUE, reps = 3L, inner = 1L,
+         formula = y ~ x + (1 | region) + (1 | district) + (x | school) + (1 | class),
+         data = function() sim_nested(1000000L, 50000L, 10000L, 500L, 20L)),
+    list(name = "partial18k", slow = FALSE, reps = 5L, inner = 1L,
+         formula = y ~ x + wave + (1 | pupil) + (1 | school), data = function() sim_partial())
 )
 if (quick) problems <- Filter(function(p) !p$slow, problems)
 if (length(only)) problems <- Filter(function(p) p$name %in% only, problems)

@@ -33,7 +33,7 @@ entry_args <- local({
     vp <- c(theta, sigma(fit))
     sdc <- c(1, 0.1, 0.2, 0.5, sigma(fit))
     list(
-        lmm_crossprod = list(X, y, NULL, codes, Z, nlev, c(0, mean(d$x)), c(0.1, 0.2)),
+        lmm_crossprod = list(X, y, NULL, codes, Z, nlev, c(0, mean(d$x)), c(0.1, 0.2), 100L),
         lmm_x_rfactor = list(X),
         lmm_all_finite = list(y),
         lmm_levels_used = list(d$g),
@@ -136,7 +136,7 @@ test_that("a corrupt cross-product list is an R error wherever it is passed", {
     mk <- function(...) { z <- xp; m <- list(...); for (k in names(m)) z[[k]] <- m[[k]]; z }
     p <- xp$A21p
     corrupt <- c(corrupt, list(
-        "13 elements but unnamed/short" = unname(xp)[-13],
+        "16 elements but unnamed/short" = unname(xp)[-16],
         "nlev negative" = mk(nlev = -xp$nlev),
         "nlev NA" = mk(nlev = c(NA, xp$nlev[-1])),
         "ncol zero" = mk(ncol = 0L * xp$ncol),

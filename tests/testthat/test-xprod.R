@@ -1,0 +1,140 @@
+## The blocked layout of the cross-products (R/xprod.R, src/crossprod.c,
+## src/deviance.c, src/condvar.c): terms nested in every term before them are
+## block-diagonal stages, eliminated level by level with no dense block.
+## lme4 is the oracle; the dense layout of lmmfit 0.2.0 (option
+## lmmfit.max_stages = 1) must give the same numbers to rounding.
+
+## Deviance of the staged and the dense layout: the same arithmetic in a
+## different order, so they agree to rounding (~1e-12 relative) only.
+LAYOUT_TOL <- 1e-8
+
+## Pupils in classes in schools in districts in regions, unbalanced (class
+## sizes 1..12, so some classes are singletons), with globally unique ids.
+nested_data <- function(seed, nregion = 4L, ndistrict = 12L, nschool = 40L, nclass = 120L) {
+    set.seed(seed)
+    reg <- rep_len(seq_len(nregion), ndistrict)
+    dis <- rep_len(seq_len(ndistrict), nschool)
+    sch <- sample(rep_len(seq_len(nschool), nclass))
+    size <- sample(c(1L, 1L, 2:12), nclass, replace = TRUE)
+    cls <- rep(seq_len(nclass), size)
+    n <- length(cls)
+    s <- sch[cls]; d <- dis[s]; r <- reg[d]
+    x <- rnorm(n)
+    y <- 1 + 0.5 * x + rnorm(nregion, sd = 0.6)[r] + rnorm(ndistrict, sd = 0.8)[d] +
+        rnorm(nschool)[s] + rnorm(nschool, sd = 0.5)[s] * x + rnorm(nclass, sd = 0.7)[cls] +
+        rnorm(nclass, sd = 0.3)[cls] * x + rnorm(n)
+    data.frame(y = y, x = x, region = factor(r), district = factor(d), school = factor(s),
+               class = factor(cls),
+               ## ids repeated across schools: the class within its school
+               class_in_school = factor(ave(cls, s, FUN = function(v) as.integer(factor(v)))))
+}
+
+with_max_stages <- function(n, expr) {
+    old <- options(lmmfit.max_stages = n)
+    on.exit(options(old))
+    expr
+}
+
+## One nested model fitted by lmmfit, by lmmfit in the dense layout and by
+## lme4 converged tightly; returns the staged fit.
+check_nested <- function(formula, data, REML, stages) {
+    fit <- suppressMessages(lmmfit(formula, data, REML = REML))
+    expect_equal(fit$xprod$nstage, stages, label = paste(deparse(formula), "stages"))
+    dense <- with_max_stages(1L, suppressMessages(lmmfit(formula, data, REML = REML)))
+    expect_equal(dense$xprod$nstage, 1L)
+    expect_equal(deviance(fit, REML = REML), deviance(dense, REML = REML), tolerance = LAYOUT_TOL)
+    ref <- lme4_tight(formula, data, REML)
+    expect_lte(deviance(fit, REML = REML), ref + OPTIMUM_TOL)
+    lf <- suppressMessages(lme4::lmer(formula, data, REML = REML,
+                                      control = lme4::lmerControl(calc.derivs = FALSE),
+                                      start = list(theta = unname(fit$theta))))
+    expect_equal(fixef(fit), lme4::fixef(lf), tolerance = 1e-5)
+    ## conditional modes and variances, level by level, against lme4 started
+    ## at lmmfit's theta (so that both stand at one optimum, not two ends of
+    ## a stopping rule); terms on one factor are matched by column name, as
+    ## lmmfit orders them differently
+    ra <- ranef(fit, condVar = TRUE)
+    rl <- lme4::ranef(lf, condVar = TRUE)
+    for (g in names(ra)) {
+        i <- match(rownames(ra[[g]]), rownames(rl[[g]]))
+        expect_equal(as.matrix(ra[[g]]), as.matrix(rl[[g]])[i, colnames(ra[[g]]), drop = FALSE],
+                     tolerance = 1e-5, label = paste(g, "modes"))
+        va <- attr(ra[[g]], "postVar"); vl <- attr(rl[[g]], "postVar")
+        if (is.array(va) && is.array(vl) && identical(colnames(ra[[g]]), colnames(rl[[g]])))
+            expect_equal(va, vl[, , i, drop = FALSE], tolerance = 1e-5, label = paste(g, "condVar"))
+    }
+    dd <- ranef(dense, condVar = TRUE)
+    for (g in names(ra)) expect_equal(attr(ra[[g]], "postVar"), attr(dd[[g]], "postVar"), tolerance = 1e-6)
+    fit
+}
+
+test_that("nested designs of depth 2 to 4, with slopes at several levels, match lme4", {
+    skip_if_not_installed("lme4")
+    d <- nested_data(1)
+    check_nested(y ~ x + (1 | school) + (1 | class), d, TRUE, 2L)
+    check_nested(y ~ x + (x | school) + (1 | class), d, TRUE, 2L)
+    check_nested(y ~ x + (x | school) + (1 | class), d, FALSE, 2L)
+    check_nested(y ~ x + (1 | district/school/class), d, TRUE, 3L)
+    check_nested(y ~ x + (1 | region) + (1 | district) + (x | school) + (1 | class), d, TRUE, 4L)
+    check_nested(y ~ x + (x | district) + (1 | school) + (x | class), nested_data(2), FALSE, 3L)
+})
+
+test_that("terms on one factor are one stage after the other, whatever their order", {
+    skip_if_not_installed("lme4")
+    d <- nested_data(3)
+    fit <- check_nested(y ~ x + (x || school) + (1 | class), d, TRUE, 3L)
+    fit2 <- suppressMessages(lmmfit(y ~ x + (1 | class) + (0 + x | school) + (1 | school), d))
+    expect_equal(deviance(fit2), deviance(fit), tolerance = LAYOUT_TOL)
+})
+
+test_that("a crossed term ends the stages: the rest is the dense tail", {
+    skip_if_not_installed("lme4")
+    d <- nested_data(4)
+    d$rater <- factor(sample(1:7, nrow(d), replace = TRUE))
+    ## class nested in school, rater crossed with both
+    fit <- check_nested(y ~ x + (1 | class) + (1 | school) + (1 | rater), d, TRUE, 2L)
+    expect_equal(fit$xprod$nstage, 2L)
+})
+
+test_that("implicit and explicit nesting give the same staged fit", {
+    d <- nested_data(5)
+    a <- suppressMessages(lmmfit(y ~ x + (1 | school) + (1 | class), d))
+    b <- suppressMessages(lmmfit(y ~ x + (1 | school) + (1 | school:class_in_school), d))
+    c <- suppressMessages(lmmfit(y ~ x + (1 | school/class_in_school), d))
+    expect_equal(b$xprod$nstage, 2L)
+    expect_equal(deviance(b), deviance(a), tolerance = 1e-10)
+    expect_equal(deviance(c), deviance(a), tolerance = 1e-10)
+    expect_equal(fixef(c), fixef(a), tolerance = 1e-8)
+})
+
+test_that("the bootstrap, AR(1), profiles and Satterthwaite's df agree across the layouts", {
+    d <- nested_data(6)
+    d <- d[order(d$class), ]
+    d$time <- ave(seq_len(nrow(d)), d$class, FUN = seq_along)
+    f <- y ~ x + (x | school) + (1 | class)
+    fit <- suppressMessages(lmmfit(f, d))
+    dense <- with_max_stages(1L, suppressMessages(lmmfit(f, d)))
+    expect_gt(fit$xprod$nstage, 1L)
+    b1 <- parboot(fit, nsim = 20, seed = 7)
+    b2 <- parboot(dense, nsim = 20, seed = 7)
+    expect_equal(b1$t, b2$t, tolerance = 1e-5)
+    s1 <- summary(fit)$coefficients; s2 <- summary(dense)$coefficients
+    expect_equal(s1, s2, tolerance = 1e-6)
+    a1 <- suppressMessages(lmmfit(y ~ x + (1 | school) + (1 | class), d,
+                                  correlation = ar1(~ time | class)))
+    a2 <- with_max_stages(1L, suppressMessages(lmmfit(y ~ x + (1 | school) + (1 | class), d,
+                                                      correlation = ar1(~ time | class))))
+    expect_gt(a1$xprod$nstage, 1L)
+    expect_equal(deviance(a1), deviance(a2), tolerance = LAYOUT_TOL)
+    expect_equal(coef(summary(a1)), coef(summary(a2)), tolerance = 1e-5)
+})
+
+test_that("rest_dense() and rest_diag() read the staged layout", {
+    d <- nested_data(7)
+    f <- y ~ x + (x | school) + (1 | district)
+    xs <- suppressMessages(lmmfit(f, d))$xprod
+    xd <- with_max_stages(1L, suppressMessages(lmmfit(f, d)))$xprod
+    expect_equal(xs$nstage, 2L)
+    expect_equal(lmmfit:::rest_dense(xs), lmmfit:::rest_dense(xd), tolerance = 1e-12)
+    expect_equal(lmmfit:::rest_diag(xs), diag(lmmfit:::rest_dense(xd)), tolerance = 1e-12)
+})
