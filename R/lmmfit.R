@@ -216,6 +216,14 @@ drop_aliased <- function(X, action = "message+drop.cols") {
 ## row, so no copy of X or y is made.  The stored cross-products are mapped
 ## back to the original data, so everything downstream sees X and y as given.
 lmm_fit_core <- function(X, y, w, off, reterms, REML, control, theta0 = NULL) {
+    fit_from_stats(stats_from_data(X, y, w, off, reterms), reterms, REML, control, theta0)
+}
+
+## The statistics the fit core takes, from the data: the cross-products of
+## the conditioned data (xprod) and the conditioning (centring); with slopes
+## far from their origin, also the cross-products with those columns
+## centred (centred_xprod) and that centring (slope_centring).
+stats_from_data <- function(X, y, w, off, reterms) {
     yo <- if (is.null(off)) y else y - off
     if (!is.double(X)) storage.mode(X) <- "double"
     cond <- conditioning_transform(X, yo)
@@ -223,22 +231,34 @@ lmm_fit_core <- function(X, y, w, off, reterms, REML, control, theta0 = NULL) {
     nlev <- vapply(reterms, `[[`, 1L, "nlev")
     xp <- .Call(C_lmm_crossprod, X, yo, w, codes, lapply(reterms, `[[`, "Z"), nlev,
                 cond$xshift, cond$b0, max_stages())
-    if (is.null(theta0)) theta0 <- better_start(xp, reterms, REML)
-    ## slopes far from their origin are optimised on the centred columns
     zc <- re_centring(reterms)
-    xo <- if (is.null(zc)) xp
-          else .Call(C_lmm_crossprod, X, yo, w, codes, zc$Z, nlev, cond$xshift, cond$b0,
-                     max_stages())
+    xo <- if (!is.null(zc))
+        .Call(C_lmm_crossprod, X, yo, w, codes, zc$Z, nlev, cond$xshift, cond$b0, max_stages())
+    list(xprod = xp, centring = cond, slope_centring = zc, centred_xprod = xo, fixed = colnames(X))
+}
+
+## No conditioning: the statistics are of the data as given.
+identity_centring <- function(p) list(xshift = numeric(p), T = diag(p), Tinv = diag(p), b0 = numeric(p))
+
+## The fit core, from the statistics alone (stats_from_data()'s list; terms:
+## the random-effects terms, for their names and columns).
+fit_from_stats <- function(st, terms, REML, control, theta0 = NULL) {
+    xp <- st$xprod
+    cond <- st$centring
+    zc <- st$slope_centring
+    if (is.null(theta0)) theta0 <- better_start(xp, terms, REML)
+    ## slopes far from their origin are optimised on the centred columns
+    xo <- if (is.null(zc)) xp else st$centred_xprod
     opt <- .Call(C_lmm_optimize, xo, theta_centred(theta0, zc, TRUE), REML, control)
     sol <- .Call(C_lmm_solution, xo, opt$theta, REML)
     if (!is.null(zc)) {
         opt$theta <- theta_centred(opt$theta, zc, FALSE)
         sol$u <- .Call(C_lmm_solution, xp, opt$theta, REML)$u
     }
-    names(opt$theta) <- theta_names(reterms)
+    names(opt$theta) <- theta_names(terms)
     beta <- drop(cond$T %*% (sol$beta + cond$b0))
     list(xprod = untransform_xprod(xp, cond), optinfo = opt, theta = opt$theta,
-         deviance_value = sol$deviance, beta = setNames(beta, colnames(X)), u = sol$u,
+         deviance_value = sol$deviance, beta = setNames(beta, st$fixed), u = sol$u,
          RX = sol$RX %*% cond$Tinv, pwrss = sol$pwrss, ldL2 = sol$ldL2, ldRX2 = sol$ldRX2)
 }
 
