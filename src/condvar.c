@@ -117,13 +117,20 @@ static void rest_selected_inverse(const lmm_xprod *xp, const lmm_factor *fa, dou
 {
     int qd = xp->qd;
     if (qd > 0) {
+        /* the tail's inverse, from its factor in the plan's order when the
+         * factorisation used one, then put back in the natural order */
+        const int *perm = fa->tailperm;
         double *SD = Sg + xp->doff;
-        memcpy(SD, fa->L22 + xp->doff, (size_t) qd * qd * sizeof(double));
+        double *P = perm ? (double *) R_alloc((size_t) qd * qd, sizeof(double)) : SD;
+        memcpy(P, fa->Ltail, (size_t) qd * qd * sizeof(double));
         int info;
-        F77_CALL(dpotri)("L", &qd, SD, &qd, &info FCONE);
+        F77_CALL(dpotri)("L", &qd, P, &qd, &info FCONE);
         lmm_lapack_check(info, "dpotri", _("conditional variances"));
         for (int c = 0; c < qd; c++)
-            for (int r = c + 1; r < qd; r++) SD[c + (size_t) r * qd] = SD[r + (size_t) c * qd];
+            for (int r = c + 1; r < qd; r++) P[c + (size_t) r * qd] = P[r + (size_t) c * qd];
+        if (perm)
+            for (int c = 0; c < qd; c++)
+                for (int r = 0; r < qd; r++) SD[perm[r] + (size_t) perm[c] * qd] = P[r + (size_t) c * qd];
     }
     for (int s = xp->nstage - 1; s >= 1; s--) {
         const lmm_stage *st = xp->stage + s;

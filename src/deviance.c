@@ -85,8 +85,19 @@ void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
     if (qd > nw) nw = qd;
     if (lmm_dense_chol_work(xp->qd) > nw) nw = lmm_dense_chol_work(xp->qd);
     if (qd * xp->px > nw) nw = qd * xp->px;
-    fa->work = (double *) R_alloc(nw, sizeof(double));
     build_slots(xp, fa);
+    fa->tail = lmm_tail_plan_build(xp);
+    fa->tailbuf = NULL;
+    fa->Ltail = fa->L22 + xp->doff;
+    fa->tailperm = NULL;
+    if (fa->tail) {
+        /* zero once: the evaluations write the pattern only */
+        fa->tailbuf = (double *) R_alloc(qd * qd, sizeof(double));
+        memset(fa->tailbuf, 0, qd * qd * sizeof(double));
+        fa->Ltail = fa->tailbuf;
+        fa->tailperm = lmm_tail_perm(fa->tail);
+    }
+    fa->work = (double *) R_alloc(nw, sizeof(double));
 }
 
 static void fill_lambda(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
@@ -259,6 +270,20 @@ static void update_after(const lmm_xprod *xp, lmm_factor *fa, int m, int k, cons
         slot += m - e - kt;
         e += kt;
     }
+    if (fa->tail) {
+        /* the tail in the plan's order: the pairs are in its pattern */
+        const int *pinv = lmm_tail_pinv(fa->tail);
+        double *P = fa->tailbuf;
+        for (int b = e; b < m; b++) {
+            int pb = pinv[rows[b] - dstart];
+            for (int a = b; a < m; a++) {
+                int pa = pinv[rows[a] - dstart];
+                size_t at = pa >= pb ? pa + (size_t) pb * qd : pb + (size_t) pa * qd;
+                P[at] -= row_dot(B, m, k, a, b);
+            }
+        }
+        e = m;
+    }
     double *D = fa->L22 + xp->doff;
     for (int b = e; b < m; b++) {
         double *Dc = D + (size_t) (rows[b] - dstart) * qd - dstart;
@@ -320,6 +345,12 @@ static void scale_rest(const lmm_xprod *xp, lmm_factor *fa)
     if (qd == 0) return;
     const double *A = xp->A22 + xp->doff;
     double *S = fa->L22 + xp->doff;
+    if (fa->tail) {
+        double *dl = fa->work;
+        for (int r = 0; r < qd; r++) dl[r] = fa->lambda[fa->lamoff[xp->rterm[dstart + r]]];
+        lmm_tail_scale(fa->tail, A, dl, fa->tailbuf);
+        return;
+    }
     int scalar = 1;
     for (int j = xp->nstage; j < xp->nterms; j++) scalar &= xp->ncol[j] == 1;
     if (scalar) {
@@ -343,6 +374,51 @@ static void scale_rest(const lmm_xprod *xp, lmm_factor *fa)
         }
     }
     for (int r = 0; r < qd; r++) S[r + (size_t) r * qd] += 1.0;
+}
+
+/* Up to this many X-and-y columns, L_XX's update by the random effects'
+ * columns is the loop below: the reference dsyrk spends its time in loop
+ * overhead when px is small and q large. */
+#define SMALL_PX 16
+
+/* LXX (lower triangle, px x px) minus the sum over the q columns x of X
+ * (px x q) of x x'. */
+static void subtract_outer(int px, int q, const double *X, double *LXX)
+{
+    for (int c = 0; c < q; c++) {
+        const double *x = X + (size_t) c * px;
+        for (int j = 0; j < px; j++) {
+            double t = x[j];
+            if (t == 0.0) continue;
+            double *col = LXX + (size_t) j * px;
+            for (int i = j; i < px; i++) col[i] -= t * x[i];
+        }
+    }
+}
+
+/* The factor of the tail (scaled and updated in L22) and the tail's
+ * X-and-y columns solved with it: in the plan's order over its pattern, or
+ * dense.  Sets fa->Ltail and fa->tailperm; 0, or nonzero when the tail is not
+ * positive definite. */
+static int factor_tail(const lmm_xprod *xp, lmm_factor *fa)
+{
+    int px = xp->px, qd = xp->qd;
+    double *S = fa->L22 + xp->doff, *X = fa->LX2 + (size_t) xp->dstart * px;
+    if (fa->tail) {
+        const int *perm = fa->tailperm;
+        if (lmm_tail_factor(fa->tail, fa->tailbuf, fa->work) != 0) return 1;
+        /* the X-and-y columns into the plan's order, solved, and back */
+        double *Xp = fa->work;
+        for (int a = 0; a < qd; a++)
+            memcpy(Xp + (size_t) a * px, X + (size_t) perm[a] * px, (size_t) px * sizeof(double));
+        lmm_tail_solve_right_lt(fa->tail, px, fa->tailbuf, Xp);
+        for (int a = 0; a < qd; a++)
+            memcpy(X + (size_t) perm[a] * px, Xp + (size_t) a * px, (size_t) px * sizeof(double));
+        return 0;
+    }
+    if (lmm_dense_chol(qd, S, qd, fa->work) != 0) return 1;
+    lmm_dense_solve_right_lt(px, qd, S, qd, X, px, fa->work);
+    return 0;
 }
 
 int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
@@ -379,13 +455,36 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
         fold_diag(L, k1, &diagprod, &ldL2);
         int i0 = xp->A21p[g], m = xp->A21p[g + 1] - i0;
         double *B = fa->L21x + (size_t) i0 * k1, *C = fa->LX1 + (size_t) g * k1 * px;
-        tile_cols_lambda(C, px, 0, k1, lam1);
-        right_solve_lt(C, px, px, k1, L);
-        if (m > 0) {
-            scale_beside(xp, fa, B, m, k1, xp->A21i + i0, lam1);
-            right_solve_lt(B, m, m, k1, L);
-            update_after(xp, fa, m, k1, xp->A21i + i0, B, C, slot + fa->slotstart[g]);
+        if (k1 == 1) {
+            /* (1 | g) first, the commonest: the scaling and the solve by
+             * the 1 x 1 tile written out (their loops cost more than the
+             * arithmetic with thousands of levels) */
+            double f = lam1[0] / L[0];
+            for (int i = 0; i < px; i++) C[i] *= f;
+            const int *rows = xp->A21i + i0;
+            for (int a = 0; a < m; a++) {
+                int r = rows[a];
+                if (xp->rpos[r] == 0 && xp->ncol[xp->rterm[r]] == 1)
+                    B[a] *= fa->lambda[fa->lamoff[xp->rterm[r]]] * f;
+                else
+                    B[a] *= f;
+            }
+            for (int a = 0; a < m; a++) {
+                int r = rows[a];
+                if (xp->rpos[r] == 0 && xp->ncol[xp->rterm[r]] > 1) {
+                    int j = xp->rterm[r];
+                    tile_rows_lambda_t(B, m, 1, a, xp->ncol[j], fa->lambda + fa->lamoff[j]);
+                }
+            }
+        } else {
+            tile_cols_lambda(C, px, 0, k1, lam1);
+            right_solve_lt(C, px, px, k1, L);
+            if (m > 0) {
+                scale_beside(xp, fa, B, m, k1, xp->A21i + i0, lam1);
+                right_solve_lt(B, m, m, k1, L);
+            }
         }
+        if (m > 0) update_after(xp, fa, m, k1, xp->A21i + i0, B, C, slot + fa->slotstart[g]);
     }
     /* The later stages, nested: the same per level, in place in L22. */
     for (int s = 1; s < xp->nstage; s++) {
@@ -408,20 +507,21 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
     }
     ldL2 += 2.0 * log(diagprod);
 
-    /* The tail: dense. */
-    if (qd > 0) {
-        double *S = fa->L22 + xp->doff;
-        if (lmm_dense_chol(qd, S, qd, fa->work) != 0) return 2;
-        for (int r = 0; r < qd; r++) ldL2 += 2.0 * log(S[r + (size_t) r * qd]);
-        lmm_dense_solve_right_lt(px, qd, S, qd, fa->LX2 + (size_t) xp->dstart * px, px, fa->work);
-    }
+    /* The tail: sparse in its plan's order when it fits the plan, else dense. */
+    if (qd > 0 && factor_tail(xp, fa) != 0) return 2;
+    for (int r = 0; r < qd; r++) ldL2 += 2.0 * log(fa->Ltail[r + (size_t) r * qd]);
 
     /* The fixed effects and the response: the Schur complement. */
     double one = 1.0, mone = -1.0;
     memcpy(fa->LXX, xp->AXX, (size_t) px * px * sizeof(double));
-    F77_CALL(dsyrk)("L", "N", &px, &q1, &mone, fa->LX1, &px, &one, fa->LXX, &px FCONE FCONE);
-    if (q2 > 0)
-        F77_CALL(dsyrk)("L", "N", &px, &q2, &mone, fa->LX2, &px, &one, fa->LXX, &px FCONE FCONE);
+    if (px <= SMALL_PX) {
+        subtract_outer(px, q1, fa->LX1, fa->LXX);
+        subtract_outer(px, q2, fa->LX2, fa->LXX);
+    } else {
+        F77_CALL(dsyrk)("L", "N", &px, &q1, &mone, fa->LX1, &px, &one, fa->LXX, &px FCONE FCONE);
+        if (q2 > 0)
+            F77_CALL(dsyrk)("L", "N", &px, &q2, &mone, fa->LX2, &px, &one, fa->LXX, &px FCONE FCONE);
+    }
     fa->ldL2 = ldL2;
     return factor_schur(xp, fa);
 }
@@ -518,8 +618,12 @@ void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, dou
     double *u2 = u + q1;
     if (qd > 0) {
         int one = 1;
-        F77_CALL(dtrsv)("L", "T", "N", &qd, fa->L22 + xp->doff, &qd, u2 + xp->dstart, &one
+        double *ut = u2 + xp->dstart, *up = fa->work;
+        const int *perm = fa->tailperm;
+        if (perm) for (int a = 0; a < qd; a++) up[a] = ut[perm[a]];
+        F77_CALL(dtrsv)("L", "T", "N", &qd, fa->Ltail, &qd, perm ? up : ut, &one
                         FCONE FCONE FCONE);
+        if (perm) for (int a = 0; a < qd; a++) ut[perm[a]] = up[a];
     }
     for (int s = xp->nstage - 1; s >= 1; s--) {
         const lmm_stage *st = xp->stage + s;
@@ -584,7 +688,7 @@ SEXP lmm_solution(SEXP sxp, SEXP theta, SEXP sreml)
     lmm_solve_coef(&xp, &fa, REAL(beta), REAL(u));
     SEXP RX = PROTECT(allocMatrix(REALSXP, p, p)); nprot++;
     lmm_rx_from_factor(&xp, &fa, REAL(RX));
-    const char *names[] = {"deviance", "beta", "u", "RX", "ldL2", "ldRX2", "pwrss", ""};
+    const char *names[] = {"deviance", "beta", "u", "RX", "ldL2", "ldRX2", "pwrss", "tail_order", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SET_VECTOR_ELT(ans, 0, ScalarReal(lmm_deviance_from_factor(&xp, &fa, reml)));
     SET_VECTOR_ELT(ans, 1, beta);
@@ -593,6 +697,13 @@ SEXP lmm_solution(SEXP sxp, SEXP theta, SEXP sreml)
     SET_VECTOR_ELT(ans, 4, ScalarReal(fa.ldL2));
     SET_VECTOR_ELT(ans, 5, ScalarReal(fa.ldRX2));
     SET_VECTOR_ELT(ans, 6, ScalarReal(fa.pwrss));
+    /* the order the tail was factored in (1-based natural tail coordinates),
+     * NULL when dense in its own order */
+    if (fa.tailperm) {
+        SEXP ord = allocVector(INTSXP, xp.qd);
+        SET_VECTOR_ELT(ans, 7, ord);
+        for (int a = 0; a < xp.qd; a++) INTEGER(ord)[a] = fa.tailperm[a] + 1;
+    }
     UNPROTECT(nprot);
     return ans;
 }

@@ -62,6 +62,9 @@ typedef struct lmm_xprod_s {
     const int *rpos;
 } lmm_xprod;
 
+/* The plan of a sparse tail (tail.c), found once per fit. */
+typedef struct lmm_tail_plan_s lmm_tail_plan;
+
 /* Workspace and results of one evaluation of the blocked Cholesky factor. */
 typedef struct {
     double *lambda;      /* per-term k x k lower triangles, packed as full k x k, at lamoff[j] */
@@ -80,8 +83,28 @@ typedef struct {
      * slot[slotoff[s] + g]. */
     int *slot;
     R_xlen_t *slotoff, *slotstart;
+    /* The tail: with a plan (else NULL) it is scaled, updated and factored
+     * in the plan's order in tailbuf (tailperm: position -> natural
+     * coordinate); else dense in L22 (tailperm NULL).  Ltail: its factor. */
+    const lmm_tail_plan *tail;
+    double *tailbuf;
+    const double *Ltail;
+    const int *tailperm;
     double ldL2, ldRX2, pwrss;
 } lmm_factor;
+
+/* tail.c: the plan (NULL when the tail is better factored dense), its
+ * order (position -> natural coordinate) and inverse, the scaled tail
+ * P = D A D + I over the pattern (dl: lambda per natural coordinate; A the
+ * natural tail block), the factorisation of P in place (0, or the failing
+ * column as dpotrf), and X := X L^{-T} for the px x qd matrix X with columns
+ * in the plan's order. */
+const lmm_tail_plan *lmm_tail_plan_build(const lmm_xprod *xp);
+const int *lmm_tail_perm(const lmm_tail_plan *pl);
+const int *lmm_tail_pinv(const lmm_tail_plan *pl);
+void lmm_tail_scale(const lmm_tail_plan *pl, const double *A, const double *dl, double *P);
+int lmm_tail_factor(const lmm_tail_plan *pl, double *P, double *work);
+void lmm_tail_solve_right_lt(const lmm_tail_plan *pl, int px, const double *L, double *X);
 
 /* theta: lower triangles, column by column, term by term. */
 int lmm_ntheta(const lmm_xprod *xp);

@@ -138,3 +138,36 @@ test_that("rest_dense() and rest_diag() read the staged layout", {
     expect_equal(lmmfit:::rest_dense(xs), lmmfit:::rest_dense(xd), tolerance = 1e-12)
     expect_equal(lmmfit:::rest_diag(xs), diag(lmmfit:::rest_dense(xd)), tolerance = 1e-12)
 })
+
+## Pupils seen in waves, some of whom change school: the schools are crossed
+## with the pupils only partly, and their block, factored in a
+## minimum-degree order over its pattern (src/tail.c), is sparse.
+partial_data <- function(seed, npupil = 1500L, nschool = 150L, move = 0.2) {
+    set.seed(seed)
+    home <- sample.int(nschool, npupil, replace = TRUE)
+    other <- sample.int(nschool, npupil, replace = TRUE)
+    movers <- runif(npupil) < move
+    pupil <- rep(seq_len(npupil), each = 3L)
+    wave <- rep(1:3, npupil)
+    school <- ifelse(movers[pupil] & wave == 3L, other[pupil], home[pupil])
+    x <- rnorm(length(pupil))
+    data.frame(y = 1 + 0.3 * x + rnorm(npupil)[pupil] + rnorm(nschool, sd = 0.6)[school] +
+                   rnorm(length(pupil)),
+               x = x, wave = wave, pupil = factor(pupil), school = factor(school))
+}
+
+test_that("a partially crossed design (sparse tail) matches lme4", {
+    skip_if_not_installed("lme4")
+    d <- partial_data(8)
+    fit <- check_nested(y ~ x + (1 | pupil) + (1 | school), d, TRUE, 1L)
+    fit <- check_nested(y ~ x + (1 | pupil) + (1 | school), d, FALSE, 1L)
+    sol <- .Call(lmmfit:::C_lmm_solution, fit$xprod, as.double(fit$theta), FALSE)
+    expect_setequal(sol$tail_order, seq_len(nlevels(d$school)))   # the sparse path was taken
+    ## a crossed design (raters drawn at random for every row) stays dense
+    d$rater <- factor(sample.int(100L, nrow(d), replace = TRUE))
+    cr <- suppressMessages(lmmfit(y ~ x + (1 | pupil) + (1 | rater), d))
+    expect_null(.Call(lmmfit:::C_lmm_solution, cr$xprod, as.double(cr$theta), TRUE)$tail_order)
+    ## the bootstrap's refits go through the same factor
+    b <- parboot(fit, nsim = 5, seed = 3)
+    expect_true(all(is.finite(b$t)))
+})
