@@ -72,9 +72,10 @@ as_lmerMod <- function(fit, envir = parent.frame()) {
     dev <- devfun(theta)
     opt <- list(par = theta, fval = dev, feval = 1L, conv = 0L,
                 message = "theta set to lmmfit's estimate; no lme4 optimizer was run")
+    ## the call of the lmer fit of the same model: update() and the tools
+    ## that refit through the call then optimise afresh (a call holding
+    ## lmmfit's theta and no optimizer would return the old theta on new data)
     mc <- lf_call
     mc[[1L]] <- quote(lme4::lmer)
-    mc$start <- list(theta = theta)
-    mc$control <- quote(lme4::lmerControl(optimizer = NULL))
     lme4::mkMerMod(environment(devfun), opt, lf$reTrms, fr = lf$fr, mc = mc)
 }

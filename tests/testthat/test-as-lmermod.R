@@ -99,3 +99,13 @@ test_that("as_lmerMod() refuses what has no lme4 equivalent, and says when lme4 
     })
     expect_error(as_lmerMod(fit), "as_lmerMod\\(\\) needs package 'lme4', which is not installed")
 })
+
+test_that("update() of an as_lmerMod() object refits, as update() of an lmer fit does", {
+    skip_if_not_installed("lme4")
+    ss <- lme4::sleepstudy
+    m <- as_lmerMod(lmmfit(Reaction ~ Days + (Days | Subject), ss))
+    u <- suppressWarnings(update(m, data = ss[ss$Days < 5, ]))
+    ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), ss[ss$Days < 5, ])
+    expect_equal(lme4::REMLcrit(u), lme4::REMLcrit(ref), tolerance = 1e-6)
+    expect_equal(lme4::fixef(u), lme4::fixef(ref), tolerance = 1e-5)
+})
