@@ -5,7 +5,8 @@
 #'
 #' @section Speed settings:
 #' Models with crossed random effects factor a dense block of their
-#' cross-products at every evaluation of the deviance.  Above order 160 that
+#' cross-products at every evaluation of the deviance (nested terms and
+#' sparse, partly crossed ones do not).  Above order 160 that
 #' is done by the package's own blocked Cholesky kernel, made for R's
 #' reference BLAS and LAPACK; when R uses an optimised LAPACK (OpenBLAS, MKL,
 #' BLIS, ATLAS, Accelerate), recognised by the library names R reports, its

@@ -7,9 +7,14 @@
 #'
 #' The cross-products of the data are formed once in C; every evaluation of the
 #' profiled deviance then works on them alone, with a blocked Cholesky
-#' factorisation (the largest grouping factor block diagonal, the others dense:
-#' LAPACK's \code{dpotrf} for small dense blocks, a blocked Cholesky kernel of
-#' the package's own for large ones).  The covariance parameters are optimised
+#' factorisation whose structure is found once per fit: the largest grouping
+#' factor, and each later one in which all before it are nested, block
+#' diagonal (no dense block for nested designs of any depth); the crossed
+#' terms after them sparse in a minimum-degree order when partly crossed,
+#' else dense (LAPACK's \code{dpotrf} for small dense blocks, a blocked
+#' Cholesky kernel of the package's own for large ones).  The option
+#' \code{lmmfit.max_stages = 1} keeps every term after the first in the
+#' dense block, as lmmfit 0.2.0 did (for comparisons).  The covariance parameters are optimised
 #' in C by a bound-constrained quasi-Newton method (L-BFGS-B) followed by
 #' Newton steps with a finite-difference Hessian, in parameters whitened term
 #' by term (so the fit does not depend on the units or origin of a slope

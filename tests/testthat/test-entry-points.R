@@ -184,3 +184,45 @@ test_that("size guards: more than 2^31 random effects, or a dense block beyond 4
     bad[[4]][[1]][3] <- NA_integer_
     expect_error(call_entry("lmm_crossprod", bad), "out of range")
 })
+
+test_that("corrupt staged cross-products (nested terms) are clean errors", {
+    set.seed(2)
+    d <- data.frame(s = factor(rep(1:6, each = 10)), x = rnorm(60))
+    d$c <- factor(paste(d$s, rep(1:2, 30)))
+    d$y <- d$x + rnorm(6)[d$s] + rnorm(12)[d$c] + rnorm(60)
+    fit <- suppressMessages(lmmfit(y ~ x + (x | s) + (1 | c), d))
+    xp <- fit$xprod
+    expect_identical(xp$nstage, 2L)
+    th <- as.double(fit$theta)
+    mk <- function(...) { z <- xp; m <- list(...); for (k in names(m)) z[[k]] <- m[[k]]; z }
+    p <- xp$A22p; i <- xp$A22i
+    corrupt <- list(
+        "nstage beyond the terms" = mk(nstage = 3L),
+        "nstage 1 with stage pieces" = mk(nstage = 1L),
+        "nstage 0" = mk(nstage = 0L),
+        "A22p not from 0" = mk(A22p = p + 1L),
+        "A22p short" = mk(A22p = p[-1]),
+        "A22p beyond A22i" = mk(A22p = replace(p, length(p), 3L)),
+        "A22i beyond q2" = mk(A22i = replace(i, 1L, 1000L)),
+        "A22i negative" = mk(A22i = replace(i, 1L, -1L)),
+        "A22 short" = mk(A22 = xp$A22[-1]),
+        "A22 integer" = mk(A22 = as.integer(xp$A22)),
+        "A21i into a tile's second row" = mk(A21i = replace(xp$A21i, 1L, xp$A21i[1L] + 1L)))
+    ## a crossed design claiming a stage: its pattern is not closed
+    d$r <- factor(sample(1:4, 60, replace = TRUE))
+    cr <- suppressMessages(lmmfit(y ~ x + (1 | c) + (1 | r), d))$xprod
+    expect_identical(cr$nstage, 1L)
+    crs <- cr
+    crs$nstage <- 2L
+    crs$A22p <- rep(0L, 5L)
+    crs$A22 <- diag(matrix(cr$A22, 4L))
+    expect_error(call_entry("lmm_deviance", list(crs, c(1, 1), TRUE)), "not closed")
+    for (entry in c("lmm_deviance", "lmm_solution", "lmm_condvar")) {
+        wrong <- character(0)
+        for (nm in names(corrupt)) {
+            e <- call_error(entry, list(corrupt[[nm]], th, TRUE)[seq_along(entry_args[[entry]])])
+            if (!inherits(e, "simpleError") || !nzchar(conditionMessage(e))) wrong <- c(wrong, nm)
+        }
+        expect_identical(wrong, character(0), label = paste(entry, "accepting corrupt staged cross-products"))
+    }
+})
