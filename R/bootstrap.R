@@ -81,17 +81,9 @@ boot_stat_names <- function(fit) {
 ## for each replicate): t0, and the oracle of the tests.
 boot_stat_default <- function(fit) {
     s <- sigma(fit)
-    lam <- theta_to_lambda(fit$theta, fit$reterms)
-    vc <- unlist(lapply(lam, function(l) {
-        S <- tcrossprod(l)
-        k <- nrow(S)
-        out <- numeric()
-        for (c in seq_len(k)) for (r in c:k)
-            out <- c(out, if (r == c) s * sqrt(S[c, c])
-                          else if (S[c, c] > 0 && S[r, r] > 0) S[r, c] / sqrt(S[r, r] * S[c, c])
-                          else NaN)
-        out
-    }))
+    ## (the sigma that theta_to_sdcor() appends is the last element)
+    vc <- theta_to_sdcor(fit$theta, fit$reterms, s, undefined = NaN)
+    vc <- vc[-length(vc)]
     setNames(c(unname(fit$beta), vc, s), boot_stat_names(fit))
 }
 

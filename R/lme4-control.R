@@ -58,7 +58,7 @@ lme4_start <- function(start, reterms) {
     start <- as.double(unname(start))
     if (any(!is.finite(start)))
         stop("'start' must hold finite values (no NA, NaN or Inf)", call. = FALSE)
-    diag <- theta_start(reterms) == 1
+    diag <- theta_is_diag(reterms)
     if (any(start[diag] < 0))
         stop(sprintf("'start': the diagonal elements of theta must be >= 0 (%s: %s)",
                      paste(names_theta[diag & start < 0], collapse = ", "),

@@ -301,11 +301,7 @@ getme_one <- function(object, name) {
            m = length(object$theta),
            devcomp = lme4_devcomp(object),
            offset = if (is.null(object$offset)) rep(0, n) else object$offset,
-           lower = setNames(unlist(lapply(k_j, function(k) {
-               m <- matrix(-Inf, k, k)
-               diag(m) <- 0
-               m[lower.tri(m, diag = TRUE)]
-           })), names(object$theta)),
+           lower = setNames(theta_lower(object$reterms), names(object$theta)),
            devfun = ,
            glmer.nb.theta = stop(sprintf("getME(): component '%s' is not available for an lmmfit fit%s",
                                          name, if (name == "devfun") paste0(

@@ -125,12 +125,7 @@ isSingular <- function(x, tol = 1e-4, ...) UseMethod("isSingular")
 #' @rdname lmmfit-accessors
 #' @export
 isSingular.lmmfit <- function(x, tol = 1e-4, ...) {
-    lower <- unlist(lapply(x$reterms, function(t) {
-        k <- ncol(t$Z)
-        m <- diag(k)
-        m[lower.tri(m, diag = TRUE)]
-    }))
-    any(x$theta[lower == 1] < tol)
+    any(x$theta[theta_is_diag(x$reterms)] < tol)
 }
 
 ## Random effects b = Lambda u, one (levels x columns) matrix per term.
@@ -261,15 +256,7 @@ terms.lmmfit <- function(x, fixed.only = TRUE, ...) {
 #' @export
 VarCorr.lmmfit <- function(x, sigma = 1, ...) {
     s <- sigma(x)
-    lam <- theta_to_lambda(x$theta, x$reterms)
-    vc <- lapply(lam, function(l) {
-        V <- s^2 * tcrossprod(l)
-        sd <- sqrt(diag(V))
-        C <- V / outer(sd, sd)
-        C[!is.finite(C)] <- 0
-        diag(C) <- 1
-        structure(V, stddev = sd, correlation = C)
-    })
+    vc <- theta_to_covariances(x$theta, x$reterms, s)
     names(vc) <- make.unique(vapply(x$reterms, `[[`, "", "group"), sep = ".")
     structure(vc, sc = s, useSc = TRUE, class = "VarCorr.lmmfit")
 }

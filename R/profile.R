@@ -1,21 +1,5 @@
 ## Likelihood profiles and profile confidence intervals (lme4's scale and names).
 
-## Per term, the lower triangle of the covariance (column by column) as
-## standard deviations (diagonal) and correlations (below), then sigma.
-theta_to_sdcor <- function(theta, reterms, sigma) {
-    lam <- theta_to_lambda(theta, reterms)
-    out <- unlist(lapply(lam, function(l) {
-        V <- sigma^2 * tcrossprod(l)
-        sd <- sqrt(diag(V))
-        k <- nrow(V)
-        v <- numeric()
-        for (c in seq_len(k)) for (r in c:k)
-            v <- c(v, if (r == c) sd[r] else if (sd[r] > 0 && sd[c] > 0) V[r, c] / (sd[r] * sd[c]) else 0)
-        v
-    }))
-    c(out, sigma)
-}
-
 ## The evaluators of the profiled ML deviance (all optimisation in C).
 profile_engine <- function(fitted) {
     if (!inherits(fitted, "lmmfit")) stop("'fitted' must be an lmmfit fit", call. = FALSE)
@@ -38,9 +22,8 @@ profile_engine <- function(fitted) {
     base <- sol$deviance
     if (pol$deviance < base) { base <- pol$deviance; sdc <- pol$par; sol$beta <- pol$beta }
     opt <- c(setNames(sdc, vnames), setNames(sol$beta, names(fitted$beta)))
-    lower <- c(unlist(lapply(fitted$reterms, function(t) {
-        k <- ncol(t$Z); m <- matrix(-1, k, k); diag(m) <- 0; m[lower.tri(m, diag = TRUE)]
-    })), 0, rep(-Inf, length(fitted$beta)))
+    ## (correlations: in [-1, 1])
+    lower <- c(ifelse(theta_is_diag(fitted$reterms), 0, -1), 0, rep(-Inf, length(fitted$beta)))
     upper <- c(ifelse(lower[seq_len(nt)] == 0, Inf, 1), Inf, rep(Inf, length(fitted$beta)))
     names(lower) <- names(upper) <- names(opt)
     stderr <- if (length(sol$RX)) sig * sqrt(diag(chol2inv(sol$RX))) else numeric()

@@ -99,27 +99,6 @@ theta_centred <- function(theta, zc, to_space) {
     .Call(C_lmm_theta_transform, as.double(theta), vapply(zc$Z, ncol, 1L), zc$Cinv, to_space)
 }
 
-## Names of the theta vector, one per lower-triangle element of each term.
-theta_names <- function(terms) {
-    unlist(lapply(terms, function(t) {
-        cn <- colnames(t$Z)
-        k <- length(cn)
-        out <- character()
-        for (c in seq_len(k)) for (r in c:k)
-            out <- c(out, if (r == c) paste(t$group, cn[r], sep = ".")
-                          else paste(t$group, cn[r], cn[c], sep = "."))
-        out
-    }))
-}
-
-theta_start <- function(terms) {
-    unlist(lapply(terms, function(t) {
-        k <- ncol(t$Z)
-        m <- diag(k)
-        m[lower.tri(m, diag = TRUE)]
-    }))
-}
-
 ## Moment starting values from the cross-products of the conditioned data
 ## (the response there is the least-squares residual): for each term with an
 ## intercept, the one-way ANOVA estimate of the between-level variance
@@ -173,20 +152,6 @@ better_start <- function(xp, terms, REML) {
     if (is.finite(d1) && d1 < d0) th1 else th0
 }
 
-## Per-term lower-triangular relative covariance factors from theta.
-theta_to_lambda <- function(theta, terms) {
-    out <- vector("list", length(terms))
-    i <- 0L
-    for (j in seq_along(terms)) {
-        k <- ncol(terms[[j]]$Z)
-        m <- matrix(0, k, k, dimnames = list(colnames(terms[[j]]$Z), colnames(terms[[j]]$Z)))
-        nk <- k * (k + 1L) / 2L
-        m[lower.tri(m, diag = TRUE)] <- theta[i + seq_len(nk)]
-        i <- i + nk
-        out[[j]] <- m
-    }
-    out
-}
 
 ## The model matrix of a random-effects term's left-hand side.  The common
 ## (1 | g) and terms of plain numeric variables, e.g. (Days | Subject) or
