@@ -147,8 +147,8 @@ better_start <- function(xp, terms, REML) {
     if (any(vapply(terms, function(t) ncol(t$Z), 1L) != 1L)) return(th0)
     th1 <- tryCatch(theta_moment_start(xp, terms), error = function(e) NULL)
     if (is.null(th1)) return(th0)
-    d0 <- .Call(C_lmm_deviance, xp, as.double(th0), REML)
-    d1 <- .Call(C_lmm_deviance, xp, as.double(th1), REML)
+    d <- .Call(C_lmm_deviance, xp, cbind(as.double(th0), as.double(th1)), REML)
+    d0 <- d[1L]; d1 <- d[2L]
     if (is.finite(d1) && d1 < d0) th1 else th0
 }
 

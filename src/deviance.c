@@ -74,7 +74,10 @@ void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
     R_xlen_t m = xp->A21p[xp->nlev[0]];
     fa->L11 = (double *) R_alloc((size_t) xp->nlev[0] * k1 * k1, sizeof(double));
     fa->L21x = (double *) R_alloc((size_t) (m > 0 ? m * k1 : 1), sizeof(double));
-    fa->L22 = (double *) R_alloc((size_t) (xp->n22 > 0 ? xp->n22 : 1), sizeof(double));
+    /* with a sparse tail's plan the dense tail of L22 is never used */
+    fa->tail = lmm_tail_plan_build(xp);
+    R_xlen_t n22 = fa->tail ? xp->doff : xp->n22;
+    fa->L22 = (double *) R_alloc((size_t) (n22 > 0 ? n22 : 1), sizeof(double));
     fa->LX1 = (double *) R_alloc((size_t) xp->px * xp->q1, sizeof(double));
     fa->LX2 = (double *) R_alloc((size_t) (xp->q2 > 0 ? (size_t) xp->px * xp->q2 : 1), sizeof(double));
     fa->LXX = (double *) R_alloc((size_t) xp->px * xp->px, sizeof(double));
@@ -86,7 +89,6 @@ void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
     if (lmm_dense_chol_work(xp->qd) > nw) nw = lmm_dense_chol_work(xp->qd);
     if (qd * xp->px > nw) nw = qd * xp->px;
     build_slots(xp, fa);
-    fa->tail = lmm_tail_plan_build(xp);
     fa->tailbuf = NULL;
     fa->Ltail = fa->L22 + xp->doff;
     fa->tailperm = NULL;
@@ -660,15 +662,25 @@ static const char *factor_failure(int code)
     }
 }
 
+/* The deviance at theta, or at each column of a matrix of thetas (one
+ * factor set up for them all). */
 SEXP lmm_deviance_R(SEXP sxp, SEXP theta, SEXP reml)
 {
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
-    lmm_arg_finite(theta, lmm_ntheta(&xp), "theta");
+    int nt = lmm_ntheta(&xp), m = 1;
+    if (isMatrix(theta)) {
+        if (nrows(theta) != nt) error(_("'theta' must have %d rows"), nt);
+        m = ncols(theta);
+    }
+    lmm_arg_finite(theta, (R_xlen_t) nt * m, "theta");
     int r = lmm_arg_flag(reml, "REML");
     lmm_factor fa;
     lmm_factor_alloc(&xp, &fa);
-    return ScalarReal(lmm_deviance(&xp, REAL(theta), r, &fa));
+    SEXP ans = PROTECT(allocVector(REALSXP, m));
+    for (int i = 0; i < m; i++) REAL(ans)[i] = lmm_deviance(&xp, REAL(theta) + (size_t) i * nt, r, &fa);
+    UNPROTECT(1);
+    return ans;
 }
 
 /* Everything the R side needs after the optimum is found. */
