@@ -423,6 +423,90 @@ static int factor_tail(const lmm_xprod *xp, lmm_factor *fa)
     return 0;
 }
 
+/* Scales and solves the beside-rows B (m x 1) and the X-and-y block C
+ * (px x 1) of a level of a (1 | g) first term with tile factor l: the
+ * scaling and the 1 x 1 solve written out (their general loops cost more
+ * than the arithmetic with thousands of levels). */
+static void solve_first_scalar(const lmm_xprod *xp, const lmm_factor *fa, double l, double *B,
+                               int m, const int *rows, double *C)
+{
+    double f = fa->lambda[0] / l;
+    for (int i = 0; i < xp->px; i++) C[i] *= f;
+    for (int a = 0; a < m; a++) {
+        int r = rows[a], j = xp->rterm[r];
+        B[a] *= xp->rpos[r] == 0 && xp->ncol[j] == 1 ? fa->lambda[fa->lamoff[j]] * f : f;
+    }
+    for (int a = 0; a < m; a++) {
+        int r = rows[a], j = xp->rterm[r];
+        if (xp->rpos[r] == 0 && xp->ncol[j] > 1)
+            tile_rows_lambda_t(B, m, 1, a, xp->ncol[j], fa->lambda + fa->lamoff[j]);
+    }
+}
+
+/* Stage 0, the first term: per level the factor of its tile, the blocks
+ * beside it, and their update of everything after.  0, or 1 when a tile is
+ * not positive definite. */
+static int eliminate_first(const lmm_xprod *xp, lmm_factor *fa, double *diagprod, double *ldL2)
+{
+    int k1 = xp->ncol[0], px = xp->px;
+    const double *lam1 = fa->lambda;
+    memcpy(fa->LX1, xp->AX1, (size_t) px * xp->q1 * sizeof(double));
+    R_xlen_t m_all = xp->A21p[xp->nlev[0]];
+    if (m_all > 0) memcpy(fa->L21x, xp->A21x, (size_t) m_all * k1 * sizeof(double));
+    for (int g = 0; g < xp->nlev[0]; g++) {
+        const double *a = xp->A11 + (size_t) g * k1 * k1;
+        double *L = fa->L11 + (size_t) g * k1 * k1;
+        if (k1 == 1) {
+            L[0] = sqrt(lam1[0] * lam1[0] * a[0] + 1.0);
+        } else {
+            scale_tile(k1, lam1, a, fa->work, L);
+            if (lmm_small_chol(k1, L, 0, 0.0)) return 1;
+        }
+        fold_diag(L, k1, diagprod, ldL2);
+        int i0 = xp->A21p[g], m = xp->A21p[g + 1] - i0;
+        const int *rows = xp->A21i + i0;
+        double *B = fa->L21x + (size_t) i0 * k1, *C = fa->LX1 + (size_t) g * k1 * px;
+        if (k1 == 1) {
+            solve_first_scalar(xp, fa, L[0], B, m, rows, C);
+        } else {
+            tile_cols_lambda(C, px, 0, k1, lam1);
+            right_solve_lt(C, px, px, k1, L);
+            if (m > 0) {
+                scale_beside(xp, fa, B, m, k1, rows, lam1);
+                right_solve_lt(B, m, m, k1, L);
+            }
+        }
+        if (m > 0) update_after(xp, fa, m, k1, rows, B, C, fa->slot + fa->slotstart[g]);
+    }
+    return 0;
+}
+
+/* The later stages, nested: the same per level, in place in L22 (scaled
+ * and updated already). */
+static int eliminate_later(const lmm_xprod *xp, lmm_factor *fa, double *diagprod, double *ldL2)
+{
+    int px = xp->px;
+    for (int s = 1; s < xp->nstage; s++) {
+        const lmm_stage *st = xp->stage + s;
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++) {
+            double *L = fa->L22 + st->tiles + (size_t) h * k * k;
+            if (lmm_small_chol(k, L, 0, 0.0)) return 1;
+            fold_diag(L, k, diagprod, ldL2);
+            int m = st->Cp[h + 1] - st->Cp[h];
+            double *B = fa->L22 + st->coup + (size_t) st->Cp[h] * k;
+            double *C = fa->LX2 + (size_t) (st->off + h * k) * px;
+            right_solve_lt(C, px, px, k, L);
+            if (m > 0) {
+                right_solve_lt(B, m, m, k, L);
+                update_after(xp, fa, m, k, st->Ci + st->Cp[h], B, C,
+                             fa->slot + fa->slotstart[fa->slotoff[s] + h]);
+            }
+        }
+    }
+    return 0;
+}
+
 int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
 {
     fill_lambda(xp, theta, fa);
@@ -433,83 +517,13 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
         fa->ldL2 = ld_one;
         return factor_schur(xp, fa);
     }
-
-    int k1 = xp->ncol[0], px = xp->px, q1 = xp->q1, q2 = xp->q2, qd = xp->qd;
-    const double *lam1 = fa->lambda;
+    int px = xp->px, q1 = xp->q1, q2 = xp->q2, qd = xp->qd;
     double ldL2 = 0, diagprod = 1.0;
     scale_rest(xp, fa);
-
-    /* Stage 0, the first term: per level the factor of its tile, the
-     * blocks beside it, and their update of everything after. */
-    memcpy(fa->LX1, xp->AX1, (size_t) px * q1 * sizeof(double));
-    R_xlen_t m_all = xp->A21p[xp->nlev[0]];
-    if (m_all > 0) memcpy(fa->L21x, xp->A21x, (size_t) m_all * k1 * sizeof(double));
-    const int *slot = fa->slot;
-    for (int g = 0; g < xp->nlev[0]; g++) {
-        const double *a = xp->A11 + (size_t) g * k1 * k1;
-        double *L = fa->L11 + (size_t) g * k1 * k1;
-        if (k1 == 1) {
-            L[0] = sqrt(lam1[0] * lam1[0] * a[0] + 1.0);
-        } else {
-            scale_tile(k1, lam1, a, fa->work, L);
-            if (lmm_small_chol(k1, L, 0, 0.0)) return 1;
-        }
-        fold_diag(L, k1, &diagprod, &ldL2);
-        int i0 = xp->A21p[g], m = xp->A21p[g + 1] - i0;
-        double *B = fa->L21x + (size_t) i0 * k1, *C = fa->LX1 + (size_t) g * k1 * px;
-        if (k1 == 1) {
-            /* (1 | g) first, the commonest: the scaling and the solve by
-             * the 1 x 1 tile written out (their loops cost more than the
-             * arithmetic with thousands of levels) */
-            double f = lam1[0] / L[0];
-            for (int i = 0; i < px; i++) C[i] *= f;
-            const int *rows = xp->A21i + i0;
-            for (int a = 0; a < m; a++) {
-                int r = rows[a];
-                if (xp->rpos[r] == 0 && xp->ncol[xp->rterm[r]] == 1)
-                    B[a] *= fa->lambda[fa->lamoff[xp->rterm[r]]] * f;
-                else
-                    B[a] *= f;
-            }
-            for (int a = 0; a < m; a++) {
-                int r = rows[a];
-                if (xp->rpos[r] == 0 && xp->ncol[xp->rterm[r]] > 1) {
-                    int j = xp->rterm[r];
-                    tile_rows_lambda_t(B, m, 1, a, xp->ncol[j], fa->lambda + fa->lamoff[j]);
-                }
-            }
-        } else {
-            tile_cols_lambda(C, px, 0, k1, lam1);
-            right_solve_lt(C, px, px, k1, L);
-            if (m > 0) {
-                scale_beside(xp, fa, B, m, k1, xp->A21i + i0, lam1);
-                right_solve_lt(B, m, m, k1, L);
-            }
-        }
-        if (m > 0) update_after(xp, fa, m, k1, xp->A21i + i0, B, C, slot + fa->slotstart[g]);
-    }
-    /* The later stages, nested: the same per level, in place in L22. */
-    for (int s = 1; s < xp->nstage; s++) {
-        const lmm_stage *st = xp->stage + s;
-        int k = st->k;
-        for (int h = 0; h < st->nlev; h++) {
-            double *L = fa->L22 + st->tiles + (size_t) h * k * k;
-            if (lmm_small_chol(k, L, 0, 0.0)) return 1;
-            fold_diag(L, k, &diagprod, &ldL2);
-            int m = st->Cp[h + 1] - st->Cp[h];
-            double *B = fa->L22 + st->coup + (size_t) st->Cp[h] * k;
-            double *C = fa->LX2 + (size_t) (st->off + h * k) * px;
-            right_solve_lt(C, px, px, k, L);
-            if (m > 0) {
-                right_solve_lt(B, m, m, k, L);
-                update_after(xp, fa, m, k, st->Ci + st->Cp[h], B, C,
-                             slot + fa->slotstart[fa->slotoff[s] + h]);
-            }
-        }
-    }
+    if (eliminate_first(xp, fa, &diagprod, &ldL2) || eliminate_later(xp, fa, &diagprod, &ldL2))
+        return 1;
     ldL2 += 2.0 * log(diagprod);
-
-    /* The tail: sparse in its plan's order when it fits the plan, else dense. */
+    /* The tail: sparse in its plan's order when it has one, else dense. */
     if (qd > 0 && factor_tail(xp, fa) != 0) return 2;
     for (int r = 0; r < qd; r++) ldL2 += 2.0 * log(fa->Ltail[r + (size_t) r * qd]);
 
