@@ -234,6 +234,58 @@ static SEXP alloc_zero(SEXPTYPE type, R_xlen_t len)
     return ans;
 }
 
+/* One term's grouping codes (checked, made 0-based) and model matrix. */
+static void unpack_term(SEXP cj, SEXP zj, R_xlen_t n, int nlev, int j, const int **codes,
+                        const double **Z, int *ncol)
+{
+    /* factors welcome: their codes are the integers wanted */
+    if (TYPEOF(cj) != INTSXP || XLENGTH(cj) != n) error(_("grouping codes of term %d have the wrong type or length"), j + 1);
+    if (!isReal(zj) || !isMatrix(zj) || nrows(zj) != n) error(_("model matrix of term %d has the wrong type or size"), j + 1);
+    if (nlev < 1) error(_("term %d has no levels"), j + 1);
+    *ncol = ncols(zj);
+    if (*ncol < 1) error(_("term %d has no columns"), j + 1);
+    const int *cc = INTEGER(cj);
+    for (R_xlen_t t = 0; t < n; t++)
+        if (cc[t] < 1 || cc[t] > nlev) error(_("grouping codes of term %d are out of range"), j + 1);
+    /* R's factor codes are 1-based; the core works 0-based */
+    int *c0 = (int *) R_alloc((size_t) n, sizeof(int));
+    for (R_xlen_t t = 0; t < n; t++) c0[t] = cc[t] - 1;
+    *codes = c0;
+    *Z = REAL(zj);
+}
+
+/* The cross-products list with its pattern and zero values (the layout of
+ * model.h; lmm_unpack_xprod() reads it). */
+static SEXP new_xprod(SEXP snlev, const int *ncol, R_xlen_t n, int p, R_xlen_t m, SEXP sA21p,
+                      SEXP sA21i, R_xlen_t n22, int q2, int ns, SEXP sA22p, SEXP sA22i)
+{
+    int nterms = LENGTH(snlev), k1 = ncol[0], px = p + 1;
+    R_xlen_t q1 = (R_xlen_t) INTEGER(snlev)[0] * k1;
+    const char *names[] = {"nlev", "ncol", "nobs", "p", "sumlogw", "A11", "A21p", "A21i",
+                           "A21x", "A22", "AX1", "AX2", "AXX", "nstage", "A22p", "A22i", ""};
+    SEXP ans = PROTECT(mkNamed(VECSXP, names));
+    SET_VECTOR_ELT(ans, 0, duplicate(snlev));
+    SEXP sncol = allocVector(INTSXP, nterms);
+    SET_VECTOR_ELT(ans, 1, sncol);
+    memcpy(INTEGER(sncol), ncol, (size_t) nterms * sizeof(int));
+    SET_VECTOR_ELT(ans, 2, ScalarInteger((int) n));
+    SET_VECTOR_ELT(ans, 3, ScalarInteger(p));
+    SET_VECTOR_ELT(ans, 4, ScalarReal(0.0));
+    SET_VECTOR_ELT(ans, 5, alloc_zero(REALSXP, q1 * k1));
+    SET_VECTOR_ELT(ans, 6, sA21p);
+    SET_VECTOR_ELT(ans, 7, sA21i);
+    SET_VECTOR_ELT(ans, 8, alloc_zero(REALSXP, m * k1));
+    SET_VECTOR_ELT(ans, 9, alloc_zero(REALSXP, n22));
+    SET_VECTOR_ELT(ans, 10, alloc_zero(REALSXP, (R_xlen_t) px * q1));
+    SET_VECTOR_ELT(ans, 11, alloc_zero(REALSXP, (R_xlen_t) px * q2));
+    SET_VECTOR_ELT(ans, 12, alloc_zero(REALSXP, (R_xlen_t) px * px));
+    SET_VECTOR_ELT(ans, 13, ScalarInteger(ns));
+    SET_VECTOR_ELT(ans, 14, sA22p);
+    SET_VECTOR_ELT(ans, 15, sA22i);
+    UNPROTECT(1);
+    return ans;
+}
+
 /* The patterns beside the levels of the later stages 1 .. ns-1, concatenated:
  * pointers (nlev + 1 per stage, each from 0) and rows. */
 static void stage_patterns(R_xlen_t n, int nterms, int ns, const int *const *codes,
@@ -296,23 +348,8 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev,
     const int **codes = (const int **) R_alloc((size_t) nterms, sizeof(int *));
     const double **Z = (const double **) R_alloc((size_t) nterms, sizeof(double *));
     int *ncol = (int *) R_alloc((size_t) nterms, sizeof(int));
-    for (int j = 0; j < nterms; j++) {
-        SEXP cj = VECTOR_ELT(scodes, j), zj = VECTOR_ELT(sZ, j);
-        /* factors welcome: their codes are the integers wanted */
-        if (TYPEOF(cj) != INTSXP || XLENGTH(cj) != n) error(_("grouping codes of term %d have the wrong type or length"), j + 1);
-        if (!isReal(zj) || !isMatrix(zj) || nrows(zj) != n) error(_("model matrix of term %d has the wrong type or size"), j + 1);
-        if (nlev[j] < 1) error(_("term %d has no levels"), j + 1);
-        ncol[j] = ncols(zj);
-        if (ncol[j] < 1) error(_("term %d has no columns"), j + 1);
-        const int *cc = INTEGER(cj);
-        for (R_xlen_t t = 0; t < n; t++)
-            if (cc[t] < 1 || cc[t] > nlev[j]) error(_("grouping codes of term %d are out of range"), j + 1);
-        /* R's factor codes are 1-based; the core works 0-based */
-        int *c0 = (int *) R_alloc((size_t) n, sizeof(int));
-        for (R_xlen_t t = 0; t < n; t++) c0[t] = cc[t] - 1;
-        codes[j] = c0;
-        Z[j] = REAL(zj);
-    }
+    for (int j = 0; j < nterms; j++)
+        unpack_term(VECTOR_ELT(scodes, j), VECTOR_ELT(sZ, j), n, nlev[j], j, codes + j, Z + j, ncol + j);
     int ns = count_stages(n, nterms, codes, nlev, smax);
     /* sizes in double before any int arithmetic on them */
     double q2d = 0, qdd = 0, q1d = (double) nlev[0] * ncol[0];
@@ -326,7 +363,7 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev,
         error(_("too many random effects in crossed terms (%.0f) for the dense block"), qdd);
     int *roff = (int *) R_alloc((size_t) nterms, sizeof(int));
     rest_offsets(nterms, nlev, ncol, roff);
-    int q1 = (int) q1d, q2 = (int) q2d, qd = (int) qdd, px = p + 1, k1 = ncol[0];
+    int q2 = (int) q2d, qd = (int) qdd;
 
     int *start = (int *) R_alloc((size_t) nlev[0] + 1, sizeof(int));
     int *order = (int *) R_alloc((size_t) n, sizeof(int));
@@ -345,27 +382,8 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev,
     R_xlen_t n22 = (R_xlen_t) qd * qd;
     for (int j = 1; j < ns; j++) n22 += (R_xlen_t) nlev[j] * ncol[j] * ncol[j] + nnz[j] * ncol[j];
 
-    SEXP sncol = PROTECT(allocVector(INTSXP, nterms)); nprot++;
-    memcpy(INTEGER(sncol), ncol, (size_t) nterms * sizeof(int));
-    const char *names[] = {"nlev", "ncol", "nobs", "p", "sumlogw", "A11", "A21p", "A21i",
-                           "A21x", "A22", "AX1", "AX2", "AXX", "nstage", "A22p", "A22i", ""};
-    SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
-    SET_VECTOR_ELT(ans, 0, duplicate(snlev));
-    SET_VECTOR_ELT(ans, 1, sncol);
-    SET_VECTOR_ELT(ans, 2, ScalarInteger((int) n));
-    SET_VECTOR_ELT(ans, 3, ScalarInteger(p));
-    SET_VECTOR_ELT(ans, 4, ScalarReal(0.0));
-    SET_VECTOR_ELT(ans, 5, alloc_zero(REALSXP, (R_xlen_t) nlev[0] * k1 * k1));
-    SET_VECTOR_ELT(ans, 6, sA21p);
-    SET_VECTOR_ELT(ans, 7, sA21i);
-    SET_VECTOR_ELT(ans, 8, alloc_zero(REALSXP, m * k1));
-    SET_VECTOR_ELT(ans, 9, alloc_zero(REALSXP, n22));
-    SET_VECTOR_ELT(ans, 10, alloc_zero(REALSXP, (R_xlen_t) px * q1));
-    SET_VECTOR_ELT(ans, 11, alloc_zero(REALSXP, (R_xlen_t) px * q2));
-    SET_VECTOR_ELT(ans, 12, alloc_zero(REALSXP, (R_xlen_t) px * px));
-    SET_VECTOR_ELT(ans, 13, ScalarInteger(ns));
-    SET_VECTOR_ELT(ans, 14, sA22p);
-    SET_VECTOR_ELT(ans, 15, sA22i);
+    SEXP ans = PROTECT(new_xprod(snlev, ncol, n, p, m, sA21p, sA21i, n22, q2, ns, sA22p, sA22i));
+    nprot++;
     /* the pattern is checked and its stages described by the one unpacker;
      * then the values are summed into the list's own vectors */
     lmm_xprod pat;
