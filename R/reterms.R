@@ -5,6 +5,11 @@
 ## exactly X's, as in y ~ x + (x | g), shares it instead of holding a copy.
 build_reterms <- function(specs, frame, env, X = NULL, checks = NULL) {
     n <- nrow(frame)
+    one <- NULL
+    ones <- function() {
+        if (is.null(one)) one <<- matrix(1, n, 1L, dimnames = list(NULL, "(Intercept)"))
+        one
+    }
     terms <- lapply(specs, function(s) {
         gname <- deparse1(s$group)
         g <- tryCatch(eval_grouping(s$group, frame, env), error = function(e)
@@ -18,7 +23,7 @@ build_reterms <- function(specs, frame, env, X = NULL, checks = NULL) {
         ## factor() only when needed: it is the costliest step on large data
         if (!is.factor(g) || is.ordered(g) || !.Call(C_lmm_levels_used, g))
             g <- factor(g)
-        Z <- re_model_matrix(s$lhs, frame, gname, X)
+        Z <- re_model_matrix(s$lhs, frame, gname, X, ones)
         if (!.Call(C_lmm_all_finite, Z))
             stop(sprintf("the random-effects model matrix of (%s | %s) has non-finite values",
                          deparse1(s$lhs), gname), call. = FALSE)
@@ -157,10 +162,14 @@ better_start <- function(xp, terms, REML) {
 ## (1 | g) and terms of plain numeric variables, e.g. (Days | Subject) or
 ## (0 + x | g), need no model.matrix() call; when such a term has exactly the
 ## columns of the fixed-effects matrix X, it is X.
-re_model_matrix <- function(lhs, frame, gname, X = NULL) {
+## ones: a function giving the n x 1 column of ones, which the intercept-only
+## terms of one fit share (a four-level nested model on a million rows then
+## holds one copy, not four; R's copy-on-modify keeps sharing safe).
+re_model_matrix <- function(lhs, frame, gname, X = NULL, ones = NULL) {
     n <- nrow(frame)
     if (identical(lhs, 1) || identical(lhs, 1L)) {
         if (!is.null(X) && identical(colnames(X), "(Intercept)")) return(X)
+        if (!is.null(ones)) return(ones())
         return(matrix(1, n, 1L, dimnames = list(NULL, "(Intercept)")))
     }
     tt <- terms(eval(call("~", lhs)))

@@ -54,7 +54,7 @@ typedef struct {
     R_xlen_t n;
     int p;
     const double *X, *y;
-    const int *const *codes;     /* 0-based */
+    const int *const *codes;     /* R's 1-based factor codes */
     const double *const *Z;
     const lmm_xprod *pat;        /* the pattern the rows are summed into */
     int *start, *order;          /* scratch: nlev[0] + 1, n */
@@ -68,11 +68,11 @@ static void accumulate_rows(const ar1_rows *r, const double *X, const double *y,
     int nl = r->pat->nlev[0];
     const int *c0 = r->codes[0];
     memset(r->start, 0, (size_t) (nl + 1) * sizeof(int));
-    for (R_xlen_t s = 0; s < ns; s++) r->start[c0[sel[s]] + 1]++;
+    for (R_xlen_t s = 0; s < ns; s++) r->start[c0[sel[s]]]++;     /* level c0 - 1, plus 1 */
     for (int g = 0; g < nl; g++) r->start[g + 1] += r->start[g];
     int *fill = (int *) R_alloc((size_t) nl, sizeof(int));
     memcpy(fill, r->start, (size_t) nl * sizeof(int));
-    for (R_xlen_t s = 0; s < ns; s++) r->order[fill[c0[sel[s]]]++] = sel[s];
+    for (R_xlen_t s = 0; s < ns; s++) r->order[fill[c0[sel[s]] - 1]++] = sel[s];
     lmm_accumulate(r->n, r->p, X, y, NULL, NULL, NULL, r->codes, Z, r->pat, r->start, r->order,
                    out + lay->off[0], out + lay->off[1], out + lay->off[2],
                    out + lay->off[3], out + lay->off[4], out + lay->off[5]);
@@ -111,13 +111,10 @@ SEXP lmm_ar1_pieces(SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP sxp, SEXP sprev
         if (!isInteger(cj) || XLENGTH(cj) != n) error(_("grouping codes of term %d have the wrong type or length"), j + 1);
         if (!isReal(zj) || !isMatrix(zj) || nrows(zj) != n || ncols(zj) != xp.ncol[j])
             error(_("model matrix of term %d has the wrong type or size"), j + 1);
-        int *c0 = (int *) R_alloc((size_t) n, sizeof(int));
         const int *cc = INTEGER(cj);
-        for (R_xlen_t t = 0; t < n; t++) {
+        for (R_xlen_t t = 0; t < n; t++)
             if (cc[t] < 1 || cc[t] > xp.nlev[j]) error(_("grouping codes of term %d are out of range"), j + 1);
-            c0[t] = cc[t] - 1;
-        }
-        codes[j] = c0;
+        codes[j] = cc;
         Z[j] = REAL(zj);
         Zs[j] = (double *) R_alloc((size_t) n * xp.ncol[j], sizeof(double));
     }

@@ -20,6 +20,11 @@ static void rest_offsets(int nterms, const int *nlev, const int *ncol, int *roff
     }
 }
 
+/* The grouping codes are R's factor codes, 1-based, read in place (a
+ * 0-based copy would cost n integers per term): LEVEL() is the 0-based level
+ * of row t. */
+#define LEVEL(codes, t) ((codes)[t] - 1)
+
 static int cmp_int(const void *a, const void *b)
 {
     int x = *(const int *) a, y = *(const int *) b;
@@ -27,14 +32,14 @@ static int cmp_int(const void *a, const void *b)
 }
 
 /* Rows of the data sorted by level of a term (a counting sort). */
-static void order_by_level(R_xlen_t n, const int *code0, int nlev0, int *start, int *order)
+static void order_by_level(R_xlen_t n, const int *code, int nlev0, int *start, int *order)
 {
     memset(start, 0, (size_t) (nlev0 + 1) * sizeof(int));
-    for (R_xlen_t t = 0; t < n; t++) start[code0[t] + 1]++;
+    for (R_xlen_t t = 0; t < n; t++) start[code[t]]++;            /* code[t] - 1 + 1 */
     for (int g = 0; g < nlev0; g++) start[g + 1] += start[g];
     int *fill = (int *) R_alloc((size_t) nlev0, sizeof(int));
     memcpy(fill, start, (size_t) nlev0 * sizeof(int));
-    for (R_xlen_t t = 0; t < n; t++) order[fill[code0[t]]++] = (int) t;
+    for (R_xlen_t t = 0; t < n; t++) order[fill[code[t] - 1]++] = (int) t;
 }
 
 /* The pattern beside the levels of term `first`: for each of its levels, the
@@ -60,7 +65,7 @@ static R_xlen_t beside_pattern(int first, int nterms, const int *const *codes,
         for (int s = start[g]; s < start[g + 1]; s++) {
             R_xlen_t t = order[s];
             for (int j = first + 1; j < nterms; j++) {
-                int b = boff[j] + codes[j][t];
+                int b = boff[j] + LEVEL(codes[j], t);
                 if (mark[b] != g) { mark[b] = g; total += ncol[j]; ntiles++; }
             }
         }
@@ -76,10 +81,10 @@ static R_xlen_t beside_pattern(int first, int nterms, const int *const *codes,
         for (int s = start[g]; s < start[g + 1]; s++) {
             R_xlen_t t = order[s];
             for (int j = first + 1; j < nterms; j++) {
-                int b = boff[j] + codes[j][t];
+                int b = boff[j] + LEVEL(codes[j], t);
                 if (mark[b] != g) {
                     mark[b] = g;
-                    tiles[nt++] = roff[j] + codes[j][t] * ncol[j];
+                    tiles[nt++] = roff[j] + LEVEL(codes[j], t) * ncol[j];
                 }
             }
         }
@@ -101,7 +106,7 @@ static int is_nested(R_xlen_t n, const int *ci, int nlev_i, const int *cj, int *
 {
     for (int g = 0; g < nlev_i; g++) map[g] = -1;
     for (R_xlen_t t = 0; t < n; t++) {
-        int *m = map + ci[t];
+        int *m = map + LEVEL(ci, t);
         if (*m < 0) *m = cj[t];
         else if (*m != cj[t]) return 0;
     }
@@ -155,7 +160,7 @@ void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const d
         R_xlen_t t0 = order[start[g]];
         for (int s = 0; s < ns; s++) {
             const lmm_stage *st = pat->stage + s;
-            int h = s == 0 ? g : codes[s][t0];
+            int h = s == 0 ? g : LEVEL(codes[s], t0);
             hcur[s] = h;
             for (int i = st->Cp[h]; i < st->Cp[h + 1]; i++) pos[(size_t) s * q2 + st->Ci[i]] = i - st->Cp[h];
         }
@@ -186,7 +191,7 @@ void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const d
             /* rest terms with the first, with X, y, and with each other: a
              * later stage's tile and beside-values, or the dense tail */
             for (int j = 1; j < nterms; j++) {
-                int kj = ncol[j], row0 = roff[j] + codes[j][t] * kj;
+                int kj = ncol[j], row0 = roff[j] + LEVEL(codes[j], t) * kj;
                 const lmm_stage *st = j < ns ? pat->stage + j : NULL;
                 for (int cj = 0; cj < kj; cj++) {
                     double zj = wt * Z[j][t + cj * n];
@@ -202,14 +207,14 @@ void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const d
                         const int *pj = pos + (size_t) j * q2;
                         for (int cl = 0; cl < kj; cl++) tile[cl + cj * kj] += zj * Z[j][t + cl * n];
                         for (int l = j + 1; l < nterms; l++) {
-                            int col0 = roff[l] + codes[l][t] * ncol[l];
+                            int col0 = roff[l] + LEVEL(codes[l], t) * ncol[l];
                             for (int cl = 0; cl < ncol[l]; cl++)
                                 bes[pj[col0 + cl] + (size_t) cj * mh] += zj * Z[l][t + cl * n];
                         }
                     } else {
                         double *dcol = A22 + pat->doff + (size_t) (rj - dstart) * qd;
                         for (int l = ns; l < nterms; l++) {
-                            int col0 = roff[l] + codes[l][t] * ncol[l] - dstart;
+                            int col0 = roff[l] + LEVEL(codes[l], t) * ncol[l] - dstart;
                             for (int cl = 0; cl < ncol[l]; cl++)
                                 dcol[col0 + cl] += zj * Z[l][t + cl * n];
                         }
@@ -247,10 +252,7 @@ static void unpack_term(SEXP cj, SEXP zj, R_xlen_t n, int nlev, int j, const int
     const int *cc = INTEGER(cj);
     for (R_xlen_t t = 0; t < n; t++)
         if (cc[t] < 1 || cc[t] > nlev) error(_("grouping codes of term %d are out of range"), j + 1);
-    /* R's factor codes are 1-based; the core works 0-based */
-    int *c0 = (int *) R_alloc((size_t) n, sizeof(int));
-    for (R_xlen_t t = 0; t < n; t++) c0[t] = cc[t] - 1;
-    *codes = c0;
+    *codes = cc;
     *Z = REAL(zj);
 }
 

@@ -51,7 +51,8 @@ void lmm_unpack_xprod(SEXP s, struct lmm_xprod_s *xp);
 struct lmm_optctl_s;
 void lmm_unpack_control(SEXP control, struct lmm_optctl_s *ctl);
 /* crossprod.c: add the cross-products of the rows order[start[g] .. start[g+1])
- * (for each level g of the first term) into the blocks, in the pattern of pat */
+ * (for each level g of the first term) into the blocks, in the pattern of pat;
+ * codes: R's 1-based factor codes */
 void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
                     const double *xshift, const double *b0,
                     const int *const *codes, const double *const *Z,

@@ -290,8 +290,9 @@ test_that("a large fit holds one n-row copy of the data at most: X, shared by Z 
     Rprofmem(NULL)
     bytes <- as.numeric(sub(" :.*", "", grep("^[0-9]+ :", readLines(out), value = TRUE)))
     unlink(out)
-    ## X (n x 2 doubles) and the C code's two n-integer scratch arrays
-    expect_lte(sum(bytes), 8 * 2 * n + 2 * 4 * n + 1000)
+    ## X (n x 2 doubles) and the C code's one n-integer scratch array (the
+    ## rows in order of the first term; the grouping codes are read in place)
+    expect_lte(sum(bytes), 8 * 2 * n + 4 * n + 1000)
     expect_identical(fit$reterms[[1]]$Z, fit$X)
     ## and the numbers are those of an unshared, conventionally built fit
     need_lme4()
@@ -323,4 +324,25 @@ test_that("an optimization's memory does not grow with its number of evaluations
     ## deviance memory: a fixed number of allocations, not one per evaluation
     expect_lte(length(sizes), 6L)
     expect_lte(sum(sizes), 3 * 8 * 300^2)
+})
+
+test_that("intercept-only terms of a fit share one column of ones", {
+    skip_if_not(capabilities("profmem"))
+    set.seed(7)
+    n <- 100000L
+    ## nested (c in b in a): no dense block, whose allocations would pass
+    ## the threshold without being n-row copies
+    cc <- rep_len(1:3000, n); bb <- (cc - 1L) %% 700L + 1L; aa <- (bb - 1L) %% 50L + 1L
+    d <- data.frame(x = rnorm(n), a = factor(aa), b = factor(bb), c = factor(cc))
+    d$y <- d$x + rnorm(50)[d$a] + rnorm(700)[d$b] + rnorm(3000)[d$c] + rnorm(n)
+    out <- tempfile()
+    Rprofmem(out, threshold = 4 * n)
+    fit <- suppressMessages(lmmfit(y ~ x + (1 | a) + (1 | b) + (1 | c), d))
+    Rprofmem(NULL)
+    bytes <- as.numeric(sub(" :.*", "", grep("^[0-9]+ :", readLines(out), value = TRUE)))
+    unlink(out)
+    ## X (n x 2), one column of ones, the C code's two n-integer arrays (the
+    ## rows in order of the first term, then of each later stage in turn)
+    expect_lte(sum(bytes), 8 * 2 * n + 8 * n + 2 * 4 * n + 1000)
+    expect_identical(fit$reterms[[1]]$Z, fit$reterms[[3]]$Z)
 })
