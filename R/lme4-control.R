@@ -120,7 +120,7 @@ lme4_control <- function(control) {
     dconv <- def$checkConv
     for (nm in names(conv)) {
         for (el in names(conv[[nm]])) {
-            if (nm %in% c("check.conv.grad", "check.conv.singular") && el == "tol") next
+            if (nm %in% c("check.conv.grad", "check.conv.singular") && el %in% c("tol", "action")) next
             if (!identical(conv[[nm]][[el]], dconv[[nm]][[el]]))
                 refuse(sprintf("%s = list(%s = %s)", nm, el, show(conv[[nm]][[el]])))
         }
@@ -130,12 +130,23 @@ lme4_control <- function(control) {
     stol <- conv$check.conv.singular$tol
     if (!tol_ok(gtol)) refuse(sprintf("check.conv.grad = list(tol = %s)", show(gtol)))
     if (!tol_ok(stol)) refuse(sprintf("check.conv.singular = list(tol = %s)", show(stol)))
-    list(control = lmmfit_control(check_grad_tol = gtol, singular_tol = stol), checks = checks)
+    ## lme4's actions for the two checks lmmfit makes
+    actions <- c("ignore", "message", "warning", "stop")
+    ga <- conv$check.conv.grad$action
+    sa <- conv$check.conv.singular$action
+    if (!(is.character(ga) && length(ga) == 1L && ga %in% actions))
+        refuse(sprintf("check.conv.grad = list(action = %s)", show(ga)))
+    if (!(is.character(sa) && length(sa) == 1L && sa %in% actions))
+        refuse(sprintf("check.conv.singular = list(action = %s)", show(sa)))
+    list(control = lmmfit_control(check_grad_tol = gtol, singular_tol = stol,
+                                  check_grad_action = ga, singular_action = sa),
+         checks = checks)
 }
 
 ## Signal `msg` as the check's action asks ("ignore": nothing).
 lme4_check_action <- function(action, msg) {
-    switch(action, warning = warning(msg, call. = FALSE), stop = stop(msg, call. = FALSE))
+    switch(action, message = message(msg), warning = warning(msg, call. = FALSE),
+           stop = stop(msg, call. = FALSE))
     invisible()
 }
 

@@ -41,7 +41,8 @@
 #'   \code{check.nobs.vs.nRE} with \code{"ignore"}, \code{"warning"} or
 #'   \code{"stop"}; \code{check.rankX}; \code{check.scaleX} with
 #'   \code{"ignore"}, \code{"warning"} or \code{"stop"}) are applied with
-#'   lme4's messages and actions, and the tolerances of
+#'   lme4's messages and actions, and the tolerances and actions
+#'   (\code{"ignore"}, \code{"message"}, \code{"warning"}, \code{"stop"}) of
 #'   \code{check.conv.grad} and \code{check.conv.singular} are used.  Other
 #'   settings (\code{optimizer}, \code{optCtrl}, \code{calc.derivs},
 #'   \code{restart_edge}, \code{boundary.tol}, \code{use.last.params}, the
@@ -153,8 +154,12 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
         na.action = attr(frame, "na.action"), wb = wbx$info,
         re_specs = parsed$terms)),
         class = "lmmfit")
-    if (isSingular(fit, control$singular_tol)) message("boundary (singular) fit: see help('isSingular')")
-    for (m in convergence_messages(fit)) warning(m, call. = FALSE)
+    ## (a control list made before the actions existed: lme4's defaults)
+    act <- function(a, default) if (is.null(a)) default else a
+    if (isSingular(fit, control$singular_tol))
+        lme4_check_action(act(control$singular_action, "message"),
+                          "boundary (singular) fit: see help('isSingular')")
+    for (m in convergence_messages(fit)) lme4_check_action(act(control$check_grad_action, "warning"), m)
     fit
 }
 
@@ -167,12 +172,21 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
 #' @param singular_tol a fit is reported singular when a diagonal element of a
 #'   relative covariance factor is below this value (as \code{lme4::isSingular}).
 #' @param check_grad_tol warn when the gradient at the optimum exceeds this.
+#' @param check_grad_action,singular_action what a failed convergence check or
+#'   a singular fit does, as lme4's \code{check.conv.grad} and
+#'   \code{check.conv.singular} actions: \code{"ignore"}, \code{"message"},
+#'   \code{"warning"} or \code{"stop"}.
 #' @return A list of settings.
 #' @export
 lmmfit_control <- function(maxit = 1000L, factr = 10, fdstep = 1e-6, singular_tol = 1e-4,
-                           check_grad_tol = 2e-3) {
+                           check_grad_tol = 2e-3, check_grad_action = "warning",
+                           singular_action = "message") {
+    actions <- c("ignore", "message", "warning", "stop")
+    check_grad_action <- match.arg(check_grad_action, actions)
+    singular_action <- match.arg(singular_action, actions)
     list(maxit = maxit, factr = factr, pgtol = 0, fdstep = fdstep,
-         singular_tol = singular_tol, check_grad_tol = check_grad_tol)
+         singular_tol = singular_tol, check_grad_tol = check_grad_tol,
+         check_grad_action = check_grad_action, singular_action = singular_action)
 }
 
 ## Drop aliased columns of X, as lm() does, with a message.  For a tall X the

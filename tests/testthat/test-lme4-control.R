@@ -136,8 +136,6 @@ test_that("lmerControl settings lmmfit cannot honour are refused by name, only w
         check.nobs.vs.rankZ = lme4::lmerControl(check.nobs.vs.rankZ = "warning"),
         check.formula.LHS = lme4::lmerControl(check.formula.LHS = "ignore"),
         check.scaleX = lme4::lmerControl(check.scaleX = "message+rescale"),
-        check.conv.grad = lme4::lmerControl(check.conv.grad = "stop"),
-        check.conv.singular = lme4::lmerControl(check.conv.singular = "ignore"),
         check.conv.hess = lme4::lmerControl(check.conv.hess = "ignore"))
     for (nm in names(refused))
         expect_error(lmmfit(f, sleepstudy, control = refused[[nm]]),
@@ -147,6 +145,45 @@ test_that("lmerControl settings lmmfit cannot honour are refused by name, only w
         optimizer = "nloptwrap", calc.derivs = TRUE, check.nobs.vs.rankZ = "ignore",
         check.formula.LHS = "stop", check.conv.grad = "warning")), "lmmfit")
     expect_error(lmmfit(f, sleepstudy, control = lme4::glmerControl()), "glmerControl")
+})
+
+test_that("lme4's check.conv.singular and check.conv.grad actions are honoured as lme4 does", {
+    need_lme4()
+    ## seed 002's design: the group variance is exactly zero (a singular fit)
+    set.seed(2)
+    d <- data.frame(g = factor(rep(1:10, each = 5)), x = rnorm(50))
+    d$y <- 1 + d$x + rnorm(50)
+    f <- y ~ x + (1 | g)
+    expect_true(lme4::isSingular(suppressMessages(lme4::lmer(f, d))))
+    msg <- "boundary \\(singular\\) fit"
+    for (a in c("message", "warning", "stop", "ignore")) {
+        ctl <- lme4::lmerControl(check.conv.singular = a)
+        ours <- tryCatch(withCallingHandlers(lmmfit(f, d, control = ctl),
+                                             message = function(m) stop("message: ", conditionMessage(m)),
+                                             warning = function(w) stop("warning: ", conditionMessage(w))),
+                         error = function(e) conditionMessage(e))
+        theirs <- tryCatch(withCallingHandlers(lme4::lmer(f, d, control = ctl),
+                                               message = function(m) stop("message: ", conditionMessage(m)),
+                                               warning = function(w) stop("warning: ", conditionMessage(w))),
+                           error = function(e) conditionMessage(e))
+        if (a == "ignore") {
+            expect_s3_class(ours, "lmmfit")
+            expect_s4_class(theirs, "lmerMod")
+        } else {
+            expect_match(ours, paste0(if (a != "stop") paste0(a, ": "), msg), info = a)
+            expect_match(theirs, paste0(if (a != "stop") paste0(a, ": "), msg), info = a)
+        }
+    }
+    ## a failed gradient check (a tolerance no fit meets) with each action
+    fit_i <- lmmfit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy,
+                    control = lme4::lmerControl(check.conv.grad = lme4::.makeCC("ignore", tol = 0)))
+    expect_s3_class(fit_i, "lmmfit")
+    expect_error(lmmfit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy,
+                        control = lme4::lmerControl(check.conv.grad = lme4::.makeCC("stop", tol = 0))),
+                 "converge")
+    expect_error(lmmfit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy,
+                        control = lme4::lmerControl(check.conv.grad = lme4::.makeCC("bogus", tol = 2e-3))),
+                 "check.conv.grad = list\\(action")
 })
 
 ## One grouping-factor check: lmmfit with lmerControl(check = action) does
