@@ -87,3 +87,23 @@ test_that("combining the statistics of different models is refused", {
     expect_error(combine_stats(a, b), "different models")
     expect_error(combine_stats(a, list()), "lmm_stats object")
 })
+
+test_that("a partially crossed design (a sparse tail) combines and fits from its statistics", {
+    ## pupils seen twice, a fifth of them in a second school: the schools'
+    ## block is factored in a minimum-degree order over its fill (src/tail.c)
+    set.seed(12)
+    np <- 600L; ns <- 120L
+    home <- sample.int(ns, np, replace = TRUE)
+    move <- ifelse(runif(np) < 0.2, sample.int(ns, np, replace = TRUE), home)
+    d <- data.frame(pupil = factor(sprintf("%03d", rep(seq_len(np), each = 2L))),
+                    school = factor(sprintf("%03d", c(rbind(home, move)))), x = rnorm(2L * np))
+    d$y <- d$x + rnorm(np)[d$pupil] + rnorm(ns)[d$school] + rnorm(2L * np)
+    f <- y ~ x + (1 | pupil) + (1 | school)
+    fit <- lmmfit(f, d)
+    sol <- .Call(lmmfit:::C_lmm_solution, fit$xprod, as.double(fit$theta), TRUE)
+    expect_false(is.null(sol$tail_order))
+    half <- as.integer(d$pupil) %% 2L == 0L
+    ab <- combine_stats(lmm_stats(lmmfit(f, d[half, ])), lmm_stats(lmmfit(f, d[!half, ])))
+    expect_same_stats(ab, lmm_stats(fit))
+    expect_equal(lmmfit_stats(ab)$deviance, deviance(fit), tolerance = 1e-7)
+})
