@@ -20,6 +20,7 @@
 #include <Rinternals.h>
 #include "model.h"
 #include "lmmfit.h"
+#include "kernels.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -274,8 +275,13 @@ size_t lmm_dense_chol_work(int n)
 
 int lmm_dense_chol(int n, double *A, int lda, double *work)
 {
+    return lmm_dense_chol_above(n, A, lda, work, SMALL_N);
+}
+
+int lmm_dense_chol_above(int n, double *A, int lda, double *work, int small_n)
+{
     int info = 0;
-    if (n < SMALL_N || dense_use_lapack) {
+    if (n < small_n || dense_use_lapack) {
         F77_CALL(dpotrf)("L", &n, A, &lda, &info FCONE);
         return info;
     }

@@ -16,6 +16,9 @@ int lmm_small_chol(int k, double *M, int semidefinite, double zero_tol);
  * lmm_dense_chol_work(n) doubles, so that an evaluation allocates nothing. */
 size_t lmm_dense_chol_work(int n);
 int lmm_dense_chol(int n, double *A, int lda, double *work);
+/* The same with the blocked kernel from order small_n (lmm_dense_chol: 160,
+ * where R's reference dpotrf and the kernel break even for a dense block). */
+int lmm_dense_chol_above(int n, double *A, int lda, double *work, int small_n);
 
 /* B := B L^{-T} (B m x n, m small; L the lower factor of order n), as
  * dtrsm("R", "L", "T", "N") with the same operations in the same order.

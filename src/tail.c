@@ -38,6 +38,10 @@
  * elimination fills in (crossed designs: InstEval, two random factors) is
  * dense: the ordering is not even tried, its cost would be wasted. */
 #define TAIL_EDGE_SHARE 0.05
+/* The full trailing block goes to the blocked kernel from this order (not
+ * lmm_dense_chol's 160): measured on 600 schools with 20% movers (a block of
+ * 134), the kernel made an evaluation 24% faster than reference dpotrf. */
+#define TAIL_FRONT_KERNEL_MIN 64
 
 struct lmm_tail_plan_s {
     int qd;
@@ -228,7 +232,8 @@ int lmm_tail_factor(const lmm_tail_plan *pl, double *P, double *work)
         }
     }
     if (from < qd) {
-        int info = lmm_dense_chol(qd - from, P + from + (size_t) from * qd, qd, work);
+        int info = lmm_dense_chol_above(qd - from, P + from + (size_t) from * qd, qd, work,
+                                        TAIL_FRONT_KERNEL_MIN);
         if (info != 0) return from + info;
     }
     return 0;
