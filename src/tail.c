@@ -35,9 +35,10 @@
  * per flop than the blocked dense kernel. */
 #define TAIL_SPARSE_GAIN 0.2
 /* A tail graph with more than this share of all pairs linked before any
- * elimination fills in (crossed designs: InstEval, two random factors) is
- * dense: the ordering is not even tried, its cost would be wasted. */
-#define TAIL_EDGE_SHARE 0.05
+ * elimination fills in (crossed designs: InstEval, two random factors of
+ * 2,000 levels with 10 rows each, 4.5%) is dense: the ordering is not even
+ * tried, its cost would be wasted (pupils changing school: 0.7-2.7%). */
+#define TAIL_EDGE_SHARE 0.03
 /* The full trailing block goes to the blocked kernel from this order (not
  * lmm_dense_chol's 160): measured on 600 schools with 20% movers (a block of
  * 134), the kernel made an evaluation 24% faster than reference dpotrf. */
@@ -121,7 +122,7 @@ static double min_degree(int qd, unsigned char *adj, int *deg, int *perm, int *n
                 if (link(adj, qd, alive_list[a], alive_list[b])) { deg[alive_list[a]]++; deg[alive_list[b]]++; }
         }
         dead[v] = 1;
-        if (step % 256 == 255) R_CheckUserInterrupt();
+        if (step % 16 == 15) R_CheckUserInterrupt();
     }
     nbrp[qd] = used;
     return flops;
@@ -156,7 +157,7 @@ const lmm_tail_plan *lmm_tail_plan_build(const lmm_xprod *xp)
     int *work = (int *) R_alloc((size_t) qd, sizeof(int));
     double dense = (double) qd * qd * qd / 3.0;
     double flops = min_degree(qd, adj, deg, pl->perm, pl->colp, pl->rowi, cap, work,
-                              TAIL_SPARSE_GAIN * 3.0 * dense);
+                              TAIL_SPARSE_GAIN * dense);
     if (flops < 0) return NULL;
     for (int a = 0; a < qd; a++) pl->pinv[pl->perm[a]] = a;
     /* the trailing full block: from the first column after which every

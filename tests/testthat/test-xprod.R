@@ -142,7 +142,7 @@ test_that("rest_dense() and rest_diag() read the staged layout", {
 ## Pupils seen in waves, some of whom change school: the schools are crossed
 ## with the pupils only partly, and their block, factored in a
 ## minimum-degree order over its pattern (src/tail.c), is sparse.
-partial_data <- function(seed, npupil = 1500L, nschool = 150L, move = 0.2) {
+partial_data <- function(seed, npupil = 1500L, nschool = 150L, move = 0.15) {
     set.seed(seed)
     home <- sample.int(nschool, npupil, replace = TRUE)
     other <- sample.int(nschool, npupil, replace = TRUE)
