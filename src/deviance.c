@@ -398,10 +398,11 @@ static void subtract_outer(int px, int q, const double *X, double *LXX)
     }
 }
 
-/* The factor of the tail (scaled and updated in L22) and the tail's
- * X-and-y columns solved with it: in the plan's order over its pattern, or
- * dense.  Sets fa->Ltail and fa->tailperm; 0, or nonzero when the tail is not
- * positive definite. */
+/* The factor of the tail and the tail's X-and-y columns solved with it: in
+ * the plan's order over its pattern (the tail scaled and updated in
+ * fa->tailbuf), or dense (in L22); fa->Ltail and fa->tailperm, set with the
+ * factor's storage, say which.  0, or nonzero when the tail is not positive
+ * definite. */
 static int factor_tail(const lmm_xprod *xp, lmm_factor *fa)
 {
     int px = xp->px, qd = xp->qd;
