@@ -262,12 +262,12 @@ identity_centring <- function(p) list(xshift = numeric(p), T = diag(p), Tinv = d
 ## The fit core, from the statistics alone (stats_from_data()'s list; terms:
 ## the random-effects terms, for their names and columns).
 fit_from_stats <- function(st, terms, REML, control, theta0 = NULL) {
-    xp <- st$xprod
+    xp <- with_tail_plan(st$xprod)
     cond <- st$centring
     zc <- st$slope_centring
     if (is.null(theta0)) theta0 <- better_start(xp, terms, REML)
     ## slopes far from their origin are optimised on the centred columns
-    xo <- if (is.null(zc)) xp else st$centred_xprod
+    xo <- if (is.null(zc)) xp else with_tail_plan(st$centred_xprod)
     opt <- .Call(C_lmm_optimize, xo, theta_centred(theta0, zc, TRUE), REML, control)
     sol <- .Call(C_lmm_solution, xo, opt$theta, REML)
     if (!is.null(zc)) {

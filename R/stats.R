@@ -27,7 +27,10 @@ LMM_STATS_VERSION <- 1L
 #'     \code{A22i} (the rows beside each level of those later stages) and
 #'     \code{A22} (their tiles, their beside-values, then the remaining terms
 #'     as one dense block); \code{AX1}, \code{AX2} (\code{[X y]'Z}, one
-#'     column per random effect) and \code{AXX} (\code{[X y]'[X y]}).}
+#'     column per random effect) and \code{AXX} (\code{[X y]'[X y]}).
+#'     The list may carry an attribute \code{tail_plan}: a cache of the
+#'     remaining terms' sparse symbolic analysis, checked before it is used
+#'     and found afresh when absent.}
 #'   \item{\code{terms}}{per random-effects term: \code{group} (the grouping
 #'     factor's name), \code{columns} (its model matrix's column names) and
 #'     \code{levels} (the level names, in the order of the blocks).}

@@ -14,6 +14,17 @@ max_stages <- function() {
     as.integer(min(s, .Machine$integer.max))
 }
 
+## The cross-products with their sparse tail's plan kept as attribute
+## "tail_plan" (src/tail_plan.c: an order of the tail's levels and the
+## factor's pattern), so that the symbolic analysis is done once per fit,
+## not once per .Call (optimizer, solution, condVar, bootstrap, profiles).
+## A cache only: the C code checks a kept plan against the cross-products and
+## finds one afresh when it is absent or does not fit.
+with_tail_plan <- function(xp) {
+    attr(xp, "tail_plan") <- .Call(C_lmm_tail_plan, xp)
+    xp
+}
+
 ## Where each later stage's pieces sit: per stage j (2..nstage, 1-based term
 ## index) its rest offset, pointers, rows and value offsets; then the tail.
 xprod_layout <- function(xp) {

@@ -257,10 +257,13 @@ static void ar1_setup(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, ar1_mode
         if (!(m->npairs[d] >= 0 && m->npairs[d] <= m->xp.nobs)) error(_("corrupt AR(1) pieces: 'npairs'"));
     }
     m->ntheta = lmm_ntheta(&m->xp);
-    m->buf = (double *) R_alloc((size_t) (m->lay.off[6] > 0 ? m->lay.off[6] : 1), sizeof(double));
-    point_into(&m->xp, &m->lay, m->buf);
+    /* the factor's symbolic part (a sparse tail's plan) from the values
+     * given, before the numeric members point into the (unset) buffer:
+     * whitening keeps the pattern */
     m->fa = (lmm_factor *) R_alloc(1, sizeof(lmm_factor));
     lmm_factor_alloc(&m->xp, m->fa);
+    m->buf = (double *) R_alloc((size_t) (m->lay.off[6] > 0 ? m->lay.off[6] : 1), sizeof(double));
+    point_into(&m->xp, &m->lay, m->buf);
 }
 
 static double check_phi(SEXP sphi)

@@ -121,8 +121,13 @@ static void rest_selected_inverse(const lmm_xprod *xp, const lmm_factor *fa, dou
          * factorisation used one, then put back in the natural order */
         const int *perm = fa->tailperm;
         double *SD = Sg + xp->doff;
-        double *P = perm ? (double *) R_alloc((size_t) qd * qd, sizeof(double)) : SD;
-        memcpy(P, fa->Ltail, (size_t) qd * qd * sizeof(double));
+        double *P = SD;
+        if (perm) {
+            P = (double *) R_alloc((size_t) qd * qd, sizeof(double));
+            lmm_tail_expand(fa->tail, fa->tailbuf, P);
+        } else {
+            memcpy(P, fa->Ltail, (size_t) qd * qd * sizeof(double));
+        }
         int info;
         F77_CALL(dpotri)("L", &qd, P, &qd, &info FCONE);
         lmm_lapack_check(info, "dpotri", _("conditional variances"));

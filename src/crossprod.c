@@ -537,6 +537,9 @@ void lmm_unpack_xprod(SEXP s, lmm_xprod *xp)
     xp->AX1 = REAL(VECTOR_ELT(s, 10));
     xp->AX2 = REAL(VECTOR_ELT(s, 11));
     xp->AXX = REAL(VECTOR_ELT(s, 12));
+    SEXP plan = getAttrib(s, install("tail_plan"));
+    xp->tailplan = isInteger(plan) ? INTEGER(plan) : NULL;
+    xp->tailplan_len = isInteger(plan) ? XLENGTH(plan) : 0;
 }
 
 /* The triangular factor R of X = QR (so R'R = X'X), by Householder QR of

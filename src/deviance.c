@@ -90,13 +90,16 @@ void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
     if (qd * xp->px > nw) nw = qd * xp->px;
     build_slots(xp, fa);
     fa->tailbuf = NULL;
+    fa->tailiw = NULL;
     fa->Ltail = fa->L22 + xp->doff;
     fa->tailperm = NULL;
     if (fa->tail) {
-        /* zero once: the evaluations write the pattern only */
-        fa->tailbuf = (double *) R_alloc(qd * qd, sizeof(double));
-        memset(fa->tailbuf, 0, qd * qd * sizeof(double));
-        fa->Ltail = fa->tailbuf;
+        /* zero once: the full block's upper triangle is never written */
+        size_t nv = (size_t) lmm_tail_nvalues(fa->tail);
+        fa->tailbuf = (double *) R_alloc(nv, sizeof(double));
+        memset(fa->tailbuf, 0, nv * sizeof(double));
+        fa->tailiw = (int *) R_alloc(3 * qd, sizeof(int));
+        fa->Ltail = NULL;
         fa->tailperm = lmm_tail_perm(fa->tail);
     }
     fa->work = (double *) R_alloc(nw, sizeof(double));
@@ -275,13 +278,12 @@ static void update_after(const lmm_xprod *xp, lmm_factor *fa, int m, int k, cons
     if (fa->tail) {
         /* the tail in the plan's order: the pairs are in its pattern */
         const int *pinv = lmm_tail_pinv(fa->tail);
-        double *P = fa->tailbuf;
         for (int b = e; b < m; b++) {
             int pb = pinv[rows[b] - dstart];
             for (int a = b; a < m; a++) {
                 int pa = pinv[rows[a] - dstart];
-                size_t at = pa >= pb ? pa + (size_t) pb * qd : pb + (size_t) pa * qd;
-                P[at] -= row_dot(B, m, k, a, b);
+                *lmm_tail_entry(fa->tail, fa->tailbuf, pa > pb ? pa : pb, pa > pb ? pb : pa) -=
+                    row_dot(B, m, k, a, b);
             }
         }
         e = m;
@@ -409,7 +411,7 @@ static int factor_tail(const lmm_xprod *xp, lmm_factor *fa)
     double *S = fa->L22 + xp->doff, *X = fa->LX2 + (size_t) xp->dstart * px;
     if (fa->tail) {
         const int *perm = fa->tailperm;
-        if (lmm_tail_factor(fa->tail, fa->tailbuf, fa->work) != 0) return 1;
+        if (lmm_tail_factor(fa->tail, fa->tailbuf, fa->work, fa->tailiw) != 0) return 1;
         /* the X-and-y columns into the plan's order, solved, and back */
         double *Xp = fa->work;
         for (int a = 0; a < qd; a++)
@@ -526,7 +528,8 @@ int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa)
     ldL2 += 2.0 * log(diagprod);
     /* The tail: sparse in its plan's order when it has one, else dense. */
     if (qd > 0 && factor_tail(xp, fa) != 0) return 2;
-    for (int r = 0; r < qd; r++) ldL2 += 2.0 * log(fa->Ltail[r + (size_t) r * qd]);
+    if (fa->tail) ldL2 += lmm_tail_logdet(fa->tail, fa->tailbuf);
+    else for (int r = 0; r < qd; r++) ldL2 += 2.0 * log(fa->Ltail[r + (size_t) r * qd]);
 
     /* The fixed effects and the response: the Schur complement. */
     double one = 1.0, mone = -1.0;
@@ -637,10 +640,13 @@ void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, dou
         int one = 1;
         double *ut = u2 + xp->dstart, *up = fa->work;
         const int *perm = fa->tailperm;
-        if (perm) for (int a = 0; a < qd; a++) up[a] = ut[perm[a]];
-        F77_CALL(dtrsv)("L", "T", "N", &qd, fa->Ltail, &qd, perm ? up : ut, &one
-                        FCONE FCONE FCONE);
-        if (perm) for (int a = 0; a < qd; a++) ut[perm[a]] = up[a];
+        if (perm) {
+            for (int a = 0; a < qd; a++) up[a] = ut[perm[a]];
+            lmm_tail_solve_lt(fa->tail, fa->tailbuf, up);
+            for (int a = 0; a < qd; a++) ut[perm[a]] = up[a];
+        } else {
+            F77_CALL(dtrsv)("L", "T", "N", &qd, fa->Ltail, &qd, ut, &one FCONE FCONE FCONE);
+        }
     }
     for (int s = xp->nstage - 1; s >= 1; s--) {
         const lmm_stage *st = xp->stage + s;

@@ -19,6 +19,8 @@ SEXP lmm_optimize_R(SEXP xprod, SEXP theta, SEXP reml, SEXP control);
 SEXP lmm_theta_transform(SEXP theta, SEXP ncol, SEXP R, SEXP to_space);
 SEXP lmm_solution(SEXP xprod, SEXP theta, SEXP reml);
 SEXP lmm_condvar(SEXP xprod, SEXP theta);
+/* tail_plan.c */
+SEXP lmm_tail_plan_R(SEXP xprod);
 /* residual AR(1) correlation (ar1.c) */
 SEXP lmm_ar1_pieces(SEXP X, SEXP y, SEXP codes, SEXP Z, SEXP xprod, SEXP prev, SEXP gap);
 SEXP lmm_ar1_xprod(SEXP xprod, SEXP pieces, SEXP gaps, SEXP npairs, SEXP phi);

@@ -60,6 +60,9 @@ typedef struct lmm_xprod_s {
     /* derived at set-up: for each rest row, its term and its position in the tile */
     const int *rterm;
     const int *rpos;
+    /* a sparse tail's plan kept with the cross-products (tail_plan.c), or NULL */
+    const int *tailplan;
+    R_xlen_t tailplan_len;
 } lmm_xprod;
 
 /* The plan of a sparse tail (tail.c), found once per fit. */
@@ -84,27 +87,39 @@ typedef struct {
     int *slot;
     R_xlen_t *slotoff, *slotstart;
     /* The tail: with a plan (else NULL) it is scaled, updated and factored
-     * in the plan's order in tailbuf (tailperm: position -> natural
-     * coordinate); else dense in L22 (tailperm NULL).  Ltail: its factor. */
+     * in the plan's order and compact storage in tailbuf (tailperm: position
+     * -> natural coordinate; tailiw: the factorisation's integer scratch);
+     * else dense in L22, where Ltail points (tailperm NULL). */
     const lmm_tail_plan *tail;
     double *tailbuf;
+    int *tailiw;
     const double *Ltail;
     const int *tailperm;
     double ldL2, ldRX2, pwrss;
 } lmm_factor;
 
 /* tail.c: the plan (NULL when the tail is better factored dense), its
- * order (position -> natural coordinate) and inverse, the scaled tail
- * P = D A D + I over the pattern (dl: lambda per natural coordinate; A the
- * natural tail block), the factorisation of P in place (0, or the failing
- * column as dpotrf), and X := X L^{-T} for the px x qd matrix X with columns
- * in the plan's order. */
+ * order (position -> natural coordinate) and inverse, and the factor in its
+ * compact storage P (lmm_tail_nvalues doubles; entries addressed in the
+ * plan's order, a >= b, NULL outside the pattern):
+ * - scale: P = D A D + I over the pattern (dl: lambda per natural
+ *   coordinate; A the natural tail block);
+ * - factor: P's Cholesky factor in place (0, or the failing column as
+ *   dpotrf); work: max(qd, lmm_dense_chol_work(qd)) doubles, iwork 3 qd ints;
+ * - solve_right_lt: X := X L^{-T} for the px x qd matrix X with columns in
+ *   the plan's order; solve_lt: x := L^{-T} x;
+ * - expand: L as a dense qd x qd lower triangle (zero above). */
 const lmm_tail_plan *lmm_tail_plan_build(const lmm_xprod *xp);
 const int *lmm_tail_perm(const lmm_tail_plan *pl);
 const int *lmm_tail_pinv(const lmm_tail_plan *pl);
+R_xlen_t lmm_tail_nvalues(const lmm_tail_plan *pl);
+double *lmm_tail_entry(const lmm_tail_plan *pl, double *P, int a, int b);
 void lmm_tail_scale(const lmm_tail_plan *pl, const double *A, const double *dl, double *P);
-int lmm_tail_factor(const lmm_tail_plan *pl, double *P, double *work);
-void lmm_tail_solve_right_lt(const lmm_tail_plan *pl, int px, const double *L, double *X);
+int lmm_tail_factor(const lmm_tail_plan *pl, double *P, double *work, int *iwork);
+double lmm_tail_logdet(const lmm_tail_plan *pl, double *P);
+void lmm_tail_solve_right_lt(const lmm_tail_plan *pl, int px, double *P, double *X);
+void lmm_tail_solve_lt(const lmm_tail_plan *pl, double *P, double *x);
+void lmm_tail_expand(const lmm_tail_plan *pl, double *P, double *D);
 
 /* theta: lower triangles, column by column, term by term. */
 int lmm_ntheta(const lmm_xprod *xp);

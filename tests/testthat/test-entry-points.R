@@ -43,6 +43,7 @@ entry_args <- local({
         lmm_theta_transform = list(theta, c(2L, 1L), list(matrix(c(1, 0, 2, 1), 2), NULL), TRUE),
         lmm_solution = list(fit$xprod, theta, TRUE),
         lmm_condvar = list(fit$xprod, theta),
+        lmm_tail_plan = list(fit$xprod),
         lmm_ar1_pieces = list(X, y, codes1, Z1, fit1$xprod, prev, gap),
         lmm_ar1_xprod = list(fit1$xprod, pcs$pieces, pcs$gaps, pcs$npairs, 0.3),
         lmm_ar1_optimize = list(fit1$xprod, pcs$pieces, pcs$gaps, pcs$npairs,
@@ -156,7 +157,8 @@ test_that("a corrupt cross-product list is an R error wherever it is passed", {
         "A21i integer values as double" = mk(A21i = as.double(xp$A21i)),
         "A11 integer" = mk(A11 = as.integer(xp$A11))))
     for (entry in c("lmm_deviance", "lmm_solution", "lmm_condvar", "lmm_optimize", "lmm_vcov_dev",
-                    "lmm_ddf_derivs", "lmm_sdcor_deviance", "lmm_profile_vc", "lmm_profile_beta")) {
+                    "lmm_ddf_derivs", "lmm_sdcor_deviance", "lmm_profile_vc", "lmm_profile_beta",
+                    "lmm_tail_plan")) {
         wrong <- character(0)
         for (nm in names(corrupt)) {
             a <- entry_args[[entry]]

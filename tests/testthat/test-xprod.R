@@ -171,3 +171,95 @@ test_that("a partially crossed design (sparse tail) matches lme4", {
     b <- parboot(fit, nsim = 5, seed = 3)
     expect_true(all(is.finite(b$t)))
 })
+
+## The tail's pairs linked before any elimination (natural coordinates,
+## 0-based, a > b): the block's nonzeros and the schools each pupil shares.
+tail_graph_pairs <- function(xp) {
+    qd <- xp$nlev[2]
+    D <- matrix(xp$A22, qd, qd)
+    nz <- which(D != 0 & lower.tri(D), arr.ind = TRUE) - 1L
+    cl <- lapply(seq_len(xp$nlev[1]), function(g) {
+        r <- xp$A21i[(xp$A21p[g] + 1L):xp$A21p[g + 1L]]
+        if (length(r) < 2L) return(NULL)
+        pr <- t(combn(sort(r), 2L))
+        cbind(pr[, 2L], pr[, 1L])
+    })
+    p <- unique(rbind(nz, do.call(rbind, cl)))
+    paste(p[, 1L], p[, 2L])
+}
+
+## The kept plan as a list (see lmm_tail_plan_R) and back.
+plan_parts <- function(v) {
+    qd <- v[1L]
+    colp <- v[1L + qd + seq_len(qd + 1L)]
+    list(qd = qd, perm = v[1L + seq_len(qd)], colp = colp, rowi = v[-seq_len(2L * qd + 2L)])
+}
+plan_vector <- function(pl) c(pl$qd, pl$perm, pl$colp, pl$rowi)
+plan_drop <- function(pl, k) {          # drop entry k (1-based into rowi)
+    col <- findInterval(k - 1L, pl$colp, rightmost.closed = FALSE)
+    pl$rowi <- pl$rowi[-k]
+    pl$colp[(col + 1L):length(pl$colp)] <- pl$colp[(col + 1L):length(pl$colp)] - 1L
+    pl
+}
+
+test_that("the sparse tail's plan is kept with the fit and checked before it is reused", {
+    d <- partial_data(8)
+    fit <- suppressMessages(lmmfit(y ~ x + (1 | pupil) + (1 | school), d))
+    xp <- fit$xprod
+    v <- attr(xp, "tail_plan")
+    expect_true(is.integer(v))
+    pl <- plan_parts(v)
+    expect_equal(pl$qd, nlevels(d$school))
+    expect_setequal(pl$perm, seq_len(pl$qd) - 1L)
+    th <- cbind(as.double(fit$theta), c(0.5, 1.5))
+    dev_of <- function(plan) {
+        x <- xp
+        attr(x, "tail_plan") <- plan
+        .Call(lmmfit:::C_lmm_deviance, x, th, TRUE)
+    }
+    fresh <- dev_of(NULL)
+    expect_identical(dev_of(v), fresh)          # the kept plan is the one found afresh
+    expect_equal(fresh[1L], fit$deviance_value, tolerance = 1e-10)
+    ## plans that do not fit are not used: the deviance is the fresh one
+    bad_perm <- pl; bad_perm$perm[1:2] <- bad_perm$perm[1L]
+    expect_identical(dev_of(plan_vector(bad_perm)), fresh)
+    expect_identical(dev_of(v[-length(v)]), fresh)
+    expect_identical(dev_of(as.double(v)), fresh)
+    unsorted <- pl
+    long <- which(diff(pl$colp) >= 2L)[1L]
+    i <- pl$colp[long] + 1:2
+    unsorted$rowi[i] <- rev(unsorted$rowi[i])
+    expect_identical(dev_of(plan_vector(unsorted)), fresh)
+    ## dropping a pair the data link (not covered) or a pair only the
+    ## elimination fills in (not closed) must both be noticed
+    natural <- function(k) {
+        col <- findInterval(k - 1L, pl$colp, rightmost.closed = FALSE) - 1L
+        a <- pl$perm[pl$rowi[k] + 1L]; b <- pl$perm[col + 1L]
+        paste(pmax(a, b), pmin(a, b))
+    }
+    linked <- tail_graph_pairs(xp)
+    is_linked <- vapply(seq_along(pl$rowi), natural, "") %in% linked
+    expect_true(any(is_linked) && any(!is_linked))
+    expect_identical(dev_of(plan_vector(plan_drop(pl, which(is_linked)[1L]))), fresh)
+    fill <- which(!is_linked)
+    expect_identical(dev_of(plan_vector(plan_drop(pl, fill[1L]))), fresh)
+    expect_identical(dev_of(plan_vector(plan_drop(pl, fill[length(fill)]))), fresh)
+    ## a plan of another design is not this one's
+    other <- suppressMessages(lmmfit(y ~ x + (1 | pupil) + (1 | school), partial_data(9)))
+    expect_identical(dev_of(attr(other$xprod, "tail_plan")), fresh)
+})
+
+test_that("AR(1) residuals over a sparse tail: the optimizer's deviance is the fresh one", {
+    d <- partial_data(11)
+    ## the waves a pupil spends in one school (nested in both factors)
+    d$spell <- interaction(d$pupil, d$school, drop = TRUE)
+    f <- suppressMessages(lmmfit(y ~ x + (1 | pupil) + (1 | school), d,
+                                 correlation = ar1(~ wave | spell)))
+    expect_false(is.null(.Call(lmmfit:::C_lmm_solution, f$xprod, as.double(f$theta),
+                               TRUE)$tail_order))
+    expect_equal(f$optinfo$deviance, lmmfit:::ar1_deviance(f), tolerance = 1e-9)
+    f0 <- suppressMessages(lmmfit(y ~ x + (1 | pupil) + (1 | school), d))
+    expect_equal(lmmfit:::ar1_deviance(f, theta = f0$theta, phi = 0), f0$deviance_value,
+                 tolerance = 1e-10)
+    expect_lte(f$deviance_value, f0$deviance_value + 1e-8)
+})
