@@ -29,8 +29,9 @@ LMM_STATS_VERSION <- 1L
 #'     as one dense block); \code{AX1}, \code{AX2} (\code{[X y]'Z}, one
 #'     column per random effect) and \code{AXX} (\code{[X y]'[X y]}).
 #'     The list may carry an attribute \code{tail_plan}: a cache of the
-#'     remaining terms' sparse symbolic analysis, checked before it is used
-#'     and found afresh when absent.}
+#'     remaining terms' sparse symbolic analysis (or their order alone when
+#'     they are best factored dense), checked before it is used and found
+#'     afresh when absent.}
 #'   \item{\code{terms}}{per random-effects term: \code{group} (the grouping
 #'     factor's name), \code{columns} (its model matrix's column names) and
 #'     \code{levels} (the level names, in the order of the blocks).}

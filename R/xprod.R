@@ -21,6 +21,7 @@ max_stages <- function() {
 ## A cache only: the C code checks a kept plan against the cross-products and
 ## finds one afresh when it is absent or does not fit.
 with_tail_plan <- function(xp) {
+    if (xp$nstage >= length(xp$nlev)) return(xp)    # no tail: every term is a stage
     attr(xp, "tail_plan") <- .Call(C_lmm_tail_plan, xp)
     xp
 }

@@ -61,6 +61,44 @@ static void build_slots(const lmm_xprod *xp, lmm_factor *fa)
     }
 }
 
+/* For a sparse tail: per level of every stage, where each pair (b <= a) of
+ * its tail rows lands in the tail's compact storage, in update_after's
+ * order; level g of stage s has its run from tailslotstart[slotoff[s] + g].
+ * Found once per factor, so that an evaluation neither permutes nor
+ * searches. */
+static void build_tail_slots(const lmm_xprod *xp, lmm_factor *fa)
+{
+    R_xlen_t nlev_all = fa->slotoff[xp->nstage - 1] + xp->stage[xp->nstage - 1].nlev;
+    fa->tailslotstart = (R_xlen_t *) R_alloc((size_t) nlev_all + 1, sizeof(R_xlen_t));
+    const int *pinv = lmm_tail_pinv(fa->tail);
+    int dstart = xp->dstart;
+    for (int pass = 0; pass < 2; pass++) {
+        R_xlen_t total = 0;
+        for (int s = 0; s < xp->nstage; s++) {
+            const lmm_stage *st = xp->stage + s;
+            for (int g = 0; g < st->nlev; g++) {
+                const int *rows = st->Ci + st->Cp[g];
+                int m = st->Cp[g + 1] - st->Cp[g], e = 0;
+                if (pass == 0) fa->tailslotstart[fa->slotoff[s] + g] = total;
+                while (e < m && rows[e] < dstart) e++;
+                for (int b = e; b < m; b++) {
+                    int pb = pinv[rows[b] - dstart];
+                    for (int a = b; a < m; a++, total++) {
+                        if (pass == 0) continue;
+                        int pa = pinv[rows[a] - dstart];
+                        fa->tailslot[total] =
+                            lmm_tail_pos(fa->tail, pa > pb ? pa : pb, pa > pb ? pb : pa);
+                    }
+                }
+            }
+        }
+        if (pass == 0) {
+            fa->tailslotstart[nlev_all] = total;
+            fa->tailslot = (R_xlen_t *) R_alloc((size_t) (total > 0 ? total : 1), sizeof(R_xlen_t));
+        }
+    }
+}
+
 void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
 {
     int nterms = xp->nterms, k1 = xp->ncol[0], kmax = 1;
@@ -86,7 +124,9 @@ void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
      * panels and the X-and-y columns' solve */
     size_t qd = (size_t) xp->qd, nw = (size_t) kmax * kmax;
     if (qd > nw) nw = qd;
-    if (lmm_dense_chol_work(xp->qd) > nw) nw = lmm_dense_chol_work(xp->qd);
+    /* the dense kernel gets the whole tail, or a sparse tail's full block */
+    size_t nchol = lmm_dense_chol_work(fa->tail ? lmm_tail_full_order(fa->tail) : xp->qd);
+    if (nchol > nw) nw = nchol;
     if (qd * xp->px > nw) nw = qd * xp->px;
     build_slots(xp, fa);
     fa->tailbuf = NULL;
@@ -99,6 +139,7 @@ void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
         fa->tailbuf = (double *) R_alloc(nv, sizeof(double));
         memset(fa->tailbuf, 0, nv * sizeof(double));
         fa->tailiw = (int *) R_alloc(3 * qd, sizeof(int));
+        build_tail_slots(xp, fa);
         fa->Ltail = NULL;
         fa->tailperm = lmm_tail_perm(fa->tail);
     }
@@ -259,7 +300,8 @@ static inline double row_dot(const double *B, int m, int k, int a, int b)
  * B B' from the later stages' tiles and beside-values (at the symbolic
  * slots) and from the tail, and B C' from the X-and-y columns of the rows. */
 static void update_after(const lmm_xprod *xp, lmm_factor *fa, int m, int k, const int *rows,
-                         const double *B, const double *C, const int *slot)
+                         const double *B, const double *C, const int *slot,
+                         const R_xlen_t *tslot)
 {
     int px = xp->px, dstart = xp->dstart, qd = xp->qd, e = 0;
     while (e < m && rows[e] < dstart) {
@@ -276,16 +318,10 @@ static void update_after(const lmm_xprod *xp, lmm_factor *fa, int m, int k, cons
         e += kt;
     }
     if (fa->tail) {
-        /* the tail in the plan's order: the pairs are in its pattern */
-        const int *pinv = lmm_tail_pinv(fa->tail);
-        for (int b = e; b < m; b++) {
-            int pb = pinv[rows[b] - dstart];
-            for (int a = b; a < m; a++) {
-                int pa = pinv[rows[a] - dstart];
-                *lmm_tail_entry(fa->tail, fa->tailbuf, pa > pb ? pa : pb, pa > pb ? pb : pa) -=
-                    row_dot(B, m, k, a, b);
-            }
-        }
+        /* the tail in the plan's compact storage, at the pairs' slots */
+        double *P = fa->tailbuf;
+        for (int b = e; b < m; b++)
+            for (int a = b; a < m; a++) P[*tslot++] -= row_dot(B, m, k, a, b);
         e = m;
     }
     double *D = fa->L22 + xp->doff;
@@ -479,7 +515,9 @@ static int eliminate_first(const lmm_xprod *xp, lmm_factor *fa, double *diagprod
                 right_solve_lt(B, m, m, k1, L);
             }
         }
-        if (m > 0) update_after(xp, fa, m, k1, rows, B, C, fa->slot + fa->slotstart[g]);
+        if (m > 0)
+            update_after(xp, fa, m, k1, rows, B, C, fa->slot + fa->slotstart[g],
+                         fa->tail ? fa->tailslot + fa->tailslotstart[g] : NULL);
     }
     return 0;
 }
@@ -502,8 +540,9 @@ static int eliminate_later(const lmm_xprod *xp, lmm_factor *fa, double *diagprod
             right_solve_lt(C, px, px, k, L);
             if (m > 0) {
                 right_solve_lt(B, m, m, k, L);
-                update_after(xp, fa, m, k, st->Ci + st->Cp[h], B, C,
-                             fa->slot + fa->slotstart[fa->slotoff[s] + h]);
+                R_xlen_t lev = fa->slotoff[s] + h;
+                update_after(xp, fa, m, k, st->Ci + st->Cp[h], B, C, fa->slot + fa->slotstart[lev],
+                             fa->tail ? fa->tailslot + fa->tailslotstart[lev] : NULL);
             }
         }
     }

@@ -93,6 +93,8 @@ typedef struct {
     const lmm_tail_plan *tail;
     double *tailbuf;
     int *tailiw;
+    /* with a plan: where each stage level's tail pairs land in tailbuf */
+    R_xlen_t *tailslot, *tailslotstart;
     const double *Ltail;
     const int *tailperm;
     double ldL2, ldRX2, pwrss;
@@ -100,12 +102,14 @@ typedef struct {
 
 /* tail.c: the plan (NULL when the tail is better factored dense), its
  * order (position -> natural coordinate) and inverse, and the factor in its
- * compact storage P (lmm_tail_nvalues doubles; entries addressed in the
- * plan's order, a >= b, NULL outside the pattern):
+ * compact storage P (lmm_tail_nvalues doubles; entry (a, b), a >= b in the
+ * plan's order, at lmm_tail_pos, -1 outside the pattern; full order: that
+ * of the trailing full block):
  * - scale: P = D A D + I over the pattern (dl: lambda per natural
  *   coordinate; A the natural tail block);
  * - factor: P's Cholesky factor in place (0, or the failing column as
- *   dpotrf); work: max(qd, lmm_dense_chol_work(qd)) doubles, iwork 3 qd ints;
+ *   dpotrf); work: max(qd, lmm_dense_chol_work(full order)) doubles,
+ *   iwork 3 qd ints;
  * - solve_right_lt: X := X L^{-T} for the px x qd matrix X with columns in
  *   the plan's order; solve_lt: x := L^{-T} x;
  * - expand: L as a dense qd x qd lower triangle (zero above). */
@@ -113,7 +117,8 @@ const lmm_tail_plan *lmm_tail_plan_build(const lmm_xprod *xp);
 const int *lmm_tail_perm(const lmm_tail_plan *pl);
 const int *lmm_tail_pinv(const lmm_tail_plan *pl);
 R_xlen_t lmm_tail_nvalues(const lmm_tail_plan *pl);
-double *lmm_tail_entry(const lmm_tail_plan *pl, double *P, int a, int b);
+int lmm_tail_full_order(const lmm_tail_plan *pl);
+R_xlen_t lmm_tail_pos(const lmm_tail_plan *pl, int a, int b);
 void lmm_tail_scale(const lmm_tail_plan *pl, const double *A, const double *dl, double *P);
 int lmm_tail_factor(const lmm_tail_plan *pl, double *P, double *work, int *iwork);
 double lmm_tail_logdet(const lmm_tail_plan *pl, double *P);

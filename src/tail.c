@@ -22,6 +22,11 @@ R_xlen_t lmm_tail_nvalues(const lmm_tail_plan *pl)
     return pl->nsparse + (R_xlen_t) pl->nt * pl->nt;
 }
 
+int lmm_tail_full_order(const lmm_tail_plan *pl)
+{
+    return pl->nt;
+}
+
 /* Column j (< from) of the factor: its diagonal entry, then its rows. */
 static inline double *column(const lmm_tail_plan *pl, double *P, int j)
 {
@@ -32,12 +37,6 @@ static inline double *column(const lmm_tail_plan *pl, double *P, int j)
 static inline double *full(const lmm_tail_plan *pl, double *P, int a, int b)
 {
     return P + pl->nsparse + (a - pl->from) + (size_t) (b - pl->from) * pl->nt;
-}
-
-double *lmm_tail_entry(const lmm_tail_plan *pl, double *P, int a, int b)
-{
-    R_xlen_t at = lmm_tail_pos(pl, a, b);
-    return at < 0 ? NULL : P + at;
 }
 
 void lmm_tail_scale(const lmm_tail_plan *pl, const double *A, const double *dl, double *P)
@@ -154,7 +153,7 @@ int lmm_tail_factor(const lmm_tail_plan *pl, double *P, double *work, int *iwork
 double lmm_tail_logdet(const lmm_tail_plan *pl, double *P)
 {
     double ld = 0;
-    for (int j = 0; j < pl->qd; j++) ld += 2.0 * log(*lmm_tail_entry(pl, P, j, j));
+    for (int j = 0; j < pl->qd; j++) ld += 2.0 * log(P[lmm_tail_pos(pl, j, j)]);
     return ld;
 }
 

@@ -15,10 +15,4 @@ struct lmm_tail_plan_s {
     R_xlen_t nsparse;       /* values of the columns before the full block */
 };
 
-/* Offset of entry (a, b), a >= b in the plan's order, in the factor's
- * compact storage: column j < from holds its diagonal entry at colp[j] + j
- * and then its rows; the full block follows, dense, column major.  -1
- * outside the pattern. */
-R_xlen_t lmm_tail_pos(const struct lmm_tail_plan_s *pl, int a, int b);
-
 #endif

@@ -138,6 +138,8 @@ static void set_storage(lmm_tail_plan *pl)
     pl->nlow = nlow;
 }
 
+/* Column j < from holds its diagonal entry at colp[j] + j and then its
+ * rows; the full block follows, dense, column major. */
 R_xlen_t lmm_tail_pos(const lmm_tail_plan *pl, int a, int b)
 {
     if (b >= pl->from)
@@ -291,6 +293,9 @@ const lmm_tail_plan *lmm_tail_plan_build(const lmm_xprod *xp)
 {
     if (!plannable(xp)) return NULL;
     if (xp->tailplan) {
+        /* a kept decision for the dense path needs no check: it is exact
+         * for any pattern */
+        if (xp->tailplan_len == 1 && xp->tailplan[0] == xp->qd) return NULL;
         const lmm_tail_plan *pl = kept_plan(xp);
         if (pl) return pl;
     }
@@ -298,13 +303,16 @@ const lmm_tail_plan *lmm_tail_plan_build(const lmm_xprod *xp)
 }
 
 /* .Call entry: a fresh plan of the cross-products' tail, as one integer
- * vector (qd, perm, colp, rowi; 0-based), or NULL for a dense tail. */
+ * vector (qd, perm, colp, rowi; 0-based); qd alone when the tail was
+ * considered and is better factored dense (InstEval: the search is not
+ * repeated in every .Call); NULL when it cannot have a plan. */
 SEXP lmm_tail_plan_R(SEXP sxp)
 {
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
-    const lmm_tail_plan *pl = plannable(&xp) ? find_plan(&xp) : NULL;
-    if (!pl) return R_NilValue;
+    if (!plannable(&xp)) return R_NilValue;
+    const lmm_tail_plan *pl = find_plan(&xp);
+    if (!pl) return ScalarInteger(xp.qd);
     int qd = pl->qd;
     R_xlen_t nnz = pl->colp[qd];
     SEXP ans = PROTECT(allocVector(INTSXP, 2 * (R_xlen_t) qd + 2 + nnz));

@@ -167,6 +167,12 @@ test_that("a partially crossed design (sparse tail) matches lme4", {
     d$rater <- factor(sample.int(100L, nrow(d), replace = TRUE))
     cr <- suppressMessages(lmmfit(y ~ x + (1 | pupil) + (1 | rater), d))
     expect_null(.Call(lmmfit:::C_lmm_solution, cr$xprod, as.double(cr$theta), TRUE)$tail_order)
+    ## the dense decision is kept (the tail's order alone), and is exact
+    expect_identical(attr(cr$xprod, "tail_plan"), 100L)
+    plain <- cr$xprod
+    attr(plain, "tail_plan") <- NULL
+    expect_identical(.Call(lmmfit:::C_lmm_deviance, cr$xprod, as.double(cr$theta), TRUE),
+                     .Call(lmmfit:::C_lmm_deviance, plain, as.double(cr$theta), TRUE))
     ## the bootstrap's refits go through the same factor
     b <- parboot(fit, nsim = 5, seed = 3)
     expect_true(all(is.finite(b$t)))
