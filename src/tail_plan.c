@@ -47,17 +47,17 @@ static int link(unsigned char *adj, int qd, int a, int b)
     return 1;
 }
 
-/* The tail's graph: nonzeros of its block (lower triangle) and, for every
- * level of every stage, the clique of the tail rows beside it.  Returns the
- * number of edges. */
-static double tail_graph(const lmm_xprod *xp, unsigned char *adj, int *deg)
+/* Calls visit(a, b, ctx) for every pair of tail coordinates (a > b) linked
+ * before any elimination: the nonzeros of the tail's block, then the
+ * cliques of the tail rows beside each level of every stage (pairs may
+ * repeat).  Stops at the first visit that returns 0 and returns 0; else 1. */
+static int each_linked_pair(const lmm_xprod *xp, int (*visit)(int, int, void *), void *ctx)
 {
     int qd = xp->qd, dstart = xp->dstart;
     const double *D = xp->A22 + xp->doff;
-    memset(deg, 0, (size_t) qd * sizeof(int));
     for (int j = 0; j < qd; j++)
         for (int i = j + 1; i < qd; i++)
-            if (D[i + (size_t) j * qd] != 0.0 && link(adj, qd, i, j)) { deg[i]++; deg[j]++; }
+            if (D[i + (size_t) j * qd] != 0.0 && !visit(i, j, ctx)) return 0;
     for (int s = 0; s < xp->nstage; s++) {
         const lmm_stage *st = xp->stage + s;
         for (int g = 0; g < st->nlev; g++) {
@@ -66,11 +66,29 @@ static double tail_graph(const lmm_xprod *xp, unsigned char *adj, int *deg)
             while (e < m && rows[e] < dstart) e++;
             for (int b = e; b < m; b++)
                 for (int a = b + 1; a < m; a++)
-                    if (link(adj, qd, rows[a] - dstart, rows[b] - dstart)) {
-                        deg[rows[a] - dstart]++; deg[rows[b] - dstart]++;
-                    }
+                    if (!visit(rows[a] - dstart, rows[b] - dstart, ctx)) return 0;
         }
     }
+    return 1;
+}
+
+typedef struct { unsigned char *adj; int *deg, qd; } graph_ctx;
+
+static int add_edge(int a, int b, void *ctx)
+{
+    graph_ctx *g = (graph_ctx *) ctx;
+    if (link(g->adj, g->qd, a, b)) { g->deg[a]++; g->deg[b]++; }
+    return 1;
+}
+
+/* The tail's graph (adjacency bytes and degrees); returns its number of
+ * edges. */
+static double tail_graph(const lmm_xprod *xp, unsigned char *adj, int *deg)
+{
+    int qd = xp->qd;
+    memset(deg, 0, (size_t) qd * sizeof(int));
+    graph_ctx g = {adj, deg, qd};
+    each_linked_pair(xp, add_edge, &g);
     double edges = 0;
     for (int i = 0; i < qd; i++) edges += deg[i];
     return edges / 2;
@@ -221,33 +239,17 @@ static int closed(const lmm_tail_plan *pl)
 }
 
 /* Whether the pattern holds the pair of natural tail coordinates (a, b). */
-static int holds(const lmm_tail_plan *pl, int a, int b)
+static int holds(int a, int b, void *ctx)
 {
+    const lmm_tail_plan *pl = (const lmm_tail_plan *) ctx;
     int pa = pl->pinv[a], pb = pl->pinv[b];
     return lmm_tail_pos(pl, pa > pb ? pa : pb, pa > pb ? pb : pa) >= 0;
 }
 
-/* Whether the pattern covers the tail's nonzeros and the cliques its rows
- * form beside each level of a stage. */
+/* Whether the pattern covers every pair the data link. */
 static int covers(const lmm_tail_plan *pl, const lmm_xprod *xp)
 {
-    int qd = xp->qd, dstart = xp->dstart;
-    const double *D = xp->A22 + xp->doff;
-    for (int j = 0; j < qd; j++)
-        for (int i = j + 1; i < qd; i++)
-            if (D[i + (size_t) j * qd] != 0.0 && !holds(pl, i, j)) return 0;
-    for (int s = 0; s < xp->nstage; s++) {
-        const lmm_stage *st = xp->stage + s;
-        for (int g = 0; g < st->nlev; g++) {
-            const int *rows = st->Ci + st->Cp[g];
-            int m = st->Cp[g + 1] - st->Cp[g], e = 0;
-            while (e < m && rows[e] < dstart) e++;
-            for (int b = e; b < m; b++)
-                for (int a = b + 1; a < m; a++)
-                    if (!holds(pl, rows[a] - dstart, rows[b] - dstart)) return 0;
-        }
-    }
-    return 1;
+    return each_linked_pair(xp, holds, (void *) pl);
 }
 
 /* A kept plan (qd, perm, colp, rowi; see lmm_tail_plan_R), or NULL when it
