@@ -186,11 +186,10 @@ void lmm_tail_solve_right_lt(const lmm_tail_plan *pl, int px, double *P, double 
 
 void lmm_tail_solve_lt(const lmm_tail_plan *pl, double *P, double *x)
 {
-    int qd = pl->qd, from = pl->from, nt = pl->nt, one = 1;
+    int from = pl->from, nt = pl->nt, one = 1;
     if (nt > 0)
         F77_CALL(dtrsv)("L", "T", "N", &nt, full(pl, P, from, from), &nt, x + from, &one
                         FCONE FCONE FCONE);
-    (void) qd;
     for (int k = from - 1; k >= 0; k--) {
         const double *l = column(pl, P, k);
         const int *rows = pl->rowi + pl->colp[k];
