@@ -157,6 +157,7 @@ ar1_fit_core <- function(X, y, w, off, reterms, REML, control, correlation, fram
     xp <- .Call(C_lmm_crossprod, X, yo, NULL, codes, Zs, vapply(reterms, `[[`, 1L, "nlev"),
                 NULL, NULL, max_stages())
     xp$sumlogw <- if (is.null(w)) 0 else sum(log(w))
+    xp <- with_tail_plan(xp)     # whitening keeps the pattern: one plan for every phi
     pcs <- .Call(C_lmm_ar1_pieces, X, yo, codes, Zs, xp, st$prev, st$gap)
     st$pieces <- pcs
     st$xprod0 <- xp

@@ -87,14 +87,14 @@ static void build_tail_slots(const lmm_xprod *xp, lmm_factor *fa)
                         if (pass == 0) continue;
                         int pa = pinv[rows[a] - dstart];
                         fa->tailslot[total] =
-                            lmm_tail_pos(fa->tail, pa > pb ? pa : pb, pa > pb ? pb : pa);
+                            (int) lmm_tail_pos(fa->tail, pa > pb ? pa : pb, pa > pb ? pb : pa);
                     }
                 }
             }
         }
         if (pass == 0) {
             fa->tailslotstart[nlev_all] = total;
-            fa->tailslot = (R_xlen_t *) R_alloc((size_t) (total > 0 ? total : 1), sizeof(R_xlen_t));
+            fa->tailslot = (int *) R_alloc((size_t) (total > 0 ? total : 1), sizeof(int));
         }
     }
 }
@@ -301,7 +301,7 @@ static inline double row_dot(const double *B, int m, int k, int a, int b)
  * slots) and from the tail, and B C' from the X-and-y columns of the rows. */
 static void update_after(const lmm_xprod *xp, lmm_factor *fa, int m, int k, const int *rows,
                          const double *B, const double *C, const int *slot,
-                         const R_xlen_t *tslot)
+                         const int *tslot)
 {
     int px = xp->px, dstart = xp->dstart, qd = xp->qd, e = 0;
     while (e < m && rows[e] < dstart) {

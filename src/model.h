@@ -93,8 +93,10 @@ typedef struct {
     const lmm_tail_plan *tail;
     double *tailbuf;
     int *tailiw;
-    /* with a plan: where each stage level's tail pairs land in tailbuf */
-    R_xlen_t *tailslot, *tailslotstart;
+    /* with a plan: where each stage level's tail pairs land in tailbuf
+     * (ints: a plan's storage is below TAIL_SPARSE_MAX^2 values) */
+    int *tailslot;
+    R_xlen_t *tailslotstart;
     const double *Ltail;
     const int *tailperm;
     double ldL2, ldRX2, pwrss;

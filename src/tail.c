@@ -39,6 +39,13 @@ static inline double *full(const lmm_tail_plan *pl, double *P, int a, int b)
     return P + pl->nsparse + (a - pl->from) + (size_t) (b - pl->from) * pl->nt;
 }
 
+/* Entry (a, b) of the symmetric natural block A from its lower triangle,
+ * the one the dense path reads too. */
+static inline double lower(const double *A, int qd, int a, int b)
+{
+    return a >= b ? A[a + (size_t) b * qd] : A[b + (size_t) a * qd];
+}
+
 void lmm_tail_scale(const lmm_tail_plan *pl, const double *A, const double *dl, double *P)
 {
     int qd = pl->qd, from = pl->from;
@@ -54,14 +61,14 @@ void lmm_tail_scale(const lmm_tail_plan *pl, const double *A, const double *dl, 
             int m = pl->colp[j + 1] - pl->colp[j];
             for (int i = 0; i < m; i++) {
                 int ni = perm[rows[i]];
-                x[1 + i] = aj[ni] * dl[ni] * dj;
+                x[1 + i] = lower(A, qd, ni, nj) * dl[ni] * dj;
             }
         } else {
             double *t = full(pl, P, j, j);
             t[0] = aj[nj] * dj * dj + 1.0;
             for (int i = j + 1; i < qd; i++) {
                 int ni = perm[i];
-                t[i - j] = aj[ni] * dl[ni] * dj;
+                t[i - j] = lower(A, qd, ni, nj) * dl[ni] * dj;
             }
         }
     }

@@ -173,6 +173,18 @@ R_xlen_t lmm_tail_pos(const lmm_tail_plan *pl, int a, int b)
     return lo < m && r[lo] == a ? x + 1 + lo : -1;
 }
 
+/* Whether the plan's flops (the columns before the full block, then the
+ * block) are few enough for the sparse path to beat the dense kernel. */
+static int worth_it(const lmm_tail_plan *pl)
+{
+    double qd = pl->qd, tail = pl->nt, flops = tail * tail * tail / 3.0;
+    for (int j = 0; j < pl->from; j++) {
+        double m = pl->colp[j + 1] - pl->colp[j];
+        flops += m * m;
+    }
+    return flops <= TAIL_SPARSE_GAIN * qd * qd * qd / 3.0;
+}
+
 /* A fresh plan: NULL when the tail is better factored dense. */
 static const lmm_tail_plan *find_plan(const lmm_xprod *xp)
 {
@@ -204,12 +216,7 @@ static const lmm_tail_plan *find_plan(const lmm_xprod *xp)
     lmm_tail_plan *pl = (lmm_tail_plan *) R_alloc(1, sizeof(lmm_tail_plan));
     *pl = (lmm_tail_plan) {qd, perm, pinv, colp, rowi, 0, 0, NULL, 0};
     set_storage(pl);
-    double tail = pl->nt, flops = tail * tail * tail / 3.0;
-    for (int j = 0; j < pl->from; j++) {
-        double m = colp[j + 1] - colp[j];
-        flops += m * m;
-    }
-    return flops > TAIL_SPARSE_GAIN * dense ? NULL : pl;
+    return worth_it(pl) ? pl : NULL;
 }
 
 /* Whether the pattern is closed under elimination: the rows of each column
@@ -262,10 +269,8 @@ static const lmm_tail_plan *kept_plan(const lmm_xprod *xp)
     if (len < 2 * (R_xlen_t) qd + 2 || v[0] != qd) return NULL;
     const int *perm = v + 1, *colp = v + 1 + qd, *rowi = colp + qd + 1;
     if (colp[0] != 0) return NULL;
-    for (int j = 0; j < qd; j++) {
-        int m = colp[j + 1] - colp[j];
-        if (m < 0 || m > qd - 1 - j) return NULL;
-    }
+    for (int j = 0; j < qd; j++)     /* compared before subtracting: NA is INT_MIN */
+        if (colp[j + 1] < colp[j] || colp[j + 1] - colp[j] > qd - 1 - j) return NULL;
     if (len != 2 * (R_xlen_t) qd + 2 + colp[qd]) return NULL;
     int *pinv = (int *) R_alloc((size_t) qd, sizeof(int));
     for (int a = 0; a < qd; a++) pinv[a] = -1;
@@ -280,7 +285,9 @@ static const lmm_tail_plan *kept_plan(const lmm_xprod *xp)
     *pl = (lmm_tail_plan) {qd, perm, pinv, colp, rowi, 0, 0, NULL, 0};
     if (!closed(pl)) return NULL;
     set_storage(pl);
-    return covers(pl, xp) ? pl : NULL;
+    /* a valid plan that costs more than the dense path (one made by hand)
+     * is not kept either */
+    return covers(pl, xp) && worth_it(pl) ? pl : NULL;
 }
 
 /* Whether the tail may have a plan at all. */

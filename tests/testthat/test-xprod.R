@@ -231,6 +231,14 @@ test_that("the sparse tail's plan is kept with the fit and checked before it is 
     expect_identical(dev_of(plan_vector(bad_perm)), fresh)
     expect_identical(dev_of(v[-length(v)]), fresh)
     expect_identical(dev_of(as.double(v)), fresh)
+    na_colp <- pl; na_colp$colp[3L] <- NA_integer_
+    expect_identical(dev_of(plan_vector(na_colp)), fresh)
+    ## a valid plan that costs more than the dense path (the natural order
+    ## with every column full) is not used either: same value, found afresh
+    full_plan <- list(qd = pl$qd, perm = seq_len(pl$qd) - 1L,
+                      colp = c(0L, cumsum(rev(seq_len(pl$qd) - 1L))),
+                      rowi = unlist(lapply(seq_len(pl$qd) - 1L, function(j) seq.int(j + 1L, length.out = pl$qd - 1L - j))))
+    expect_identical(dev_of(plan_vector(full_plan)), fresh)
     unsorted <- pl
     long <- which(diff(pl$colp) >= 2L)[1L]
     i <- pl$colp[long] + 1:2
@@ -264,6 +272,7 @@ test_that("AR(1) residuals over a sparse tail: the optimizer's deviance is the f
     expect_false(is.null(.Call(lmmfit:::C_lmm_solution, f$xprod, as.double(f$theta),
                                TRUE)$tail_order))
     expect_equal(f$optinfo$deviance, lmmfit:::ar1_deviance(f), tolerance = 1e-9)
+    expect_true(length(attr(f$ar1$xprod0, "tail_plan")) > 1L)   # the plan, kept
     f0 <- suppressMessages(lmmfit(y ~ x + (1 | pupil) + (1 | school), d))
     expect_equal(lmmfit:::ar1_deviance(f, theta = f0$theta, phi = 0), f0$deviance_value,
                  tolerance = 1e-10)
