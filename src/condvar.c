@@ -119,7 +119,7 @@ static void rest_selected_inverse(const lmm_xprod *xp, const lmm_factor *fa, dou
     if (qd > 0) {
         /* the tail's inverse, from its factor in the plan's order when the
          * factorisation used one, then put back in the natural order */
-        const int *perm = fa->tailperm;
+        const int *perm = fa->tail ? lmm_tail_perm(fa->tail) : NULL;
         double *SD = Sg + xp->doff;
         double *P = SD;
         if (perm) {

@@ -132,7 +132,6 @@ void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
     fa->tailbuf = NULL;
     fa->tailiw = NULL;
     fa->Ltail = fa->L22 + xp->doff;
-    fa->tailperm = NULL;
     if (fa->tail) {
         /* zero once: the full block's upper triangle is never written */
         size_t nv = (size_t) lmm_tail_nvalues(fa->tail);
@@ -141,7 +140,6 @@ void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa)
         fa->tailiw = (int *) R_alloc(3 * qd, sizeof(int));
         build_tail_slots(xp, fa);
         fa->Ltail = NULL;
-        fa->tailperm = lmm_tail_perm(fa->tail);
     }
     fa->work = (double *) R_alloc(nw, sizeof(double));
 }
@@ -438,23 +436,15 @@ static void subtract_outer(int px, int q, const double *X, double *LXX)
 
 /* The factor of the tail and the tail's X-and-y columns solved with it: in
  * the plan's order over its pattern (the tail scaled and updated in
- * fa->tailbuf), or dense (in L22); fa->Ltail and fa->tailperm, set with the
- * factor's storage, say which.  0, or nonzero when the tail is not positive
- * definite. */
+ * fa->tailbuf), or dense (in L22, where fa->Ltail points).  0, or nonzero
+ * when the tail is not positive definite. */
 static int factor_tail(const lmm_xprod *xp, lmm_factor *fa)
 {
     int px = xp->px, qd = xp->qd;
     double *S = fa->L22 + xp->doff, *X = fa->LX2 + (size_t) xp->dstart * px;
     if (fa->tail) {
-        const int *perm = fa->tailperm;
         if (lmm_tail_factor(fa->tail, fa->tailbuf, fa->work, fa->tailiw) != 0) return 1;
-        /* the X-and-y columns into the plan's order, solved, and back */
-        double *Xp = fa->work;
-        for (int a = 0; a < qd; a++)
-            memcpy(Xp + (size_t) a * px, X + (size_t) perm[a] * px, (size_t) px * sizeof(double));
-        lmm_tail_solve_right_lt(fa->tail, px, fa->tailbuf, Xp);
-        for (int a = 0; a < qd; a++)
-            memcpy(X + (size_t) perm[a] * px, Xp + (size_t) a * px, (size_t) px * sizeof(double));
+        lmm_tail_solve_right_lt(fa->tail, px, fa->tailbuf, X, fa->work);
         return 0;
     }
     if (lmm_dense_chol(qd, S, qd, fa->work) != 0) return 1;
@@ -677,12 +667,9 @@ void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, dou
     double *u2 = u + q1;
     if (qd > 0) {
         int one = 1;
-        double *ut = u2 + xp->dstart, *up = fa->work;
-        const int *perm = fa->tailperm;
-        if (perm) {
-            for (int a = 0; a < qd; a++) up[a] = ut[perm[a]];
-            lmm_tail_solve_lt(fa->tail, fa->tailbuf, up);
-            for (int a = 0; a < qd; a++) ut[perm[a]] = up[a];
+        double *ut = u2 + xp->dstart;
+        if (fa->tail) {
+            lmm_tail_solve_lt(fa->tail, fa->tailbuf, ut, fa->work);
         } else {
             F77_CALL(dtrsv)("L", "T", "N", &qd, fa->Ltail, &qd, ut, &one FCONE FCONE FCONE);
         }
@@ -771,10 +758,11 @@ SEXP lmm_solution(SEXP sxp, SEXP theta, SEXP sreml)
     SET_VECTOR_ELT(ans, 6, ScalarReal(fa.pwrss));
     /* the order the tail was factored in (1-based natural tail coordinates),
      * NULL when dense in its own order */
-    if (fa.tailperm) {
+    if (fa.tail) {
+        const int *perm = lmm_tail_perm(fa.tail);
         SEXP ord = allocVector(INTSXP, xp.qd);
         SET_VECTOR_ELT(ans, 7, ord);
-        for (int a = 0; a < xp.qd; a++) INTEGER(ord)[a] = fa.tailperm[a] + 1;
+        for (int a = 0; a < xp.qd; a++) INTEGER(ord)[a] = perm[a] + 1;
     }
     UNPROTECT(nprot);
     return ans;

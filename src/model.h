@@ -87,9 +87,9 @@ typedef struct {
     int *slot;
     R_xlen_t *slotoff, *slotstart;
     /* The tail: with a plan (else NULL) it is scaled, updated and factored
-     * in the plan's order and compact storage in tailbuf (tailperm: position
-     * -> natural coordinate; tailiw: the factorisation's integer scratch);
-     * else dense in L22, where Ltail points (tailperm NULL). */
+     * in the plan's order and compact storage in tailbuf (tailiw: the
+     * factorisation's integer scratch); else dense in L22, where Ltail
+     * points. */
     const lmm_tail_plan *tail;
     double *tailbuf;
     int *tailiw;
@@ -98,7 +98,6 @@ typedef struct {
     int *tailslot;
     R_xlen_t *tailslotstart;
     const double *Ltail;
-    const int *tailperm;
     double ldL2, ldRX2, pwrss;
 } lmm_factor;
 
@@ -112,8 +111,8 @@ typedef struct {
  * - factor: P's Cholesky factor in place (0, or the failing column as
  *   dpotrf); work: max(qd, lmm_dense_chol_work(full order)) doubles,
  *   iwork 3 qd ints;
- * - solve_right_lt: X := X L^{-T} for the px x qd matrix X with columns in
- *   the plan's order; solve_lt: x := L^{-T} x;
+ * - solve_right_lt: X := X L^{-T} for the px x qd matrix X; solve_lt:
+ *   x := L^{-T} x (both in natural coordinates; work: qd px and qd doubles);
  * - expand: L as a dense qd x qd lower triangle (zero above). */
 const lmm_tail_plan *lmm_tail_plan_build(const lmm_xprod *xp);
 const int *lmm_tail_perm(const lmm_tail_plan *pl);
@@ -124,8 +123,8 @@ R_xlen_t lmm_tail_pos(const lmm_tail_plan *pl, int a, int b);
 void lmm_tail_scale(const lmm_tail_plan *pl, const double *A, const double *dl, double *P);
 int lmm_tail_factor(const lmm_tail_plan *pl, double *P, double *work, int *iwork);
 double lmm_tail_logdet(const lmm_tail_plan *pl, double *P);
-void lmm_tail_solve_right_lt(const lmm_tail_plan *pl, int px, double *P, double *X);
-void lmm_tail_solve_lt(const lmm_tail_plan *pl, double *P, double *x);
+void lmm_tail_solve_right_lt(const lmm_tail_plan *pl, int px, double *P, double *X, double *work);
+void lmm_tail_solve_lt(const lmm_tail_plan *pl, double *P, double *x, double *work);
 void lmm_tail_expand(const lmm_tail_plan *pl, double *P, double *D);
 
 /* theta: lower triangles, column by column, term by term. */

@@ -164,7 +164,8 @@ double lmm_tail_logdet(const lmm_tail_plan *pl, double *P)
     return ld;
 }
 
-void lmm_tail_solve_right_lt(const lmm_tail_plan *pl, int px, double *P, double *X)
+/* X := X L^{-T} for X (px x qd) with its columns in the plan's order. */
+static void solve_right_lt_permuted(const lmm_tail_plan *pl, int px, double *P, double *X)
 {
     int qd = pl->qd, from = pl->from;
     for (int k = 0; k < qd; k++) {
@@ -191,7 +192,17 @@ void lmm_tail_solve_right_lt(const lmm_tail_plan *pl, int px, double *P, double 
     }
 }
 
-void lmm_tail_solve_lt(const lmm_tail_plan *pl, double *P, double *x)
+void lmm_tail_solve_right_lt(const lmm_tail_plan *pl, int px, double *P, double *X, double *work)
+{
+    const int *perm = pl->perm;
+    size_t w = (size_t) px * sizeof(double);
+    for (int a = 0; a < pl->qd; a++) memcpy(work + (size_t) a * px, X + (size_t) perm[a] * px, w);
+    solve_right_lt_permuted(pl, px, P, work);
+    for (int a = 0; a < pl->qd; a++) memcpy(X + (size_t) perm[a] * px, work + (size_t) a * px, w);
+}
+
+/* x := L^{-T} x for x in the plan's order. */
+static void solve_lt_permuted(const lmm_tail_plan *pl, double *P, double *x)
 {
     int from = pl->from, nt = pl->nt, one = 1;
     if (nt > 0)
@@ -205,6 +216,14 @@ void lmm_tail_solve_lt(const lmm_tail_plan *pl, double *P, double *x)
         for (int a = 0; a < m; a++) s -= l[1 + a] * x[rows[a]];
         x[k] = s / l[0];
     }
+}
+
+void lmm_tail_solve_lt(const lmm_tail_plan *pl, double *P, double *x, double *work)
+{
+    const int *perm = pl->perm;
+    for (int a = 0; a < pl->qd; a++) work[a] = x[perm[a]];
+    solve_lt_permuted(pl, P, work);
+    for (int a = 0; a < pl->qd; a++) x[perm[a]] = work[a];
 }
 
 void lmm_tail_expand(const lmm_tail_plan *pl, double *P, double *D)

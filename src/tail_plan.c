@@ -173,16 +173,22 @@ R_xlen_t lmm_tail_pos(const lmm_tail_plan *pl, int a, int b)
     return lo < m && r[lo] == a ? x + 1 + lo : -1;
 }
 
+/* The most flops a sparse path may take: a share of the dense kernel's. */
+static double flop_budget(int qd)
+{
+    return TAIL_SPARSE_GAIN * (double) qd * qd * qd / 3.0;
+}
+
 /* Whether the plan's flops (the columns before the full block, then the
- * block) are few enough for the sparse path to beat the dense kernel. */
+ * block) are within the budget. */
 static int worth_it(const lmm_tail_plan *pl)
 {
-    double qd = pl->qd, tail = pl->nt, flops = tail * tail * tail / 3.0;
+    double tail = pl->nt, flops = tail * tail * tail / 3.0;
     for (int j = 0; j < pl->from; j++) {
         double m = pl->colp[j + 1] - pl->colp[j];
         flops += m * m;
     }
-    return flops <= TAIL_SPARSE_GAIN * qd * qd * qd / 3.0;
+    return flops <= flop_budget(pl->qd);
 }
 
 /* A fresh plan: NULL when the tail is better factored dense. */
@@ -203,8 +209,7 @@ static const lmm_tail_plan *find_plan(const lmm_xprod *xp)
     int cap = (int) (q2 / 2 < INT_MAX ? q2 / 2 : INT_MAX);
     int *rowi = (int *) R_alloc((size_t) cap > 0 ? (size_t) cap : 1, sizeof(int));
     int *work = (int *) R_alloc((size_t) qd, sizeof(int));
-    double dense = (double) qd * qd * qd / 3.0;
-    if (min_degree(qd, adj, deg, perm, colp, rowi, cap, work, TAIL_SPARSE_GAIN * dense) < 0)
+    if (min_degree(qd, adj, deg, perm, colp, rowi, cap, work, flop_budget(qd)) < 0)
         return NULL;
     for (int a = 0; a < qd; a++) pinv[perm[a]] = a;
     /* rows in permuted coordinates, increasing */
