@@ -321,11 +321,19 @@ int lmm_dense_chol_above(int n, double *A, int lda, double *work, int small_n)
  * dtrsm("R", "L", "T", "N") computes it, column k of L at a time, in the same
  * order of operations.  Worked on the transpose, so that the update by column
  * k runs down contiguous columns of L and of B' (vectorisable axpys) rather
- * than across the m rows of B, which is all the reference dtrsm can do. */
+ * than across the m rows of B, which is all the reference dtrsm can do.  With
+ * an optimised LAPACK (dense_use_lapack) its dtrsm does it. */
 void lmm_dense_solve_right_lt(int m, int n, const double *L, int ldl, double *B, int ldb,
                               double *work)
 {
     if (m <= 0 || n <= 0) return;
+    if (dense_use_lapack) {
+        /* an optimised dtrsm is blocked for this shape too */
+        double one = 1.0;
+        F77_CALL(dtrsm)("R", "L", "T", "N", &m, &n, &one, L, &ldl, B, &ldb
+                        FCONE FCONE FCONE FCONE);
+        return;
+    }
     double *Bt = work;
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) Bt[j + (size_t) i * n] = B[i + (size_t) j * ldb];

@@ -51,7 +51,7 @@ test_that("a crossed fit with a large dense block matches lme4", {
     expect_equal(unname(fit$theta), unname(lme4::getME(m, "theta")), tolerance = 1e-4)
 })
 
-test_that("the dense block goes to dpotrf under an optimised LAPACK, and fits agree either way", {
+test_that("the dense block goes to dpotrf and dtrsm under an optimised LAPACK, and fits agree either way", {
     use <- lmmfit:::dense_chol_uses_lapack
     expect_true(use("lapack"))
     expect_false(use("blocked"))
@@ -72,4 +72,10 @@ test_that("the dense block goes to dpotrf under an optimised LAPACK, and fits ag
     f2 <- with_dense_chol(FALSE, lmmfit(y ~ 1 + (1 | a) + (1 | b), data = d))
     expect_equal(f1$deviance_value, f2$deviance_value, tolerance = 1e-10)
     expect_equal(f1$theta, f2$theta, tolerance = 1e-5)
+    ## the deviance (its pwrss comes from the X-and-y columns solved with the
+    ## block's factor: the package's loop, or dtrsm) at points off the optimum
+    TH <- rbind(c(0.3, 1, 2.5), c(0.2, 0.8, 1.7))
+    dev <- function(lapack) with_dense_chol(lapack, .Call(lmmfit:::C_lmm_deviance, f1$xprod, TH, TRUE))
+    expect_equal(dev(TRUE), dev(FALSE), tolerance = 1e-12)
+    expect_false(isTRUE(all.equal(dev(TRUE)[1], dev(TRUE)[3], tolerance = 1e-6)))
 })
