@@ -9,7 +9,10 @@ LMM_STATS_VERSION <- 1L
 #' metadata are all a Gaussian fit needs: \code{lmm_stats()} takes them from
 #' a fit, \code{lmmfit_stats()} fits a model from them alone (no data), and
 #' \code{combine_stats()} adds the statistics of disjoint parts of the data
-#' (their level sets merged), so that data too big for one machine's memory,
+#' (their level sets merged; their terms matched by grouping factor and columns,
+#' which each part may order differently, and ordered as a fit of the whole orders
+#' them, by decreasing levels, ties in \code{a}'s order), so that data too big for
+#' one machine's memory,
 #' or held in a database, can be fitted from per-part aggregates.
 #'
 #' An object of class \code{"lmm_stats"} is a list:
@@ -137,6 +140,16 @@ print.lmm_stats_fit <- function(x, ...) {
 
 ## ---- combining the statistics of disjoint parts --------------------------------
 
+## For each of a's terms, the index of the same term (grouping factor and
+## columns) among b's, which may be in another order (each part orders its
+## terms by its own level counts); NULL when the terms differ.
+match_terms <- function(ta, tb) {
+    key <- function(tt) make.unique(vapply(tt, function(t)
+        paste(t$group, paste(t$columns, collapse = "\r"), sep = "\n"), ""))
+    ib <- match(key(ta), key(tb))
+    if (length(ta) != length(tb) || anyNA(ib)) NULL else ib
+}
+
 ## The random-effects Gram matrix Z'WZ of a layout as triplets (lower
 ## triangle with the diagonal, 0-based coordinates: the first term, then the
 ## rest space), and [X y]'Z as one px x q matrix.
@@ -245,25 +258,29 @@ layout_from_triplets <- function(tr, nlev, ncol, nobs, p, sumlogw) {
 #' @export
 combine_stats <- function(a, b) {
     check_stats(a, "a"); check_stats(b, "b")
-    same <- function(f) identical(lapply(a$terms, `[[`, f), lapply(b$terms, `[[`, f))
-    if (!identical(a$fixed, b$fixed) || !identical(a$response, b$response) || !same("group") ||
-        !same("columns"))
+    ib <- match_terms(a$terms, b$terms)
+    if (!identical(a$fixed, b$fixed) || !identical(a$response, b$response) || is.null(ib))
         stop("'a' and 'b' are statistics of different models (response, fixed-effects columns ",
              "or random-effects terms differ)", call. = FALSE)
     levs <- Map(function(la, lb) {
         lv <- union(la, lb)
         if (!is.unsorted(la) && !is.unsorted(lb)) sort(lv) else lv
-    }, lapply(a$terms, `[[`, "levels"), lapply(b$terms, `[[`, "levels"))
+    }, lapply(a$terms, `[[`, "levels"), lapply(b$terms[ib], `[[`, "levels"))
+    ## the whole's order of the terms (build_reterms()'s: decreasing levels,
+    ## then more columns first); ties keep a's order
     ncol <- a$xprod$ncol; nlev <- lengths(levs)
+    ord <- order(-nlev, -ncol)
+    levs <- levs[ord]; ncol <- ncol[ord]; nlev <- nlev[ord]
     off <- c(0, cumsum(nlev * ncol))
-    ## each part's coordinates in the merged random-effects space
-    coords <- function(st) unlist(lapply(seq_along(levs), function(t) {
-        k <- ncol[t]; g <- match(st$terms[[t]]$levels, levs[[t]]) - 1L
+    ## each part's coordinates (its terms in its own order) in the merged
+    ## space; idx[t]: the part's index of merged term t
+    coords <- function(st, idx) unlist(lapply(seq_along(st$terms), function(s) {
+        t <- match(s, idx); k <- ncol[t]; g <- match(st$terms[[s]]$levels, levs[[t]]) - 1L
         off[t] + rep(g * k, each = k) + rep(seq_len(k) - 1L, length(g))
     }))
     Q <- off[length(off)]
     ta <- xprod_triplets(a$xprod); tb <- xprod_triplets(b$xprod)
-    ma <- coords(a); mb <- coords(b)
+    ma <- coords(a, ord); mb <- coords(b, ib[ord])
     i <- c(ma[ta$i + 1L], mb[tb$i + 1L]); j <- c(ma[ta$j + 1L], mb[tb$j + 1L])
     lo <- pmin(i, j); hi <- pmax(i, j)
     key <- hi * Q + lo                           # exact in double up to 2^53
@@ -275,7 +292,7 @@ combine_stats <- function(a, b) {
     tr <- list(i = k %/% Q, j = k %% Q, x = as.vector(x), AX = AX, AXX = ta$AXX + tb$AXX)
     xp <- layout_from_triplets(tr, nlev, ncol, a$xprod$nobs + b$xprod$nobs, a$xprod$p,
                                a$xprod$sumlogw + b$xprod$sumlogw)
-    terms <- Map(function(t, lv) { t$levels <- lv; t }, a$terms, levs)
+    terms <- Map(function(t, lv) { t$levels <- lv; t }, a$terms[ord], levs)
     structure(list(version = LMM_STATS_VERSION, xprod = xp, terms = terms, fixed = a$fixed,
                    response = a$response, centring = NULL), class = "lmm_stats")
 }

@@ -127,8 +127,9 @@ static void lmm_fd_gradient(int n, const double *x, const double *lower, const d
  * Finite-difference gradient and Hessian over the parameters not within a
  * step of a bound, a Newton step (with a ridge when the Hessian is not
  * positive definite) projected onto the bounds, halved until the objective
- * decreases.  Small problems only (the Hessian costs 2 n^2 evaluations). */
-typedef struct { lmm_objective fn; void *ex; int count; } counted_fn;
+ * decreases.  Small problems only (the Hessian costs 2 n^2 evaluations).
+ * Its evaluations are counted by the objectives themselves (the plain fit's
+ * and AR(1)'s), like every other phase's. */
 
 /* The polish's relative step: its stencils are at twice this. */
 #define POLISH_STEP 1e-4
@@ -138,18 +139,11 @@ typedef struct { lmm_objective fn; void *ex; int count; } counted_fn;
  * flat to within rounding there and a gradient method stalls on its way. */
 #define NEAR_ZERO_DIAG 1e-3
 
-static double counted(const double *x, void *ex)
-{
-    counted_fn *c = (counted_fn *) ex;
-    c->count++;
-    return c->fn(x, c->ex);
-}
-
 /* Returns 1 when the Newton decrement (the predicted decrease of the
  * objective) became negligible: the optimum is reached to the objective's
  * precision. */
-static int newton_polish_impl(int n, double *x, const double *lower, const double *upper,
-                              lmm_objective fn, void *ex, int maxit, double h)
+static int newton_polish(int n, double *x, const double *lower, const double *upper,
+                         lmm_objective fn, void *ex, int maxit, double h)
 {
     double *g = (double *) R_alloc((size_t) n, sizeof(double));
     double *H = (double *) R_alloc((size_t) n * n, sizeof(double));
@@ -274,15 +268,6 @@ static int newton_polish_impl(int n, double *x, const double *lower, const doubl
         if (t < 1.0 || ridge > 0) have_H = 0;
     }
     return 0;
-}
-
-static int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
-                             lmm_objective fn, void *ex, int maxit, double h, int *fevals)
-{
-    counted_fn c = {fn, ex, 0};
-    int done = newton_polish_impl(n, x, lower, upper, counted, &c, maxit, h);
-    if (fevals) *fevals += c.count;
-    return done;
 }
 
 /* The profiled deviance of a plain fit as an lmm_objective, remembering its
@@ -771,7 +756,7 @@ static int search(search_ws *w, double *x, const lmm_optctl *ctl, lmm_optres *re
         if (w->small) {
             canonical_form(xp, x, w->ew->twork);
             pin_zero_columns(xp, npar, x, w->lower, w->upper, w->plo, w->pup);
-            done = lmm_newton_polish(npar, x, w->plo, w->pup, space_objective, sp, 20, POLISH_STEP, NULL);
+            done = newton_polish(npar, x, w->plo, w->pup, space_objective, sp, 20, POLISH_STEP);
         }
         lmm_snap_to_zero(npar, x, w->lower, space_objective, sp);
         *f = space_objective(x, sp);

@@ -80,6 +80,33 @@ test_that("statistics of two halves combine into those of the whole: nested, cro
     }
 })
 
+test_that("parts that order their terms differently combine in the whole's order", {
+    ## part a sees 10 teachers and 30 rooms (rooms first), part b 30
+    ## teachers and 30 rooms; the whole has 40 teachers (teachers first)
+    set.seed(13)
+    n <- 1200
+    d <- data.frame(teacher = sample(1:40, n, replace = TRUE), room = sample(1:30, n, replace = TRUE),
+                    x = rnorm(n))
+    d$y <- d$x + rnorm(40)[d$teacher] + rnorm(30, sd = 0.5)[d$room] + rnorm(n)
+    d$teacher <- factor(sprintf("%02d", d$teacher)); d$room <- factor(sprintf("%02d", d$room))
+    f <- y ~ x + (1 | room) + (x | teacher)
+    part <- as.integer(d$teacher) <= 10L
+    a <- lmm_stats(lmmfit(f, d[part, ])); b <- lmm_stats(lmmfit(f, d[!part, ]))
+    whole <- lmm_stats(fit <- lmmfit(f, d))
+    expect_identical(vapply(a$terms, `[[`, "", "group"), c("room", "teacher"))
+    expect_identical(vapply(whole$terms, `[[`, "", "group"), c("teacher", "room"))
+    for (ab in list(combine_stats(a, b), combine_stats(b, a))) {
+        expect_identical(lapply(ab$terms, `[[`, "group"), lapply(whole$terms, `[[`, "group"))
+        expect_same_stats(ab, whole)
+        sf <- lmmfit_stats(ab)
+        expect_equal(sf$deviance, deviance(fit), tolerance = 1e-7)
+        expect_equal(unname(sf$theta), unname(fit$theta), tolerance = 1e-5)
+    }
+    ## a term of one part that the other lacks is another model
+    b2 <- lmm_stats(lmmfit(y ~ x + (1 | room) + (1 | teacher), d[!part, ]))
+    expect_error(combine_stats(a, b2), "different models")
+})
+
 test_that("combining the statistics of different models is refused", {
     ss <- lme4::sleepstudy
     a <- lmm_stats(lmmfit(Reaction ~ Days + (Days | Subject), ss))
