@@ -127,6 +127,13 @@ void lmm_tail_solve_right_lt(const lmm_tail_plan *pl, int px, double *P, double 
 void lmm_tail_solve_lt(const lmm_tail_plan *pl, double *P, double *x, double *work);
 void lmm_tail_expand(const lmm_tail_plan *pl, double *P, double *D);
 
+/* gradient.c: the exact gradient of the profiled deviance of a model with
+ * one random-effects term, G (k x k) = d d / d lambda for any (not only
+ * triangular) lambda; 0, or 1 when the model is not positive definite
+ * there.  work: lmm_term_gradient_work() doubles. */
+size_t lmm_term_gradient_work(const lmm_xprod *xp);
+int lmm_term_gradient(const lmm_xprod *xp, const double *lam, int reml, double *G, double *work);
+
 /* theta: lower triangles, column by column, term by term. */
 int lmm_ntheta(const lmm_xprod *xp);
 void lmm_theta_lower(const lmm_xprod *xp, double *lower);
@@ -169,9 +176,15 @@ typedef struct {
 /* A function to minimise: parameters, the caller's data. */
 typedef double (*lmm_objective)(const double *x, void *ex);
 
-/* L-BFGS-B with a finite-difference gradient; bounds may be infinite. */
+/* A gradient of an lmm_objective at x into g (same ex); 0, or nonzero when
+ * it cannot be had there (finite differences are taken instead). */
+typedef int (*lmm_gradient_fn)(const double *x, double *g, void *ex);
+
+/* L-BFGS-B with the gradient gr, or with finite differences when gr is
+ * NULL; bounds may be infinite. */
 void lmm_minimize(int n, double *x, const double *lower, const double *upper,
-                  lmm_objective fn, void *ex, const lmm_optctl *ctl, lmm_optres *res);
+                  lmm_objective fn, lmm_gradient_fn gr, void *ex, const lmm_optctl *ctl,
+                  lmm_optres *res);
 
 /* A covariance-parameter problem: theta (the terms of xp), then nextra
  * further parameters in [extra_lower, extra_upper] (AR(1)'s phi), and the
@@ -182,6 +195,10 @@ typedef struct {
     const double *extra_lower, *extra_upper;
     lmm_objective fn;
     void *ex;
+    /* with one random-effects term and no further parameters, optionally
+     * the exact gradient d fn / d lambda (k x k) for any lambda (not only
+     * triangular; gradient.c), else NULL */
+    int (*lambda_gradient)(const double *lam, double *G, void *ex);
 } lmm_problem;
 
 /* The one optimizer driver (optimizer.c): L-BFGS-B and Newton steps in

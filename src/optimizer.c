@@ -61,6 +61,7 @@ static void fd_gradient(fd_problem *pr, int n, const double *x, double *grad, do
 typedef struct {
     fd_problem *pr;
     double *work;
+    lmm_gradient_fn gr;  /* NULL: finite differences */
 } lbfgsb_ex;
 
 static double lbfgsb_fn(int n, double *x, void *ex)
@@ -80,16 +81,17 @@ static double lbfgsb_fn(int n, double *x, void *ex)
 static void lbfgsb_gr(int n, double *x, double *grad, void *ex)
 {
     lbfgsb_ex *e = (lbfgsb_ex *) ex;
-    fd_gradient(e->pr, n, x, grad, e->work);
+    if (!e->gr || e->gr(x, grad, e->pr->ex) != 0) fd_gradient(e->pr, n, x, grad, e->work);
     for (int i = 0; i < n; i++) if (!R_FINITE(grad[i])) grad[i] = 0;
 }
 
 void lmm_minimize(int n, double *x, const double *lower, const double *upper,
-                  lmm_objective fn, void *ex, const lmm_optctl *ctl, lmm_optres *res)
+                  lmm_objective fn, lmm_gradient_fn gr, void *ex, const lmm_optctl *ctl,
+                  lmm_optres *res)
 {
     fd_problem pr = {fn, ex, lower, upper, ctl->fdstep, 0, ctl->forward,
                      (double *) R_alloc((size_t) n, sizeof(double)), NA_REAL, n, 0.0};
-    lbfgsb_ex lex = {&pr, (double *) R_alloc((size_t) n, sizeof(double))};
+    lbfgsb_ex lex = {&pr, (double *) R_alloc((size_t) n, sizeof(double)), gr};
     int *nbd = (int *) R_alloc((size_t) n, sizeof(int));
     for (int i = 0; i < n; i++) {
         int lo = R_FINITE(lower[i]), up = R_FINITE(upper[i]);
@@ -282,6 +284,8 @@ typedef struct {
     int reml;
     int nt, nevals, nmem;   /* nevals: factorisations actually done */
     double *mem_x, *mem_f;  /* NULL: no memory */
+    int ngrads;             /* exact gradients (one term), each about two evaluations' work */
+    double *gwork;          /* their workspace, or NULL */
 } deviance_ex;
 
 static void deviance_ex_init(deviance_ex *d, const lmm_xprod *xp, lmm_factor *fa, int reml,
@@ -294,6 +298,17 @@ static void deviance_ex_init(deviance_ex *d, const lmm_xprod *xp, lmm_factor *fa
     d->nevals = d->nmem = 0;
     d->mem_x = remember ? (double *) R_alloc((size_t) DEV_MEMORY * d->nt, sizeof(double)) : NULL;
     d->mem_f = remember ? (double *) R_alloc(DEV_MEMORY, sizeof(double)) : NULL;
+    d->ngrads = 0;
+    d->gwork = NULL;
+}
+
+/* The exact gradient in lambda of a one-term model's deviance (gradient.c). */
+static int deviance_lambda_gradient(const double *lam, double *G, void *ex)
+{
+    deviance_ex *d = (deviance_ex *) ex;
+    if (d->xp->nlev[0] >= 65536) R_CheckUserInterrupt();
+    d->ngrads++;
+    return lmm_term_gradient(d->xp, lam, d->reml, G, d->gwork);
 }
 
 static double deviance_objective(const double *theta, void *ex)
@@ -389,6 +404,8 @@ typedef struct {
     int *Rstart;
     double *par;         /* the parameters of the last evaluation */
     double *work;        /* 2 kmax^2 */
+    /* the problem's exact gradient in lambda (one term), else NULL */
+    int (*lambda_gradient)(const double *lam, double *G, void *ex);
 } fit_space;
 
 static void fit_space_init(fit_space *s, const lmm_problem *pb)
@@ -414,6 +431,7 @@ static void fit_space_init(fit_space *s, const lmm_problem *pb)
     s->R = (double *) R_alloc((size_t) s->Rstart[nterms], sizeof(double));
     s->par = (double *) R_alloc((size_t) s->npar, sizeof(double));
     s->work = (double *) R_alloc((size_t) 2 * kmax * kmax, sizeof(double));
+    s->lambda_gradient = nterms == 1 && pb->nextra == 0 ? pb->lambda_gradient : NULL;
     s->any = 0;
     for (int j = 0; j < nterms; j++) {
         s->cond[j] = lmm_term_conditioner(xp, j, s->R + s->Rstart[j]);
@@ -439,6 +457,36 @@ static double space_objective(const double *x, void *ex)
     if (!s->any) return s->fn(x, s->ex);
     map_space(s, x, s->par, 0);
     return s->fn(s->par, s->ex);
+}
+
+/* The exact gradient in the optimizer's parameters x of a one-term
+ * problem: lambda_x from x; the deviance depends on lambda only through
+ * lambda lambda', so at lambda = R^{-1} lambda_x (the conditioned map up to
+ * an orthogonal factor) its gradient in lambda_x is R^{-T} G. */
+static int space_gradient(const double *x, double *g, void *ex)
+{
+    fit_space *s = (fit_space *) ex;
+    int k = s->ncol[0];
+    double *lam = s->work, *G = s->work + k * k;
+    lmm_theta_unpack(k, x, lam);
+    const double *R = s->R;
+    if (s->cond[0])
+        for (int col = 0; col < k; col++)      /* lam := R^{-1} lam, R upper triangular */
+            for (int r = k - 1; r >= 0; r--) {
+                double v = lam[r + col * k];
+                for (int c = r + 1; c < k; c++) v -= R[r + c * k] * lam[c + col * k];
+                lam[r + col * k] = v / R[r + r * k];
+            }
+    if (s->lambda_gradient(lam, G, s->ex) != 0) return 1;
+    if (s->cond[0])
+        for (int col = 0; col < k; col++)      /* G := R^{-T} G */
+            for (int r = 0; r < k; r++) {
+                double v = G[r + col * k];
+                for (int c = 0; c < r; c++) v -= R[c + r * k] * G[c + col * k];
+                G[r + col * k] = v / R[r + r * k];
+            }
+    lmm_theta_pack(k, G, g);
+    return 0;
 }
 
 /* The start: the given theta, or the identity in the conditioned space
@@ -751,7 +799,8 @@ static int search(search_ws *w, double *x, const lmm_optctl *ctl, lmm_optres *re
      * loose phase would stop a whole unit from the optimum.  Measured from the
      * starting value instead, the rule is relative to the decrease achieved. */
     loose.shift = 1;
-    lmm_minimize(npar, x, w->lower, w->upper, space_objective, sp, &loose, res);
+    lmm_gradient_fn gr = sp->lambda_gradient ? space_gradient : NULL;
+    lmm_minimize(npar, x, w->lower, w->upper, space_objective, gr, sp, &loose, res);
     for (int round = 0; ; round++) {
         if (w->small) {
             canonical_form(xp, x, w->ew->twork);
@@ -766,7 +815,7 @@ static int search(search_ws *w, double *x, const lmm_optctl *ctl, lmm_optres *re
             moved = drop_column(xp, x, f, space_objective, sp, w->ew);
         if (!moved && (done || stalled)) return 1;
         if (round == MAX_ROUNDS) return 0;
-        lmm_minimize(npar, x, w->lower, w->upper, space_objective, sp, ctl, res);
+        lmm_minimize(npar, x, w->lower, w->upper, space_objective, gr, sp, ctl, res);
         stalled = !moved && *f - res->fmin < 1e-12 * fmax(1.0, fabs(*f));
     }
 }
@@ -917,9 +966,17 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     lmm_factor_alloc(xp, &fa);
     deviance_ex dev;
     deviance_ex_init(&dev, xp, &fa, reml, 1);
-    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev};
+    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL};
+    if (xp->nterms == 1 && lmm_ntheta(xp) > SMALL_PROBLEM) {
+        /* many parameters of one term: finite differences would cost 2 per
+         * parameter and gradient, and crawl along a singular optimum */
+        dev.gwork = (double *) R_alloc(lmm_term_gradient_work(xp), sizeof(double));
+        pb.lambda_gradient = deviance_lambda_gradient;
+    }
     lmm_drive(&pb, theta, ctl, res, grad, scaled);
-    res->fncount = dev.nevals;     /* factorisations done, not values remembered */
+    /* factorisations done (not values remembered), an exact gradient
+     * counted as the two evaluations' work it takes */
+    res->fncount = dev.nevals + 2 * dev.ngrads;
 }
 
 /* The gradient at a bootstrap refit's optimum (a fit's own comes from

@@ -152,7 +152,7 @@ SEXP lmm_profile_vc(SEXP sxp, SEXP swhich, SEXP svalue, SEXP start, SEXP control
         l++;
     }
     lmm_optres res;
-    if (nfree > 0) lmm_minimize(nfree, x, xl, xu, vc_objective, &pr, &ctl, &res);
+    if (nfree > 0) lmm_minimize(nfree, x, xl, xu, vc_objective, NULL, &pr, &ctl, &res);
     vc_fill(&pr, x);
     double dev = vc_deviance_full(&pr);
 
