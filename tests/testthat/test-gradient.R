@@ -1,6 +1,6 @@
 ## The exact gradient of a one-term model's deviance (src/gradient.c) against
 ## finite differences of the deviance itself, and the optimizer that uses it
-## (models of one term with more than 10 covariance parameters) against lme4.
+## (models of one random-effects term of three or more columns) against lme4.
 
 ## Central differences of the deviance in theta: their error is O(h^2) plus
 ## rounding over h, about 1e-8 relative here.
@@ -47,9 +47,9 @@ test_that("the exact gradient equals finite differences, REML and ML, weighted o
 
 test_that("a one-term model with many parameters reaches lme4's tight optimum in few evaluations", {
     need_lme4()
-    ## 6 levels of f in each of 40 groups: 21 covariance parameters, above
-    ## the optimizer's small-problem limit of 10, so the exact gradient is used;
-    ## with finite differences this fit took 12,500-12,900 evaluations (now 1,500)
+    ## 6 levels of f in each of 40 groups: 21 covariance parameters; with
+    ## finite differences this fit took 12,500-12,900 evaluations, with the
+    ## exact gradient about 1,500
     set.seed(22)
     ng <- 40L; nf <- 6L; n <- 800L
     d <- data.frame(g = factor(sample(ng, n, TRUE)), f = factor(sample(nf, n, TRUE)), x = rnorm(n))
