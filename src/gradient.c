@@ -29,11 +29,11 @@
 size_t lmm_term_gradient_work(const lmm_xprod *xp)
 {
     size_t k = (size_t) xp->ncol[0], px = (size_t) xp->px;
-    return (size_t) xp->nlev[0] * (k * k + k * px) + 4 * k * k + 3 * k * px + 3 * px * px;
+    return (size_t) xp->nlev[0] * (k * k + k * px) + 3 * k * k + 4 * k * px + 3 * px * px;
 }
 
-/* M = lambda' A lambda + I and T = A lambda (A symmetric, k x k, all full). */
-static void level_matrix(int k, const double *lam, const double *A, double *T, double *M)
+/* T = A lambda (A symmetric, k x k, stored full). */
+static void a_lambda(int k, const double *lam, const double *A, double *T)
 {
     for (int c = 0; c < k; c++)
         for (int r = 0; r < k; r++) {
@@ -41,6 +41,11 @@ static void level_matrix(int k, const double *lam, const double *A, double *T, d
             for (int j = 0; j < k; j++) s += A[r + j * k] * lam[j + c * k];
             T[r + c * k] = s;
         }
+}
+
+/* M = lambda' T + I, T = A lambda. */
+static void level_matrix(int k, const double *lam, const double *T, double *M)
+{
     for (int c = 0; c < k; c++)
         for (int r = 0; r < k; r++) {
             double s = r == c ? 1.0 : 0.0;
@@ -104,19 +109,18 @@ static int weight_matrix(int px, int p, const double *LS, double a, double b, do
     return 0;
 }
 
-int lmm_term_gradient(const lmm_xprod *xp, const double *lam, int reml, double *G, double *work)
+/* Pass 1: each level's factor L_g (into Ls) and W_g = L_g^{-1} F_g (into
+ * Ws), and the factor of S (into LS); 0, or 1 when not positive definite. */
+static int schur_pass(const lmm_xprod *xp, const double *lam, double *Ls, double *Ws, double *T,
+                      double *LS)
 {
-    int k = xp->ncol[0], px = xp->px, p = xp->p, nlev = xp->nlev[0], info = 0;
+    int k = xp->ncol[0], px = xp->px, info = 0;
     size_t kk = (size_t) k * k, kp = (size_t) k * px;
-    double *Ls = work, *Ws = Ls + (size_t) nlev * kk;
-    double *T = Ws + (size_t) nlev * kp, *Q = T + kk, *C = Q + kk, *M = C + kk;
-    double *F = M + kk, *H = F + kp, *HP = H + kp;
-    double *S = HP + kp, *P = S + (size_t) px * px, *W = P + (size_t) px * px;
-    /* pass 1: the levels' factors and S */
-    memcpy(S, xp->AXX, (size_t) px * px * sizeof(double));
-    for (int g = 0; g < nlev; g++) {
+    memcpy(LS, xp->AXX, (size_t) px * px * sizeof(double));
+    for (int g = 0; g < xp->nlev[0]; g++) {
         double *L = Ls + g * kk, *Wg = Ws + g * kp;
-        level_matrix(k, lam, xp->A11 + g * kk, T, L);
+        a_lambda(k, lam, xp->A11 + g * kk, T);
+        level_matrix(k, lam, T, L);
         if (lmm_small_chol(k, L, 0, 0.0)) return 1;
         beside(k, px, lam, xp->AX1 + g * kp, Wg);
         tri_solve(k, L, Wg, px, 0);
@@ -124,18 +128,29 @@ int lmm_term_gradient(const lmm_xprod *xp, const double *lam, int reml, double *
             for (int i = j; i < px; i++) {
                 double s = 0;
                 for (int c = 0; c < k; c++) s += Wg[c + i * k] * Wg[c + j * k];
-                S[i + j * px] -= s;
+                LS[i + j * px] -= s;
             }
     }
-    F77_CALL(dpotrf)("L", &px, S, &px, &info FCONE);
-    if (info != 0) return 1;
+    F77_CALL(dpotrf)("L", &px, LS, &px, &info FCONE);
+    return info != 0;
+}
+
+int lmm_term_gradient(const lmm_xprod *xp, const double *lam, int reml, double *G, double *work)
+{
+    int k = xp->ncol[0], px = xp->px, p = xp->p, nlev = xp->nlev[0];
+    size_t kk = (size_t) k * k, kp = (size_t) k * px;
+    double *Ls = work, *Ws = Ls + (size_t) nlev * kk;
+    double *T = Ws + (size_t) nlev * kp, *Q = T + kk, *C = Q + kk;
+    double *F = C + kk, *H = F + kp, *HP = H + kp, *R = HP + kp;
+    double *S = R + kp, *P = S + (size_t) px * px, *W = P + (size_t) px * px;
+    if (schur_pass(xp, lam, Ls, Ws, T, S)) return 1;
     double n = xp->nobs, a = reml ? n - p : n, b = reml ? n - p - 1 : n;
     if (weight_matrix(px, p, S, a, b, P, W)) return 1;
     /* pass 2: the gradient */
     memset(G, 0, kk * sizeof(double));
     for (int g = 0; g < nlev; g++) {
         const double *L = Ls + g * kk, *A = xp->A11 + g * kk, *AX = xp->AX1 + g * kp;
-        level_matrix(k, lam, A, T, M);
+        a_lambda(k, lam, A, T);
         /* Q = M^{-1} lambda' A = M^{-1} T' */
         for (int c = 0; c < k; c++)
             for (int r = 0; r < k; r++) Q[r + c * k] = T[c + r * k];
@@ -152,19 +167,20 @@ int lmm_term_gradient(const lmm_xprod *xp, const double *lam, int reml, double *
                 for (int i = 0; i < px; i++) s += H[c + i * k] * P[i + j * px];
                 HP[c + j * k] = s;
             }
-        /* C = 2 Q - 2 HP R, R = AX - F' Q (px x k) */
-        for (int r = 0; r < k; r++) {
+        /* R = AX - F' Q (px x k) */
+        for (int r = 0; r < k; r++)
+            for (int i = 0; i < px; i++) {
+                double v = AX[i + r * px];
+                for (int j = 0; j < k; j++) v -= F[j + i * k] * Q[j + r * k];
+                R[i + r * px] = v;
+            }
+        /* C = 2 Q - 2 HP R, and dd/dlambda_rc = C[c, r] */
+        for (int r = 0; r < k; r++)
             for (int c = 0; c < k; c++) {
                 double s = 0;
-                for (int i = 0; i < px; i++) {
-                    double Rir = AX[i + r * px];
-                    for (int j = 0; j < k; j++) Rir -= F[j + i * k] * Q[j + r * k];
-                    s += HP[c + i * k] * Rir;
-                }
+                for (int i = 0; i < px; i++) s += HP[c + i * k] * R[i + r * px];
                 C[c + r * k] = 2.0 * Q[c + r * k] - 2.0 * s;
             }
-        }
-        /* dd/dlambda_rc = C[c, r] */
         for (int c = 0; c < k; c++)
             for (int r = 0; r < k; r++) G[r + c * k] += C[c + r * k];
     }

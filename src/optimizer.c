@@ -302,11 +302,19 @@ static void deviance_ex_init(deviance_ex *d, const lmm_xprod *xp, lmm_factor *fa
     d->gwork = NULL;
 }
 
+/* Whether one evaluation (or gradient) takes milliseconds to seconds: a
+ * large dense block or very many levels.  Those check for an interrupt at
+ * every call (eval_fn checks every 64th). */
+static int long_evaluation(const lmm_xprod *xp)
+{
+    return xp->q2 >= 256 || xp->nlev[0] >= 65536;
+}
+
 /* The exact gradient in lambda of a one-term model's deviance (gradient.c). */
 static int deviance_lambda_gradient(const double *lam, double *G, void *ex)
 {
     deviance_ex *d = (deviance_ex *) ex;
-    if (d->xp->nlev[0] >= 65536) R_CheckUserInterrupt();
+    if (long_evaluation(d->xp)) R_CheckUserInterrupt();
     d->ngrads++;
     return lmm_term_gradient(d->xp, lam, d->reml, G, d->gwork);
 }
@@ -318,9 +326,7 @@ static double deviance_objective(const double *theta, void *ex)
     int held = d->nmem < DEV_MEMORY ? d->nmem : DEV_MEMORY;
     for (int k = 0; d->mem_x && k < held; k++)
         if (!memcmp(d->mem_x + (size_t) k * d->nt, theta, bytes)) return d->mem_f[k];
-    /* an evaluation with a large dense block takes milliseconds to seconds:
-     * check for an interrupt at every one (eval_fn checks every 64th) */
-    if (d->xp->q2 >= 256 || d->xp->nlev[0] >= 65536) R_CheckUserInterrupt();
+    if (long_evaluation(d->xp)) R_CheckUserInterrupt();
     double f = lmm_deviance(d->xp, theta, d->reml, d->fa);
     d->nevals++;
     if (d->mem_x) {
@@ -469,22 +475,9 @@ static int space_gradient(const double *x, double *g, void *ex)
     int k = s->ncol[0];
     double *lam = s->work, *G = s->work + k * k;
     lmm_theta_unpack(k, x, lam);
-    const double *R = s->R;
-    if (s->cond[0])
-        for (int col = 0; col < k; col++)      /* lam := R^{-1} lam, R upper triangular */
-            for (int r = k - 1; r >= 0; r--) {
-                double v = lam[r + col * k];
-                for (int c = r + 1; c < k; c++) v -= R[r + c * k] * lam[c + col * k];
-                lam[r + col * k] = v / R[r + r * k];
-            }
+    if (s->cond[0]) lmm_conditioner_solve(k, s->R, lam);
     if (s->lambda_gradient(lam, G, s->ex) != 0) return 1;
-    if (s->cond[0])
-        for (int col = 0; col < k; col++)      /* G := R^{-T} G */
-            for (int r = 0; r < k; r++) {
-                double v = G[r + col * k];
-                for (int c = 0; c < r; c++) v -= R[c + r * k] * G[c + col * k];
-                G[r + col * k] = v / R[r + r * k];
-            }
+    if (s->cond[0]) lmm_conditioner_solve_t(k, s->R, G);
     lmm_theta_pack(k, G, g);
     return 0;
 }

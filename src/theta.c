@@ -133,6 +133,29 @@ int lmm_term_conditioner(const lmm_xprod *xp, int j, double *R)
     return !identity;
 }
 
+/* M := R^{-1} M (k x k), R the upper triangular conditioner. */
+void lmm_conditioner_solve(int k, const double *R, double *M)
+{
+    for (int col = 0; col < k; col++)
+        for (int r = k - 1; r >= 0; r--) {
+            double s = M[r + col * k];
+            for (int c = r + 1; c < k; c++) s -= R[r + c * k] * M[c + col * k];
+            M[r + col * k] = s / R[r + r * k];
+        }
+}
+
+/* G := R^{-T} G (k x k): a gradient in lambda = R^{-1} lambda_t carried to
+ * lambda_t. */
+void lmm_conditioner_solve_t(int k, const double *R, double *G)
+{
+    for (int col = 0; col < k; col++)
+        for (int r = 0; r < k; r++) {
+            double v = G[r + col * k];
+            for (int c = 0; c < r; c++) v -= R[c + r * k] * G[c + col * k];
+            G[r + col * k] = v / R[r + r * k];
+        }
+}
+
 /* theta of a term from conditioned parameters tt: lambda is the canonical
  * factor of R^{-1} lambda_t lambda_t' R^{-T}.  work: 2 k^2. */
 void lmm_theta_from_conditioned(int k, const double *R, const double *tt, double *theta,
@@ -140,13 +163,7 @@ void lmm_theta_from_conditioned(int k, const double *R, const double *tt, double
 {
     double *M = work, *S = work + k * k;
     lmm_theta_unpack(k, tt, M);
-    /* M := R^{-1} M, R upper triangular */
-    for (int col = 0; col < k; col++)
-        for (int r = k - 1; r >= 0; r--) {
-            double s = M[r + col * k];
-            for (int c = r + 1; c < k; c++) s -= R[r + c * k] * M[c + col * k];
-            M[r + col * k] = s / R[r + r * k];
-        }
+    lmm_conditioner_solve(k, R, M);
     outer_self(k, M, S);
     lmm_small_chol(k, S, 1, PSD_PIVOT_TOL);
     lmm_theta_pack(k, S, theta);

@@ -13,6 +13,8 @@ void lmm_theta_unpack(int k, const double *theta, double *lam);
 void lmm_theta_pack(int k, const double *lam, double *theta);
 int lmm_theta_canonical_term(int k, double *theta, double *work);
 int lmm_term_conditioner(const lmm_xprod *xp, int j, double *R);
+void lmm_conditioner_solve(int k, const double *R, double *M);
+void lmm_conditioner_solve_t(int k, const double *R, double *G);
 void lmm_theta_from_conditioned(int k, const double *R, const double *tt, double *theta,
                                 double *work);
 void lmm_theta_to_conditioned(int k, const double *R, const double *theta, double *tt,
