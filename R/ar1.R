@@ -169,7 +169,7 @@ ar1_fit_core <- function(X, y, w, off, reterms, REML, control, correlation, fram
     theta <- setNames(opt$par[seq_len(nt)], theta_names(reterms))
     phi <- opt$par[nt + 1L]
     wx <- .Call(C_lmm_ar1_xprod, xp, pcs$pieces, pcs$gaps, pcs$npairs, phi)
-    sol <- .Call(C_lmm_solution, wx$xprod, theta, REML)
+    sol <- .Call(C_lmm_solution, wx$xprod, theta, REML, NULL)
     dev <- sol$deviance + wx$logdetR
 
     ## convergence is judged on the curvature-scaled gradient, as for plain fits

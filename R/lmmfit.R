@@ -260,19 +260,27 @@ stats_from_data <- function(X, y, w, off, reterms) {
 identity_centring <- function(p) list(xshift = numeric(p), T = diag(p), Tinv = diag(p), b0 = numeric(p))
 
 ## The fit core, from the statistics alone (stats_from_data()'s list; terms:
-## the random-effects terms, for their names and columns).
-fit_from_stats <- function(st, terms, REML, control, theta0 = NULL) {
+## the random-effects terms, for their names and columns).  sigma: NULL, the
+## residual sd profiled out, or its known value (meta-analysis: 1, the
+## sampling variances in the weights).  theta_fixed: theta given (a moment
+## estimator's), the solution there without optimising.
+fit_from_stats <- function(st, terms, REML, control, theta0 = NULL, sigma = NULL,
+                           theta_fixed = NULL) {
     xp <- with_tail_plan(st$xprod)
     cond <- st$centring
     zc <- st$slope_centring
-    if (is.null(theta0)) theta0 <- better_start(xp, terms, REML)
     ## slopes far from their origin are optimised on the centred columns
     xo <- if (is.null(zc)) xp else with_tail_plan(st$centred_xprod)
-    opt <- .Call(C_lmm_optimize, xo, theta_centred(theta0, zc, TRUE), REML, control)
-    sol <- .Call(C_lmm_solution, xo, opt$theta, REML)
+    if (is.null(theta_fixed)) {
+        if (is.null(theta0)) theta0 <- better_start(xp, terms, REML)
+        if (!is.null(sigma)) control$sigma <- sigma
+        opt <- .Call(C_lmm_optimize, xo, theta_centred(theta0, zc, TRUE), REML, control)
+    } else opt <- list(theta = theta_centred(as.double(theta_fixed), zc, TRUE), feval = 0L,
+                       convergence = 0L, message = "theta given", settled = TRUE)
+    sol <- .Call(C_lmm_solution, xo, opt$theta, REML, sigma)
     if (!is.null(zc)) {
         opt$theta <- theta_centred(opt$theta, zc, FALSE)
-        sol$u <- .Call(C_lmm_solution, xp, opt$theta, REML)$u
+        sol$u <- .Call(C_lmm_solution, xp, opt$theta, REML, sigma)$u
     }
     names(opt$theta) <- theta_names(terms)
     beta <- drop(cond$T %*% (sol$beta + cond$b0))

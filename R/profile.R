@@ -12,7 +12,7 @@ profile_engine <- function(fitted) {
     ## the ML optimum (lme4 profiles the ML deviance, refitting REML fits by ML)
     th <- fitted$theta
     if (fitted$REML) th <- .Call(C_lmm_optimize, xp, as.double(th), FALSE, ctl)$theta
-    sol <- .Call(C_lmm_solution, xp, as.double(th), FALSE)
+    sol <- .Call(C_lmm_solution, xp, as.double(th), FALSE, NULL)
     sig <- sigma_hat(sol$pwrss, n)
     nt <- length(th)
     vnames <- c(sprintf(".sig%02d", seq_len(nt)), ".sigma")

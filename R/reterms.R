@@ -3,7 +3,9 @@
 
 ## X, when given, is the fixed-effects model matrix: a term whose columns are
 ## exactly X's, as in y ~ x + (x | g), shares it instead of holding a copy.
-build_reterms <- function(specs, frame, env, X = NULL, checks = NULL) {
+## known_variance: the residual variances are known (meta-analysis), so a
+## factor may have as many levels as there are observations.
+build_reterms <- function(specs, frame, env, X = NULL, checks = NULL, known_variance = FALSE) {
     n <- nrow(frame)
     one <- NULL
     ones <- function() {
@@ -41,18 +43,19 @@ build_reterms <- function(specs, frame, env, X = NULL, checks = NULL) {
     terms <- terms[ord]
     ## each term's position in the formula, for lme4's order of theta (lme4_start())
     attr(terms, "formula_pos") <- ord
-    check_reterms(terms, n, checks)
+    check_reterms(terms, n, checks, known_variance)
     terms
 }
 
 ## checks: lme4's checkControl settings from control = lmerControl() (see
 ## lme4_control()): lme4's checks, messages and actions instead of these.
-check_reterms <- function(terms, n, checks = NULL) {
+check_reterms <- function(terms, n, checks = NULL, known_variance = FALSE) {
     if (!is.null(checks)) return(lme4_check_reterms(terms, n, checks))
     for (t in terms) {
         if (t$nlev < 2L)
             stop(sprintf("grouping factor '%s' has only one level: a random effect needs > 1 sampled level",
                          t$group), call. = FALSE)
+        if (known_variance) next
         if (t$nlev >= n)
             stop(sprintf(paste0("number of levels of each grouping factor must be < number of ",
                                 "observations (grouping factor '%s' has %d levels for %d observations)"),

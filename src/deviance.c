@@ -581,15 +581,21 @@ static int factor_schur(const lmm_xprod *xp, lmm_factor *fa)
 {
     int px = xp->px, info;
     F77_CALL(dpotrf)("L", &px, fa->LXX, &px, &info FCONE);
-    if (info != 0) {
-        /* a failure at the last pivot is a response fitted exactly */
+    /* a failure at the last pivot is a response fitted exactly: R_X is
+     * complete (a criterion with sigma known is still defined there) */
+    if (info != 0 && info != px) {
         fa->ldRX2 = NA_REAL;
         fa->pwrss = 0;
-        return info == px ? 4 : 3;
+        return 3;
     }
     double ld = 0;
     for (int i = 0; i < xp->p; i++) ld += 2.0 * log(fa->LXX[i + i * px]);
     fa->ldRX2 = ld;
+    if (info == px) {
+        fa->LXX[(px - 1) + (px - 1) * px] = 0;
+        fa->pwrss = 0;
+        return FACTOR_EXACT_FIT;
+    }
     double d = fa->LXX[(px - 1) + (px - 1) * px];
     fa->pwrss = d * d;
     return 0;
@@ -628,6 +634,15 @@ double lmm_deviance(const lmm_xprod *xp, const double *theta, int reml, lmm_fact
 {
     if (lmm_factorize(xp, theta, fa) != 0) return R_PosInf;
     return lmm_deviance_from_factor(xp, fa, reml);
+}
+
+double lmm_deviance_sigma(const lmm_xprod *xp, const double *theta, int reml, double sigma,
+                          lmm_factor *fa)
+{
+    if (sigma == 0) return lmm_deviance(xp, theta, reml, fa);
+    int code = lmm_factorize(xp, theta, fa);
+    if (code != 0 && code != FACTOR_EXACT_FIT) return R_PosInf;
+    return lmm_deviance_at_sigma(xp, fa, reml, sigma);
 }
 
 /* u for one level: L' u = c - B' u[rows] (c already in u). */
@@ -704,7 +719,7 @@ static const char *factor_failure(int code)
     switch (code) {
     case 1: case 2: return _("the random-effects factor is not positive definite");
     case 3: return _("the fixed-effects model matrix is rank deficient at this theta");
-    case 4: return _("the response is fitted exactly (zero residual sum of squares)");
+    case FACTOR_EXACT_FIT: return _("the response is fitted exactly (zero residual sum of squares)");
     default: return _("the Cholesky factorisation failed");
     }
 }
@@ -731,16 +746,23 @@ SEXP lmm_deviance_R(SEXP sxp, SEXP theta, SEXP reml)
 }
 
 /* Everything the R side needs after the optimum is found. */
-SEXP lmm_solution(SEXP sxp, SEXP theta, SEXP sreml)
+SEXP lmm_solution(SEXP sxp, SEXP theta, SEXP sreml, SEXP ssigma)
 {
     int nprot = 0, reml = lmm_arg_flag(sreml, "REML");
+    /* NULL: sigma profiled; a positive number: the known residual sd */
+    double sigma = 0;
+    if (!isNull(ssigma)) {
+        if (!isNumeric(ssigma) || XLENGTH(ssigma) != 1) error(_("'sigma' must be NULL or one positive number"));
+        sigma = asReal(ssigma);
+        if (!(sigma > 0) || !R_FINITE(sigma)) error(_("'sigma' must be NULL or a positive number"));
+    }
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
     lmm_arg_finite(theta, lmm_ntheta(&xp), "theta");
     lmm_factor fa;
     lmm_factor_alloc(&xp, &fa);
     int code = lmm_factorize(&xp, REAL(theta), &fa);
-    if (code != 0) error("%s", factor_failure(code));
+    if (code != 0 && !(code == FACTOR_EXACT_FIT && sigma > 0)) error("%s", factor_failure(code));
     int p = xp.p, q = xp.q1 + xp.q2;
     SEXP beta = PROTECT(allocVector(REALSXP, p)); nprot++;
     SEXP u = PROTECT(allocVector(REALSXP, q)); nprot++;
@@ -749,7 +771,8 @@ SEXP lmm_solution(SEXP sxp, SEXP theta, SEXP sreml)
     lmm_rx_from_factor(&xp, &fa, REAL(RX));
     const char *names[] = {"deviance", "beta", "u", "RX", "ldL2", "ldRX2", "pwrss", "tail_order", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
-    SET_VECTOR_ELT(ans, 0, ScalarReal(lmm_deviance_from_factor(&xp, &fa, reml)));
+    SET_VECTOR_ELT(ans, 0, ScalarReal(sigma > 0 ? lmm_deviance_at_sigma(&xp, &fa, reml, sigma)
+                                               : lmm_deviance_from_factor(&xp, &fa, reml)));
     SET_VECTOR_ELT(ans, 1, beta);
     SET_VECTOR_ELT(ans, 2, u);
     SET_VECTOR_ELT(ans, 3, RX);

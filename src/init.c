@@ -18,7 +18,7 @@ static const R_CallMethodDef call_methods[] = {
     CALLDEF("lmm_exact_gradient", lmm_exact_gradient, 3),
     CALLDEF("lmm_optimize", lmm_optimize_R, 4),
     CALLDEF("lmm_theta_transform", lmm_theta_transform, 4),
-    CALLDEF("lmm_solution", lmm_solution, 3),
+    CALLDEF("lmm_solution", lmm_solution, 4),
     CALLDEF("lmm_condvar", lmm_condvar, 2),
     CALLDEF("lmm_tail_plan", lmm_tail_plan_R, 1),
     CALLDEF("lmm_ar1_pieces", lmm_ar1_pieces, 7),

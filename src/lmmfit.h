@@ -18,7 +18,7 @@ SEXP lmm_exact_gradient(SEXP xprod, SEXP theta, SEXP reml);
 SEXP lmm_optimize_R(SEXP xprod, SEXP theta, SEXP reml, SEXP control);
 /* theta.c */
 SEXP lmm_theta_transform(SEXP theta, SEXP ncol, SEXP R, SEXP to_space);
-SEXP lmm_solution(SEXP xprod, SEXP theta, SEXP reml);
+SEXP lmm_solution(SEXP xprod, SEXP theta, SEXP reml, SEXP sigma);
 SEXP lmm_condvar(SEXP xprod, SEXP theta);
 /* tail_plan.c */
 SEXP lmm_tail_plan_R(SEXP xprod);

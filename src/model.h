@@ -138,7 +138,10 @@ int lmm_term_gradient(const lmm_xprod *xp, const double *lam, int reml, double *
 int lmm_ntheta(const lmm_xprod *xp);
 void lmm_theta_lower(const lmm_xprod *xp, double *lower);
 void lmm_factor_alloc(const lmm_xprod *xp, lmm_factor *fa);
-/* Returns 0 on success, nonzero when a Cholesky factor failed (not positive definite). */
+/* Returns 0 on success, nonzero when a Cholesky factor failed (not positive
+ * definite); FACTOR_EXACT_FIT when only the last pivot failed: the response
+ * is fitted exactly, pwrss = 0 and the rest of the factor is complete. */
+#define FACTOR_EXACT_FIT 4
 int lmm_factorize(const lmm_xprod *xp, const double *theta, lmm_factor *fa);
 /* The deviance module (deviance.c): the criterion at a given sigma, sigma-hat,
  * and the criterion with sigma profiled out. */
@@ -146,6 +149,9 @@ double lmm_deviance_at_sigma(const lmm_xprod *xp, const lmm_factor *fa, int reml
 double lmm_sigma_hat(const lmm_xprod *xp, double pwrss, int reml);
 double lmm_deviance_from_factor(const lmm_xprod *xp, const lmm_factor *fa, int reml);
 double lmm_deviance(const lmm_xprod *xp, const double *theta, int reml, lmm_factor *fa);
+/* The same with the residual sd fixed at sigma (> 0), or profiled (sigma = 0). */
+double lmm_deviance_sigma(const lmm_xprod *xp, const double *theta, int reml, double sigma,
+                          lmm_factor *fa);
 
 /* R_X = t(L_XX[1:p, 1:p]) (p x p, upper triangular, column-major). */
 void lmm_rx_from_factor(const lmm_xprod *xp, const lmm_factor *fa, double *RX);
@@ -162,6 +168,8 @@ typedef struct lmm_optctl_s {
     int shift;           /* 1: measure f from its starting value, so that L-BFGS-B's
                             relative stopping rule is relative to the decrease made */
     int trace;
+    double sigma;        /* > 0: the residual sd is known and fixed at this (meta-analysis
+                            with known sampling variances: 1); 0: profiled out */
 } lmm_optctl;
 
 typedef struct {

@@ -282,6 +282,7 @@ typedef struct {
     const lmm_xprod *xp;
     lmm_factor *fa;
     int reml;
+    double sigma;           /* > 0: fixed residual sd; 0: profiled */
     int nt, nevals, nmem;   /* nevals: factorisations actually done */
     double *mem_x, *mem_f;  /* NULL: no memory */
     int ngrads;             /* exact gradients (one term), each about two evaluations' work */
@@ -289,11 +290,12 @@ typedef struct {
 } deviance_ex;
 
 static void deviance_ex_init(deviance_ex *d, const lmm_xprod *xp, lmm_factor *fa, int reml,
-                             int remember)
+                             double sigma, int remember)
 {
     d->xp = xp;
     d->fa = fa;
     d->reml = reml;
+    d->sigma = sigma;
     d->nt = lmm_ntheta(xp);
     d->nevals = d->nmem = 0;
     d->mem_x = remember ? (double *) R_alloc((size_t) DEV_MEMORY * d->nt, sizeof(double)) : NULL;
@@ -327,7 +329,7 @@ static double deviance_objective(const double *theta, void *ex)
     for (int k = 0; d->mem_x && k < held; k++)
         if (!memcmp(d->mem_x + (size_t) k * d->nt, theta, bytes)) return d->mem_f[k];
     if (long_evaluation(d->xp)) R_CheckUserInterrupt();
-    double f = lmm_deviance(d->xp, theta, d->reml, d->fa);
+    double f = lmm_deviance_sigma(d->xp, theta, d->reml, d->sigma, d->fa);
     d->nevals++;
     if (d->mem_x) {
         int slot = d->nmem++ % DEV_MEMORY;
@@ -967,9 +969,10 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     lmm_factor fa;
     lmm_factor_alloc(xp, &fa);
     deviance_ex dev;
-    deviance_ex_init(&dev, xp, &fa, reml, 1);
+    deviance_ex_init(&dev, xp, &fa, reml, ctl->sigma, 1);
     lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL};
-    if (xp->nterms == 1 && xp->ncol[0] >= EXACT_GRADIENT_MIN_COLUMNS) {
+    /* (gradient.c differentiates the profiled criterion only) */
+    if (xp->nterms == 1 && xp->ncol[0] >= EXACT_GRADIENT_MIN_COLUMNS && ctl->sigma == 0) {
         /* one term: its exact gradient costs about two evaluations, finite
          * differences one or two per parameter (with many parameters they
          * also crawl along a singular optimum) */
@@ -990,7 +993,7 @@ void lmm_gradient(const lmm_xprod *xp, const double *theta, int reml, double h,
 {
     int nt = lmm_ntheta(xp);
     deviance_ex ex;
-    deviance_ex_init(&ex, xp, fa, reml, 0);
+    deviance_ex_init(&ex, xp, fa, reml, 0, 0);
     double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
     lmm_theta_lower(xp, lower);
     lmm_fd_gradient(nt, theta, lower, theta_upper(nt), deviance_objective, &ex, fmax(h, 1e-4), grad);
@@ -1021,6 +1024,9 @@ void lmm_unpack_control(SEXP control, lmm_optctl *ctl)
     ctl->trace = list_real(control, "trace", 0) != 0;
     ctl->forward = 0;
     ctl->shift = 0;
+    ctl->sigma = list_real(control, "sigma", 0);
+    if (!(ctl->sigma >= 0) || !R_FINITE(ctl->sigma))
+        error(_("control value 'sigma' must be a positive number (or 0: profiled)"));
     if (ctl->maxit < 1 || !(ctl->factr > 0) || !(ctl->fdstep > 0))
         error(_("'maxit', 'factr' and 'fdstep' must be positive"));
 }
@@ -1059,7 +1065,7 @@ void lmm_scaled_gradient(const lmm_xprod *xp, const double *theta, int reml,
 {
     int nt = lmm_ntheta(xp);
     deviance_ex ex;
-    deviance_ex_init(&ex, xp, fa, reml, 0);
+    deviance_ex_init(&ex, xp, fa, reml, 0, 0);
     double *lower = (double *) R_alloc((size_t) nt, sizeof(double));
     lmm_theta_lower(xp, lower);
     lmm_fd_scaled_gradient(nt, theta, lower, theta_upper(nt), deviance_objective, &ex, grad, scaled);

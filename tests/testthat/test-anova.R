@@ -19,7 +19,7 @@ test_that("anova(ddf = \"lme4\") of one model: the sequential F table of lme4", 
     ## agrees to 2e-11 while theta differs by 4e-6, which moves Sum Sq by
     ## ~1e-6.  So the table itself is checked at lme4's theta (to 1e-8), and
     ## the table at our optimum to what the criterion determines (1e-5).
-    sol <- .Call(lmmfit:::C_lmm_solution, fit$xprod, unname(lme4::getME(m, "theta")), TRUE)
+    sol <- .Call(lmmfit:::C_lmm_solution, fit$xprod, unname(lme4::getME(m, "theta")), TRUE, NULL)
     expect_lte(abs(fit$deviance_value - sol$deviance), 1e-9)
     at <- fit
     at$theta[] <- lme4::getME(m, "theta")
@@ -40,7 +40,7 @@ test_that("anova(ddf = \"lme4\") of one model: the sequential F table of lme4", 
     ## ML fit too: the same flatness, so the same two checks.
     fit <- lmmfit(f, d, REML = FALSE)
     m <- lmer_exact(f, d, REML = FALSE)
-    sol <- .Call(lmmfit:::C_lmm_solution, fit$xprod, unname(lme4::getME(m, "theta")), FALSE)
+    sol <- .Call(lmmfit:::C_lmm_solution, fit$xprod, unname(lme4::getME(m, "theta")), FALSE, NULL)
     expect_lte(abs(fit$deviance_value - sol$deviance), 1e-9)
     at <- fit
     at$theta[] <- lme4::getME(m, "theta")

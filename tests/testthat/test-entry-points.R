@@ -42,7 +42,7 @@ entry_args <- local({
         lmm_exact_gradient = list(fit1$xprod, as.double(fit1$theta), TRUE),
         lmm_optimize = list(fit$xprod, theta, TRUE, ctl),
         lmm_theta_transform = list(theta, c(2L, 1L), list(matrix(c(1, 0, 2, 1), 2), NULL), TRUE),
-        lmm_solution = list(fit$xprod, theta, TRUE),
+        lmm_solution = list(fit$xprod, theta, TRUE, NULL),
         lmm_condvar = list(fit$xprod, theta),
         lmm_tail_plan = list(fit$xprod),
         lmm_ar1_pieces = list(X, y, codes1, Z1, fit1$xprod, prev, gap),
@@ -77,6 +77,8 @@ accepted <- list(
     ## any numeric vector is a question with an answer (TRUE or FALSE)
     lmm_all_finite = list(`1` = c("int3", "nonfinite", "num0", "na", "big", "neg")),
     lmm_optimize = list(`4` = "list0"),
+    ## NULL: sigma profiled; any positive number is a known residual sd
+    lmm_solution = list(`4` = c("NULL", "big")),
     lmm_ar1_optimize = list(`7` = "list0"),
     lmm_boot_run = list(`2` = "NULL", `6` = "list0"),
     lmm_refit = list(`5` = "list0"),
@@ -223,7 +225,7 @@ test_that("corrupt staged cross-products (nested terms) are clean errors", {
     for (entry in c("lmm_deviance", "lmm_solution", "lmm_condvar")) {
         wrong <- character(0)
         for (nm in names(corrupt)) {
-            e <- call_error(entry, list(corrupt[[nm]], th, TRUE)[seq_along(entry_args[[entry]])])
+            e <- call_error(entry, list(corrupt[[nm]], th, TRUE, NULL)[seq_along(entry_args[[entry]])])
             if (!inherits(e, "simpleError") || !nzchar(conditionMessage(e))) wrong <- c(wrong, nm)
         }
         expect_identical(wrong, character(0), label = paste(entry, "accepting corrupt staged cross-products"))

@@ -127,7 +127,7 @@ test_that("a partially crossed design (a sparse tail) combines and fits from its
     d$y <- d$x + rnorm(np)[d$pupil] + rnorm(ns)[d$school] + rnorm(2L * np)
     f <- y ~ x + (1 | pupil) + (1 | school)
     fit <- lmmfit(f, d)
-    sol <- .Call(lmmfit:::C_lmm_solution, fit$xprod, as.double(fit$theta), TRUE)
+    sol <- .Call(lmmfit:::C_lmm_solution, fit$xprod, as.double(fit$theta), TRUE, NULL)
     expect_false(is.null(sol$tail_order))
     half <- as.integer(d$pupil) %% 2L == 0L
     ab <- combine_stats(lmm_stats(lmmfit(f, d[half, ])), lmm_stats(lmmfit(f, d[!half, ])))

@@ -161,12 +161,12 @@ test_that("a partially crossed design (sparse tail) matches lme4", {
     d <- partial_data(8)
     fit <- check_nested(y ~ x + (1 | pupil) + (1 | school), d, TRUE, 1L)
     fit <- check_nested(y ~ x + (1 | pupil) + (1 | school), d, FALSE, 1L)
-    sol <- .Call(lmmfit:::C_lmm_solution, fit$xprod, as.double(fit$theta), FALSE)
+    sol <- .Call(lmmfit:::C_lmm_solution, fit$xprod, as.double(fit$theta), FALSE, NULL)
     expect_setequal(sol$tail_order, seq_len(nlevels(d$school)))   # the sparse path was taken
     ## a crossed design (raters drawn at random for every row) stays dense
     d$rater <- factor(sample.int(100L, nrow(d), replace = TRUE))
     cr <- suppressMessages(lmmfit(y ~ x + (1 | pupil) + (1 | rater), d))
-    expect_null(.Call(lmmfit:::C_lmm_solution, cr$xprod, as.double(cr$theta), TRUE)$tail_order)
+    expect_null(.Call(lmmfit:::C_lmm_solution, cr$xprod, as.double(cr$theta), TRUE, NULL)$tail_order)
     ## the dense decision is kept (the tail's order alone), and is exact
     expect_identical(attr(cr$xprod, "tail_plan"), 100L)
     plain <- cr$xprod
@@ -270,7 +270,7 @@ test_that("AR(1) residuals over a sparse tail: the optimizer's deviance is the f
     f <- suppressMessages(lmmfit(y ~ x + (1 | pupil) + (1 | school), d,
                                  correlation = ar1(~ wave | spell)))
     expect_false(is.null(.Call(lmmfit:::C_lmm_solution, f$xprod, as.double(f$theta),
-                               TRUE)$tail_order))
+                               TRUE, NULL)$tail_order))
     expect_equal(f$optinfo$deviance, lmmfit:::ar1_deviance(f), tolerance = 1e-9)
     expect_true(length(attr(f$ar1$xprod0, "tail_plan")) > 1L)   # the plan, kept
     f0 <- suppressMessages(lmmfit(y ~ x + (1 | pupil) + (1 | school), d))
