@@ -11,6 +11,13 @@
     s3_register("broom", "tidy", "lmmfit", tidy.lmmfit)
     s3_register("broom", "glance", "lmmfit", glance.lmmfit)
     s3_register("broom", "augment", "lmmfit", augment.lmmfit)
+    s3_register("generics", "tidy", "metafit", tidy.metafit)
+    s3_register("generics", "glance", "metafit", glance.metafit)
+    s3_register("broom", "tidy", "metafit", tidy.metafit)
+    s3_register("broom", "glance", "metafit", glance.metafit)
+    s3_register("metafor", "leave1out", "metafit", leave1out.metafit)
+    s3_register("metafor", "regtest", "metafit", regtest.metafit)
+    s3_register("metafor", "trimfill", "metafit", trimfill.metafit)
     ## lme4's generics (getME, ngrps, refit, ...) and lattice's plots
     register_idiom_methods()
     ## the extension points of the packages users reach for after fitting
