@@ -134,3 +134,36 @@ NULL
 #' @name trial
 #' @usage data(trial)
 NULL
+
+#' BCG vaccine trials against tuberculosis
+#'
+#' The 13 trials of the BCG vaccine collected by Colditz et al. (1994): in
+#' each, the tuberculosis cases and non-cases among vaccinated and control
+#' participants, the absolute latitude of the trial site (a moderator: the
+#' vaccine works better far from the equator) and how the groups were
+#' allocated.  Made by \code{data-raw/bcg.R} from the published counts.
+#'
+#' @format A data frame with 13 rows and 9 columns:
+#' \describe{
+#'   \item{trial}{trial number, 1 to 13.}
+#'   \item{author}{first author(s) of the report.}
+#'   \item{year}{year of publication.}
+#'   \item{tpos, tneg}{tuberculosis cases and non-cases, vaccinated group.}
+#'   \item{cpos, cneg}{tuberculosis cases and non-cases, control group.}
+#'   \item{ablat}{absolute latitude of the trial site (degrees).}
+#'   \item{alloc}{allocation: factor \code{random}, \code{alternate}, \code{systematic}.}
+#' }
+#' @source Colditz GA, Brewer TF, Berkey CS, Wilson ME, Burdick E, Fineberg HV,
+#'   Mosteller F (1994) Efficacy of BCG vaccine in the prevention of
+#'   tuberculosis: meta-analysis of the published literature. JAMA 271(9),
+#'   698-702.  Used as a meta-regression example by Berkey CS, Hoaglin DC,
+#'   Mosteller F, Colditz GA (1995) A random-effects regression model for
+#'   meta-analysis. Stat Med 14, 395-411.
+#' @examples
+#' es <- effect_sizes("RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = bcg)
+#' metafit(yi ~ ablat + (1 | trial), vi = vi, data = es)
+#' @docType data
+#' @keywords datasets
+#' @name bcg
+#' @usage data(bcg)
+NULL

@@ -56,12 +56,14 @@ META_TESTS <- c("z", "t", "knha")
 #'   (2003) Improved tests for a random effects meta-regression with a single
 #'   covariate. Stat Med 22, 2693-2710.
 #' @examples
-#' ## log risk ratios of five trials and their sampling variances
-#' es <- data.frame(trial = 1:5, yi = c(-0.89, -1.59, -1.35, -1.44, -0.22),
-#'                  vi = c(0.326, 0.195, 0.415, 0.020, 0.051), lat = c(44, 55, 42, 52, 13))
+#' ## seed 003's example: the 13 BCG trials' log risk ratios
+#' es <- effect_sizes("RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = bcg)
 #' fit <- metafit(yi ~ 1 + (1 | trial), vi = vi, data = es)
 #' fit
-#' metafit(yi ~ lat + (1 | trial), vi = vi, data = es, test = "knha")
+#' meta_weights(fit)
+#' predict(fit, transf = exp)
+#' ## meta-regression on latitude, Knapp-Hartung test
+#' metafit(yi ~ ablat + (1 | trial), vi = vi, data = es, test = "knha")
 #' @export
 metafit <- function(formula, vi, V, data = NULL, method = "REML", test = "z", level = 0.95,
                     subset, na.action, slab, control = lmmfit_control()) {
@@ -122,7 +124,8 @@ meta_choice <- function(x, choices, what) {
 
 ## metafor accepts a level as a percentage too
 meta_level <- function(level) {
-    if (!is.numeric(level) || length(level) != 1L || !is.finite(level) || level <= 0 || level >= 100)
+    if (!is.numeric(level) || length(level) != 1L || !is.finite(level) || level <= 0 || level == 1 ||
+        level >= 100)
         stop("'level' must be a number in (0, 1) (or a percentage in (1, 100))", call. = FALSE)
     if (level > 1) level / 100 else level
 }
