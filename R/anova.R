@@ -6,7 +6,7 @@
 ## started from the REML estimates.
 refit_as_ml <- function(object) {
     if (!object$REML) return(object)
-    if (!is.null(object$call$correlation) || !is.null(object$corpar)) {
+    if (!is.null(object$call$correlation) || has_resid_structure(object)) {
         ## other structures are refitted through their own call
         return(update(object, REML = FALSE))
     }
@@ -101,7 +101,7 @@ anova.lmmfit <- function(object, ..., refit = TRUE, model.names = NULL, type = 3
 ## F tests are not available (residual correlation structures, no fixed
 ## effects, columns of X dropped as aliased), as summary() falls back too.
 anova_default_ddf <- function(object) {
-    if (!is.null(object$corpar) || length(object$beta) == 0L || length(object$dropped)) "lme4"
+    if (has_resid_structure(object) || length(object$beta) == 0L || length(object$dropped)) "lme4"
     else "Satterthwaite"
 }
 

@@ -145,19 +145,8 @@ ar1_fit_core <- function(X, y, w, off, reterms, REML, control, correlation, fram
     st <- ar1_structure(correlation, frame, env, reterms)
     yo <- if (is.null(off)) y else y - off
     storage.mode(X) <- "double"
-    Zs <- lapply(reterms, `[[`, "Z")
-    if (!is.null(w)) {
-        ## Var(e) = sigma^2 W^(-1/2) R W^(-1/2): scale the rows by sqrt(w) first
-        sw <- sqrt(w)
-        X <- X * sw
-        yo <- yo * sw
-        Zs <- lapply(Zs, function(Z) Z * sw)
-    }
-    codes <- lapply(reterms, function(t) as.integer(t$factor))
-    xp <- .Call(C_lmm_crossprod, X, yo, NULL, codes, Zs, vapply(reterms, `[[`, 1L, "nlev"),
-                NULL, NULL, max_stages())
-    xp$sumlogw <- if (is.null(w)) 0 else sum(log(w))
-    xp <- with_tail_plan(xp)     # whitening keeps the pattern: one plan for every phi
+    rows <- whitening_rows(X, yo, w, reterms)
+    X <- rows$X; yo <- rows$y; Zs <- rows$Z; codes <- rows$codes; xp <- rows$xprod
     pcs <- .Call(C_lmm_ar1_pieces, X, yo, codes, Zs, xp, st$prev, st$gap)
     st$pieces <- pcs
     st$xprod0 <- xp
@@ -204,8 +193,11 @@ ar1_deviance <- function(fit, theta = fit$theta, phi = fit$corpar[["Phi"]], REML
 #'
 #' @param object a fitted model.
 #' @param ... ignored.
-#' @return A named numeric vector: \code{c(Phi = ...)} for \code{\link{ar1}}
-#'   residuals, empty for a fit without a correlation structure.
+#' @return A named numeric vector: \code{c(Phi = ...)} for \code{\link{ar1}},
+#'   \code{corAR1} and \code{corCAR1} residuals, \code{c(Rho = ...)} for
+#'   \code{corCompSymm}, \code{c(range = ..., nugget = ...)} for the spatial
+#'   structures (as nlme reports them); empty for a fit without a correlation
+#'   structure.
 #' @examples
 #' data(BodyWeight, package = "nlme")
 #' fit <- lmmfit(weight ~ Time + Diet + (Time | Rat), data = BodyWeight,
@@ -252,7 +244,8 @@ ar1_whiten <- function(fit, r) {
 normalized_residuals <- function(object) {
     r <- object$y - linear_predictor(object)
     if (!is.null(object$weights)) r <- r * sqrt(object$weights)
-    if (!is.null(object$corpar)) r <- ar1_whiten(object, r)
+    if (!is.null(object$resid)) r <- resid_transform(object, r)
+    else if (!is.null(object$corpar)) r <- ar1_whiten(object, r)
     r <- r / sigma(object)
     names(r) <- rownames(object$frame)
     r

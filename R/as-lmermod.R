@@ -37,7 +37,7 @@ as_lmerMod <- function(fit, envir = parent.frame()) {
     if (!lme4_installed())
         stop("as_lmerMod() needs package 'lme4', which is not installed: install.packages(\"lme4\")",
              call. = FALSE)
-    if (!is.null(fit$corpar) || !is.null(fit$call$correlation))
+    if (has_resid_structure(fit) || !is.null(fit$call$correlation))
         stop("as_lmerMod(): a fit with a residual correlation structure ('correlation =') has no lme4 equivalent",
              call. = FALSE)
     if (!is.null(fit$wb))

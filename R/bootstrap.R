@@ -17,8 +17,8 @@ NULL
 ## plain spec (conditioned = FALSE), whose draws equal y* - offset.
 boot_spec <- function(fit, conditioned = TRUE) {
     if (is.null(fit$xprod)) stop("the model has no cross-products to refit from", call. = FALSE)
-    if (!is.null(fit$corpar))
-        stop("simulation and refits of models with a residual correlation structure (ar1) are not supported",
+    if (has_resid_structure(fit))
+        stop("simulation and refits of models with a residual variance or correlation structure are not supported",
              call. = FALSE)
     X <- fit$X
     storage.mode(X) <- "double"
@@ -409,7 +409,7 @@ simulate.lmmfit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.for
     rng <- boot_rng_setup(seed)
     if (!is.null(rng$restore)) on.exit(assign(".Random.seed", rng$restore, envir = .GlobalEnv))
     if (!is.null(newdata)) {
-        if (!is.null(object$corpar))
+        if (has_resid_structure(object))
             stop("simulate(): 'newdata' is not supported for models with a residual correlation structure",
                  call. = FALSE)
         out <- simulate_newdata(object, nsim, newdata, conditional = use.u,

@@ -75,7 +75,7 @@ tidy.lmmfit <- function(x, effects = c("fixed", "ran_pars"), scales = NULL, conf
 tidy_fixed <- function(x, conf.int, conf.level, ddf.method, exponentiate) {
     b <- fixef(x)
     p <- length(b)
-    if (ddf.method != "lme4" && !is.null(x$corpar)) {
+    if (ddf.method != "lme4" && has_resid_structure(x)) {
         message("tidy(): no degrees of freedom for a fit with a residual correlation structure: ",
                 "no df and p.value columns")
         ddf.method <- "lme4"

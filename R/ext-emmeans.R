@@ -85,7 +85,7 @@ emm_basis.lmmfit <- function(object, trms, xlev, grid, vcov., mode, lmer.df, opt
     bhat[names(object$beta)] <- object$beta
     nbasis <- if (anyNA(bhat)) nonestimable_basis(object) else matrix(NA)
 
-    if (mode != "asymptotic" && !is.null(object$corpar)) {
+    if (mode != "asymptotic" && has_resid_structure(object)) {
         message("degrees of freedom are not available for a fit with a residual correlation structure: ",
                 "using asymptotic (z) tests")
         mode <- "asymptotic"

@@ -67,7 +67,7 @@ influence.lmmfit <- function(model, groups, data, do.coef = TRUE,
              call. = FALSE)
     }
     if (!isTRUE(do.coef)) return(list(hat = hatvalues(model)))
-    if (!is.null(model$corpar))
+    if (has_resid_structure(model))
         stop("influence() is not available for models with a residual correlation structure", call. = FALSE)
     if (missing(data)) data <- getData(model)
     if (!is.data.frame(data)) data <- as.data.frame(data)

@@ -30,7 +30,12 @@
 #' @param data a data frame containing the variables in \code{formula}.
 #' @param REML logical: fit by restricted maximum likelihood (default) or by
 #'   maximum likelihood.
-#' @param weights optional prior weights (positive).
+#' @param weights optional prior weights (positive), or nlme's variance
+#'   function: \code{nlme::varIdent(form = ~ 1 | stratum)}, \code{varPower(form
+#'   = ~ v)}, \code{varExp}, \code{varConstPower} (each optionally by stratum,
+#'   \code{~ v | stratum}), \code{varFixed(~ v)} and \code{varComb()} of them.
+#'   Variance functions of the fitted values are not supported.  See
+#'   \code{\link{varpar}}.
 #' @param subset optional expression selecting the rows to use.
 #' @param na.action a function for missing values (default \code{getOption("na.action")}).
 #' @param offset optional offset; \code{offset()} terms in the formula are also honoured.
@@ -48,8 +53,16 @@
 #'   \code{restart_edge}, \code{boundary.tol}, \code{use.last.params}, the
 #'   rescaling options of \code{check.scaleX}, ...) are refused with an error
 #'   naming them when they differ from lme4's defaults.
-#' @param correlation optional residual correlation structure within groups,
-#'   e.g. \code{ar1(~ time | id)}.
+#' @param correlation optional residual correlation structure within groups:
+#'   \code{ar1(~ time | id)}, or nlme's \code{corAR1}, \code{corCAR1}
+#'   (real-valued times), \code{corCompSymm}, \code{corExp},
+#'   \code{corGaus}, \code{corSpher} (coordinates \code{~ x + y | g},
+#'   optionally \code{nugget = TRUE}).  The grouping must be nested in every
+#'   random-effects grouping factor.  Structures combine with any
+#'   random-effects part and with a variance function; each evaluation
+#'   whitens the data by the structure in C.  Fits with a structure have no
+#'   Satterthwaite degrees of freedom, profiles or bootstrap yet.  See
+#'   \code{\link{corpar}}.
 #' @param start starting values of the covariance parameters, as lme4's
 #'   \code{start}: a numeric vector of theta in lme4's order and
 #'   parametrisation (as \code{getME(lmer_fit, "theta")}; matched by name when
@@ -69,6 +82,9 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     if (!is.null(start) && !is.null(correlation))
         stop("'start' cannot be combined with 'correlation =': the residual correlation structure's fit ",
              "starts from its own values; drop 'start'", call. = FALSE)
+    if (!is.null(start) && !missing(weights) && !is.null(variance_function_arg(call$weights, data, parent.frame())))
+        stop("'start' cannot be combined with a variance function ('weights ='): the fit starts from its own ",
+             "values; drop 'start'", call. = FALSE)
     if (!is.logical(REML) || length(REML) != 1L || is.na(REML))
         stop("'REML' must be TRUE or FALSE", call. = FALSE)
     ## lme4's conventions: a formula given as a string, '.' on the right side
@@ -80,21 +96,27 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
         control <- lc$control
         checks <- lc$checks
     }
+    ## nlme's weights = varFunc (a variance function) rather than prior weights
+    variance <- if (!missing(weights)) variance_function_arg(call$weights, data, parent.frame())
+    fcall <- call
+    if (!is.null(variance)) fcall$weights <- NULL
+    structure_spec <- resid_parse(correlation, variance)
     ## wb(x, g) terms become ordinary columns of an augmented data frame.
     wbx <- wb_expand(formula, data, parent.frame())
     parsed <- parse_lmm_formula(if (is.null(wbx)) formula else wbx$formula)
-    ## the residual correlation's time and group variables join the model frame
-    if (!is.null(correlation)) parsed$frame <- add_frame_terms(parsed$frame, correlation_vars(correlation))
+    ## the structures' time, coordinate, covariate and group variables join the model frame
+    if (!is.null(structure_spec))
+        parsed$frame <- add_frame_terms(parsed$frame, resid_frame_vars(structure_spec$cor, structure_spec$var))
 
     ## The model frame: every variable of the fixed and random parts at once,
     ## so that subset and na.action apply to all of them.
-    mf <- call[c(1L, match(c("data", "weights", "subset", "na.action", "offset"),
-                           names(call), 0L))]
+    mf <- fcall[c(1L, match(c("data", "weights", "subset", "na.action", "offset"),
+                            names(fcall), 0L))]
     mf[[1L]] <- quote(stats::model.frame)
     mf$formula <- parsed$frame
     mf$drop.unused.levels <- TRUE
     if (!is.null(wbx)) mf$data <- wbx$data
-    frame <- simple_model_frame(parsed$frame, if (is.null(wbx)) data else wbx$data, call)
+    frame <- simple_model_frame(parsed$frame, if (is.null(wbx)) data else wbx$data, fcall)
     if (is.null(frame)) frame <- eval(mf, parent.frame())
     n <- nrow(frame)
     if (n == 0L) stop("no observations left to fit (zero rows after subset and na.action)", call. = FALSE)
@@ -145,8 +167,12 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
                                    n, ncol(X)), call. = FALSE)
     theta0 <- lme4_start(start, reterms)
 
-    fit <- if (is.null(correlation)) lmm_fit_core(X, y, w, off, reterms, REML, control, theta0 = theta0)
-           else ar1_fit_core(X, y, w, off, reterms, REML, control, correlation, frame, parsed$env)
+    fit <- if (is.null(structure_spec)) lmm_fit_core(X, y, w, off, reterms, REML, control, theta0 = theta0)
+           else if (!is.null(structure_spec$ar1))
+               ar1_fit_core(X, y, w, off, reterms, REML, control, structure_spec$ar1, frame, parsed$env)
+           else resid_fit_core(X, y, w, off, reterms, REML, control,
+                               resid_structure(structure_spec$cor, structure_spec$var, frame, parsed$env,
+                                               reterms))
     fit <- structure(c(fit, list(
         call = call, formula = formula, fixed_terms = fixed_terms, frame = frame,
         X = X, y = y, weights = w, offset = off, reterms = reterms, REML = REML,

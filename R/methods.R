@@ -64,9 +64,9 @@ logLik.lmmfit <- function(object, REML = object$REML, ...) {
 }
 
 ## Fixed effects, covariance parameters, residual SD and any residual
-## correlation parameters (AR(1)'s phi).
+## structure's parameters (correlation, variance function).
 n_parameters <- function(object) {
-    length(object$beta) + length(object$theta) + 1L + length(object$corpar)
+    length(object$beta) + length(object$theta) + 1L + length(object$corpar) + length(unlist(object$varpar))
 }
 
 ## The ML deviance of an REML fit at its covariance estimates, as lme4's
@@ -171,8 +171,9 @@ fitted.lmmfit <- function(object, ...) {
 
 #' @rdname lmmfit-accessors
 #' @param type \code{"response"} (\code{y} minus the fitted values; the
-#'   default, also available as \code{"working"}) or \code{"pearson"} (times
-#'   the square root of the prior weights; also available as
+#'   default, also available as \code{"working"}) or \code{"pearson"} (divided
+#'   by a variance function's standard-deviation multiplier and times the
+#'   square root of the prior weights; also available as
 #'   \code{"deviance"}, the same for a linear mixed model).
 #'   \code{"normalized"}: the residuals whitened by the residual correlation
 #'   structure and divided by sigma, as nlme's (for a model without one, the
@@ -189,6 +190,7 @@ residuals.lmmfit <- function(object, type = c("response", "pearson", "working", 
     }
     r <- object$y - linear_predictor(object)
     if (type %in% c("pearson", "deviance") && !is.null(object$weights)) r <- r * sqrt(object$weights)
+    if (type %in% c("pearson", "deviance") && !is.null(object$resid)) r <- r / resid_sd_multiplier(object)
     if (scaled) r <- r / sigma(object)
     names(r) <- rownames(object$frame)
     naresid(object$na.action, r)

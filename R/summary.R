@@ -167,7 +167,8 @@ print.summary.lmmfit <- function(x, digits = max(3, getOption("digits") - 3),
     cat("\nRandom effects:\n")
     print(format_varcorr(x$varcor, digits, c("Variance", "Std.Dev.")), quote = FALSE, right = FALSE)
     print_ngrps(fit)
-    if (!is.null(fit$corpar)) print_corpar(fit)
+    if (!is.null(fit$resid)) print_resid_structure(fit)
+    else if (!is.null(fit$corpar)) print_corpar(fit)
     if (nrow(x$coefficients) == 0L) cat("No fixed effect coefficients\n")
     else cat("\nFixed effects:\n")
     if (nrow(x$coefficients) == 0L) NULL

@@ -23,32 +23,6 @@
 #include "model.h"
 #include "lmmfit.h"
 
-/* Where the numeric parts of an lmm_xprod sit in one contiguous vector. */
-typedef struct {
-    R_xlen_t off[7];     /* A11, A21x, A22, AX1, AX2, AXX, end */
-} ar1_layout;
-
-static void layout_of(const lmm_xprod *xp, ar1_layout *lay)
-{
-    R_xlen_t k1 = xp->ncol[0], m = xp->A21p[xp->nlev[0]];
-    R_xlen_t len[6] = {(R_xlen_t) xp->nlev[0] * k1 * k1, m * k1, xp->n22,
-                       (R_xlen_t) xp->px * xp->q1, (R_xlen_t) xp->px * xp->q2,
-                       (R_xlen_t) xp->px * xp->px};
-    lay->off[0] = 0;
-    for (int i = 0; i < 6; i++) lay->off[i + 1] = lay->off[i] + len[i];
-}
-
-/* Point the numeric members of xp into buf. */
-static void point_into(lmm_xprod *xp, const ar1_layout *lay, const double *buf)
-{
-    xp->A11 = buf + lay->off[0];
-    xp->A21x = buf + lay->off[1];
-    xp->A22 = buf + lay->off[2];
-    xp->AX1 = buf + lay->off[3];
-    xp->AX2 = buf + lay->off[4];
-    xp->AXX = buf + lay->off[5];
-}
-
 /* The data rows and the pattern, for accumulating selected rows. */
 typedef struct {
     R_xlen_t n;
@@ -63,7 +37,7 @@ typedef struct {
 /* Add the cross-products of the rows sel[0..ns) (in the arrays of r) to out. */
 static void accumulate_rows(const ar1_rows *r, const double *X, const double *y,
                             const double *const *Z, const int *sel, R_xlen_t ns,
-                            const ar1_layout *lay, double *out)
+                            const lmm_value_layout *lay, double *out)
 {
     int nl = r->pat->nlev[0];
     const int *c0 = r->codes[0];
@@ -75,7 +49,7 @@ static void accumulate_rows(const ar1_rows *r, const double *X, const double *y,
     for (R_xlen_t s = 0; s < ns; s++) r->order[fill[c0[sel[s]] - 1]++] = sel[s];
     lmm_accumulate(r->n, r->p, X, y, NULL, NULL, NULL, r->codes, Z, r->pat, r->start, r->order,
                    out + lay->off[0], out + lay->off[1], out + lay->off[2],
-                   out + lay->off[3], out + lay->off[4], out + lay->off[5]);
+                   out + lay->off[3], out + lay->off[4], out + lay->off[5], NULL);
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -138,8 +112,8 @@ SEXP lmm_ar1_pieces(SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP sxp, SEXP sprev
     int G = 0;
     for (R_xlen_t s = 0; s < npair; s++) if (s == 0 || gs[s] != gs[s - 1]) gs[G++] = gs[s];
 
-    ar1_layout lay;
-    layout_of(&xp, &lay);
+    lmm_value_layout lay;
+    lmm_value_layout_of(&xp, &lay);
     R_xlen_t L = lay.off[6];
     if (L > INT_MAX || (double) L * (1 + 3 * (double) G) > R_XLEN_T_MAX)
         error(_("the AR(1) cross-products are too large"));
@@ -200,7 +174,7 @@ SEXP lmm_ar1_pieces(SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP sxp, SEXP sprev
 /* The AR(1) model: the pieces and a buffer for A(phi). */
 typedef struct {
     lmm_xprod xp;        /* numeric members point into buf */
-    ar1_layout lay;
+    lmm_value_layout lay;
     const double *pieces;
     const int *gaps;
     const double *npairs;
@@ -243,7 +217,7 @@ static double ar1_objective(const double *x, void *ex)
 static void ar1_setup(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, ar1_model *m)
 {
     lmm_unpack_xprod(sxp, &m->xp);
-    layout_of(&m->xp, &m->lay);
+    lmm_value_layout_of(&m->xp, &m->lay);
     if (!isInteger(sgaps) || !isReal(snpairs) || LENGTH(sgaps) != LENGTH(snpairs))
         error(_("corrupt AR(1) pieces: 'gaps'/'npairs'"));
     m->G = LENGTH(sgaps);
@@ -263,7 +237,7 @@ static void ar1_setup(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, ar1_mode
     m->fa = (lmm_factor *) R_alloc(1, sizeof(lmm_factor));
     lmm_factor_alloc(&m->xp, m->fa);
     m->buf = (double *) R_alloc((size_t) (m->lay.off[6] > 0 ? m->lay.off[6] : 1), sizeof(double));
-    point_into(&m->xp, &m->lay, m->buf);
+    lmm_point_values(&m->xp, &m->lay, m->buf);
 }
 
 static double check_phi(SEXP sphi)
@@ -281,14 +255,7 @@ SEXP lmm_ar1_xprod(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP sphi)
     ar1_model m;
     ar1_setup(sxp, spieces, sgaps, snpairs, &m);
     double ldR = ar1_combine(&m, check_phi(sphi));
-    SEXP out = PROTECT(shallow_duplicate(sxp)); nprot++;
-    const int slot[6] = {5, 8, 9, 10, 11, 12};   /* A11, A21x, A22, AX1, AX2, AXX */
-    for (int i = 0; i < 6; i++) {
-        R_xlen_t len = m.lay.off[i + 1] - m.lay.off[i];
-        SEXP v = allocVector(REALSXP, len);
-        SET_VECTOR_ELT(out, slot[i], v);
-        if (len > 0) memcpy(REAL(v), m.buf + m.lay.off[i], (size_t) len * sizeof(double));
-    }
+    SEXP out = PROTECT(lmm_xprod_with_values(sxp, &m.lay, m.buf)); nprot++;
     const char *names[] = {"xprod", "logdetR", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SET_VECTOR_ELT(ans, 0, out);
@@ -336,14 +303,7 @@ SEXP lmm_ar1_optimize(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP spa
     const char *names[] = {"par", "deviance", "feval", "convergence", "message", "gradient",
                            "scaled_gradient", "settled", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
-    SET_VECTOR_ELT(ans, 0, par);
-    SET_VECTOR_ELT(ans, 1, ScalarReal(res.fmin));
-    SET_VECTOR_ELT(ans, 2, ScalarInteger(feval));
-    SET_VECTOR_ELT(ans, 3, ScalarInteger(res.fail));
-    SET_VECTOR_ELT(ans, 4, mkString(res.msg));
-    SET_VECTOR_ELT(ans, 5, grad);
-    SET_VECTOR_ELT(ans, 6, scaled);
-    SET_VECTOR_ELT(ans, 7, ScalarLogical(res.settled));
+    lmm_fill_drive_result(ans, par, &res, feval, grad, scaled);
     UNPROTECT(nprot);
     return ans;
 }

@@ -32,7 +32,7 @@ static int cmp_int(const void *a, const void *b)
 }
 
 /* Rows of the data sorted by level of a term (a counting sort). */
-static void order_by_level(R_xlen_t n, const int *code, int nlev0, int *start, int *order)
+void lmm_order_by_level(R_xlen_t n, const int *code, int nlev0, int *start, int *order)
 {
     memset(start, 0, (size_t) (nlev0 + 1) * sizeof(int));
     for (R_xlen_t t = 0; t < n; t++) start[code[t]]++;            /* code[t] - 1 + 1 */
@@ -135,25 +135,39 @@ static int count_stages(R_xlen_t n, int nterms, const int *const *codes, const i
  * of the first term; they must fit the pattern of pat (its values are not
  * read).  Also used by ar1.c.  With xshift and b0 (else both NULL) the rows
  * are those of the conditioned data, x - xshift and y - (x - xshift)'b0,
- * formed here row by row so that no n-length copy of X or y is needed. */
+ * formed here row by row so that no n-length copy of X or y is needed.
+ * ws: scratch from lmm_accum_ws_alloc() (NULL: allocated here). */
+void lmm_accum_ws_alloc(const lmm_xprod *pat, int p, lmm_accum_ws *ws)
+{
+    int nterms = pat->nterms, q2 = pat->q2, ns = pat->nstage;
+    ws->xr = (double *) R_alloc((size_t) p + 1, sizeof(double));
+    ws->roff = (int *) R_alloc((size_t) nterms, sizeof(int));
+    rest_offsets(nterms, pat->nlev, pat->ncol, ws->roff);
+    ws->pos = (int *) R_alloc((size_t) ns * (q2 > 0 ? q2 : 1), sizeof(int));
+    ws->hcur = (int *) R_alloc((size_t) ns, sizeof(int));
+}
+
 void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const double *w,
                     const double *xshift, const double *b0,
                     const int *const *codes, const double *const *Z, const lmm_xprod *pat,
                     const int *start, const int *order,
                     double *A11, double *A21x, double *A22, double *AX1, double *AX2,
-                    double *AXX)
+                    double *AXX, const lmm_accum_ws *ws)
 {
     int nterms = pat->nterms, q2 = pat->q2, ns = pat->nstage, qd = pat->qd, dstart = pat->dstart;
     const int *nlev = pat->nlev, *ncol = pat->ncol;
     int k1 = ncol[0], px = p + 1;
-    double *xr = (double *) R_alloc((size_t) px, sizeof(double));
-    int *roff = (int *) R_alloc((size_t) nterms, sizeof(int));
-    rest_offsets(nterms, nlev, ncol, roff);
+    lmm_accum_ws own;
+    if (!ws) {
+        lmm_accum_ws_alloc(pat, p, &own);
+        ws = &own;
+    }
+    double *xr = ws->xr;
+    const int *roff = ws->roff;
     /* pos[s * q2 + r]: where rest row r sits in the beside-list of stage s's
      * current level (stage 0: level g; a later stage: the one level that g
      * is nested in) */
-    int *pos = (int *) R_alloc((size_t) ns * (q2 > 0 ? q2 : 1), sizeof(int));
-    int *hcur = (int *) R_alloc((size_t) ns, sizeof(int));
+    int *pos = ws->pos, *hcur = ws->hcur;
 
     for (int g = 0; g < nlev[0]; g++) {
         if (start[g] == start[g + 1]) continue;
@@ -231,6 +245,40 @@ void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const d
         for (int r = c + 1; r < px; r++) AXX[c + r * px] = AXX[r + c * px];
 }
 
+void lmm_value_layout_of(const lmm_xprod *xp, lmm_value_layout *lay)
+{
+    R_xlen_t k1 = xp->ncol[0], m = xp->A21p[xp->nlev[0]];
+    R_xlen_t len[6] = {(R_xlen_t) xp->nlev[0] * k1 * k1, m * k1, xp->n22,
+                       (R_xlen_t) xp->px * xp->q1, (R_xlen_t) xp->px * xp->q2,
+                       (R_xlen_t) xp->px * xp->px};
+    lay->off[0] = 0;
+    for (int i = 0; i < 6; i++) lay->off[i + 1] = lay->off[i] + len[i];
+}
+
+void lmm_point_values(lmm_xprod *xp, const lmm_value_layout *lay, double *buf)
+{
+    xp->A11 = buf + lay->off[0];
+    xp->A21x = buf + lay->off[1];
+    xp->A22 = buf + lay->off[2];
+    xp->AX1 = buf + lay->off[3];
+    xp->AX2 = buf + lay->off[4];
+    xp->AXX = buf + lay->off[5];
+}
+
+SEXP lmm_xprod_with_values(SEXP sxp, const lmm_value_layout *lay, const double *buf)
+{
+    SEXP out = PROTECT(shallow_duplicate(sxp));
+    const int slot[6] = {5, 8, 9, 10, 11, 12};   /* A11, A21x, A22, AX1, AX2, AXX */
+    for (int i = 0; i < 6; i++) {
+        R_xlen_t len = lay->off[i + 1] - lay->off[i];
+        SEXP v = allocVector(REALSXP, len);
+        SET_VECTOR_ELT(out, slot[i], v);
+        if (len > 0) memcpy(REAL(v), buf + lay->off[i], (size_t) len * sizeof(double));
+    }
+    UNPROTECT(1);
+    return out;
+}
+
 static SEXP alloc_zero(SEXPTYPE type, R_xlen_t len)
 {
     SEXP ans = allocVector(type, len);
@@ -304,7 +352,7 @@ static void stage_patterns(R_xlen_t n, int nterms, int ns, const int *const *cod
     int *order = ns > 1 ? (int *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(int)) : NULL;
     for (int j = 1; j < ns; j++) {
         int *start = (int *) R_alloc((size_t) nlev[j] + 1, sizeof(int));
-        order_by_level(n, codes[j], nlev[j], start, order);
+        lmm_order_by_level(n, codes[j], nlev[j], start, order);
         len[j] = beside_pattern(j, nterms, codes, nlev, ncol, roff, start, order, Cp, Ci + j);
         nnz[j] = len[j];
         Cp += nlev[j] + 1;
@@ -369,7 +417,7 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev,
 
     int *start = (int *) R_alloc((size_t) nlev[0] + 1, sizeof(int));
     int *order = (int *) R_alloc((size_t) n, sizeof(int));
-    order_by_level(n, codes[0], nlev[0], start, order);
+    lmm_order_by_level(n, codes[0], nlev[0], start, order);
 
     SEXP sA21p = PROTECT(allocVector(INTSXP, nlev[0] + 1)); nprot++;
     int *A21i_scratch;
@@ -392,7 +440,7 @@ SEXP lmm_crossprod(SEXP sX, SEXP sy, SEXP sw, SEXP scodes, SEXP sZ, SEXP snlev,
     lmm_unpack_xprod(ans, &pat);
     lmm_accumulate(n, p, REAL(sX), REAL(sy), w, xshift, b0, codes, Z, &pat, start, order,
                    REAL(VECTOR_ELT(ans, 5)), REAL(VECTOR_ELT(ans, 8)), REAL(VECTOR_ELT(ans, 9)),
-                   REAL(VECTOR_ELT(ans, 10)), REAL(VECTOR_ELT(ans, 11)), REAL(VECTOR_ELT(ans, 12)));
+                   REAL(VECTOR_ELT(ans, 10)), REAL(VECTOR_ELT(ans, 11)), REAL(VECTOR_ELT(ans, 12)), NULL);
     double sumlogw = 0;
     if (w) for (R_xlen_t t = 0; t < n; t++) sumlogw += log(w[t]);
     REAL(VECTOR_ELT(ans, 4))[0] = sumlogw;

@@ -27,6 +27,11 @@ SEXP lmm_ar1_pieces(SEXP X, SEXP y, SEXP codes, SEXP Z, SEXP xprod, SEXP prev, S
 SEXP lmm_ar1_xprod(SEXP xprod, SEXP pieces, SEXP gaps, SEXP npairs, SEXP phi);
 SEXP lmm_ar1_optimize(SEXP xprod, SEXP pieces, SEXP gaps, SEXP npairs, SEXP par,
                       SEXP reml, SEXP control, SEXP phimax);
+/* residual variance and correlation structures (resid_fit.c) */
+SEXP lmm_resid_xprod(SEXP xprod, SEXP X, SEXP y, SEXP codes, SEXP Z, SEXP spec, SEXP par);
+SEXP lmm_resid_optimize(SEXP xprod, SEXP X, SEXP y, SEXP codes, SEXP Z, SEXP spec, SEXP par,
+                        SEXP reml, SEXP control);
+SEXP lmm_resid_transform(SEXP spec, SEXP par, SEXP M, SEXP color);
 /* bootstrap.c */
 SEXP lmm_boot_run(SEXP spec, SEXP Y, SEXP nsim, SEXP use_u, SEXP reml, SEXP control);
 SEXP lmm_boot_simulate(SEXP spec, SEXP nsim, SEXP use_u);
@@ -53,6 +58,17 @@ struct lmm_xprod_s;
 void lmm_unpack_xprod(SEXP s, struct lmm_xprod_s *xp);
 struct lmm_optctl_s;
 void lmm_unpack_control(SEXP control, struct lmm_optctl_s *ctl);
+/* optimizer.c: an optimisation's result into the first 8 slots of ans
+ * (par, deviance, feval, convergence, message, gradient, scaled_gradient,
+ * settled), as the driver's entry points return it */
+struct lmm_optres_s;
+void lmm_fill_drive_result(SEXP ans, SEXP par, const struct lmm_optres_s *res, int feval, SEXP grad,
+                           SEXP scaled);
+/* lmm_accumulate()'s scratch, allocated once for repeated passes (NULL: per call) */
+typedef struct lmm_accum_ws_s {
+    double *xr;
+    int *roff, *pos, *hcur;
+} lmm_accum_ws;
 /* crossprod.c: add the cross-products of the rows order[start[g] .. start[g+1])
  * (for each level g of the first term) into the blocks, in the pattern of pat;
  * codes: R's 1-based factor codes */
@@ -61,6 +77,9 @@ void lmm_accumulate(R_xlen_t n, int p, const double *X, const double *y, const d
                     const int *const *codes, const double *const *Z,
                     const struct lmm_xprod_s *pat, const int *start, const int *order,
                     double *A11, double *A21x, double *A22, double *AX1, double *AX2,
-                    double *AXX);
+                    double *AXX, const struct lmm_accum_ws_s *ws);
+/* the rows of each level g of a term (R's 1-based codes): order[start[g] .. start[g+1]) */
+void lmm_order_by_level(R_xlen_t n, const int *code, int nlev0, int *start, int *order);
+void lmm_accum_ws_alloc(const struct lmm_xprod_s *pat, int p, lmm_accum_ws *ws);
 
 #endif

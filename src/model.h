@@ -65,6 +65,19 @@ typedef struct lmm_xprod_s {
     R_xlen_t tailplan_len;
 } lmm_xprod;
 
+/* Where the numeric parts of an lmm_xprod sit in one contiguous buffer, for
+ * models that re-form them (whitened residuals): A11, A21x, A22, AX1, AX2,
+ * AXX at off[0..5], the total length at off[6] (crossprod.c). */
+typedef struct {
+    R_xlen_t off[7];
+} lmm_value_layout;
+void lmm_value_layout_of(const lmm_xprod *xp, lmm_value_layout *lay);
+/* Point the numeric members of xp into buf (laid out as lay). */
+void lmm_point_values(lmm_xprod *xp, const lmm_value_layout *lay, double *buf);
+/* A copy of the cross-products list sxp (lmm_crossprod's layout) with the
+ * numeric members taken from buf (laid out as lay). */
+SEXP lmm_xprod_with_values(SEXP sxp, const lmm_value_layout *lay, const double *buf);
+
 /* The plan of a sparse tail (tail.c), found once per fit. */
 typedef struct lmm_tail_plan_s lmm_tail_plan;
 
@@ -172,7 +185,7 @@ typedef struct lmm_optctl_s {
                             with known sampling variances: 1); 0: profiled out */
 } lmm_optctl;
 
-typedef struct {
+typedef struct lmm_optres_s {
     double fmin;
     int fncount, grcount, fail;
     int settled;         /* lmm_optimize(): 1 when the end point passed its checks (no move

@@ -1071,6 +1071,18 @@ void lmm_scaled_gradient(const lmm_xprod *xp, const double *theta, int reml,
     lmm_fd_scaled_gradient(nt, theta, lower, theta_upper(nt), deviance_objective, &ex, grad, scaled);
 }
 
+void lmm_fill_drive_result(SEXP ans, SEXP par, const lmm_optres *res, int feval, SEXP grad, SEXP scaled)
+{
+    SET_VECTOR_ELT(ans, 0, par);
+    SET_VECTOR_ELT(ans, 1, ScalarReal(res->fmin));
+    SET_VECTOR_ELT(ans, 2, ScalarInteger(feval));
+    SET_VECTOR_ELT(ans, 3, ScalarInteger(res->fail));
+    SET_VECTOR_ELT(ans, 4, mkString(res->msg));
+    SET_VECTOR_ELT(ans, 5, grad);
+    SET_VECTOR_ELT(ans, 6, scaled);
+    SET_VECTOR_ELT(ans, 7, ScalarLogical(res->settled));
+}
+
 SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
 {
     int nprot = 0;
@@ -1089,14 +1101,7 @@ SEXP lmm_optimize_R(SEXP sxp, SEXP stheta, SEXP sreml, SEXP control)
     const char *names[] = {"theta", "deviance", "feval", "convergence", "message", "gradient",
                            "scaled_gradient", "settled", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
-    SET_VECTOR_ELT(ans, 0, theta);
-    SET_VECTOR_ELT(ans, 1, ScalarReal(res.fmin));
-    SET_VECTOR_ELT(ans, 2, ScalarInteger(res.fncount));
-    SET_VECTOR_ELT(ans, 3, ScalarInteger(res.fail));
-    SET_VECTOR_ELT(ans, 4, mkString(res.msg));
-    SET_VECTOR_ELT(ans, 5, grad);
-    SET_VECTOR_ELT(ans, 6, scaled);
-    SET_VECTOR_ELT(ans, 7, ScalarLogical(res.settled));
+    lmm_fill_drive_result(ans, theta, &res, res.fncount, grad, scaled);
     UNPROTECT(nprot);
     return ans;
 }

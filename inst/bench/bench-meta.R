@@ -11,35 +11,18 @@
 ## the ratio, the REML log-likelihoods and the peak memory R allocated
 ## (gc()'s "max used") for each package's fit.
 
-suppressPackageStartupMessages({
-    library(lmmfit)
-    library(metafor)
-})
+script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+bench_dir <- if (length(script) == 1L) dirname(script) else file.path("inst", "bench")
+source(file.path(bench_dir, "common.R"))
+suppressPackageStartupMessages(library(metafor))
 args <- commandArgs(trailingOnly = TRUE)
 k_big <- if (length(args) >= 1L) as.integer(args[[1L]]) else 100000L
 n_studies <- if (length(args) >= 2L) as.integer(args[[2L]]) else 5000L
-rep_scale <- as.numeric(Sys.getenv("LMMFIT_BENCH_REPS", "1"))
-
-cpu_per_fit <- function(f, inner, reps) {
-    vapply(seq_len(reps), function(r) {
-        c0 <- proc.time()
-        for (i in seq_len(inner)) f()
-        c1 <- proc.time() - c0
-        (c1[["user.self"]] + c1[["sys.self"]]) / inner
-    }, 0)
-}
-
-## Peak megabytes R allocates while f runs (gc's "max used", reset first).
-peak_mb <- function(f) {
-    gc(reset = TRUE, full = TRUE)
-    base <- sum(gc()[, 2L])
-    f()
-    sum(gc()[, 6L]) - base
-}
+rep_scale <- bench_rep_scale()
 
 report <- function(label, ours, theirs, ll_ours, ll_theirs, mem) {
     cat(sprintf("%-44s metafit %9.5f s   metafor %9.5f s   ratio %6.1fx   logLik %.6f vs %.6f   peak MB %s\n",
-                label, median(ours), median(theirs), median(theirs) / median(ours), ll_ours, ll_theirs,
+                label, ours, theirs, theirs / ours, ll_ours, ll_theirs,
                 paste(sprintf("%.0f", mem), collapse = " / ")))
 }
 
@@ -54,8 +37,8 @@ for (case in list(list("BCG, REML, k = 13", yi ~ 1 + (1 | trial), NULL, "REML"),
     theirs <- function() if (is.null(mods)) rma(yi, vi, data = dat, method = method)
                          else rma(yi, vi, mods = mods, data = dat, method = method)
     a <- ours(); b <- theirs()
-    report(case[[1L]], cpu_per_fit(ours, 200L, reps), cpu_per_fit(theirs, 50L, reps),
-           a$fit_stats["ll", "REML"], b$fit.stats["ll", "REML"], c(peak_mb(ours), peak_mb(theirs)))
+    report(case[[1L]], bench_cpu(ours, reps, 200L), bench_cpu(theirs, reps, 50L),
+           a$fit_stats["ll", "REML"], b$fit.stats["ll", "REML"], c(bench_peak_mb(ours), bench_peak_mb(theirs)))
 }
 
 ## The multilevel model: effects in studies, a moderator.
@@ -67,9 +50,9 @@ big$yi <- 0.2 + 0.1 * big$x + rnorm(n_studies, 0, 0.3)[study] + rnorm(k_big, 0, 
 ours <- function() metafit(yi ~ x + (1 | study/effect), vi = vi, data = big)
 theirs <- function() rma.mv(yi, vi, mods = ~ x, random = ~ 1 | study/effect, data = big, sparse = TRUE)
 breps <- max(1L, round(3 * rep_scale))
-t_ours <- cpu_per_fit(ours, 1L, breps)
+t_ours <- bench_cpu(ours, breps)
 a <- ours()
-t_theirs <- cpu_per_fit(theirs, 1L, 1L)
+t_theirs <- bench_cpu(theirs, 1L)
 b <- theirs()
 report(sprintf("multilevel, %d effects in %d studies", k_big, n_studies), t_ours, t_theirs,
-       a$fit_stats["ll", "REML"], b$fit.stats["ll", "REML"], c(peak_mb(ours), peak_mb(theirs)))
+       a$fit_stats["ll", "REML"], b$fit.stats["ll", "REML"], c(bench_peak_mb(ours), bench_peak_mb(theirs)))

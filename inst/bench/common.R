@@ -34,6 +34,19 @@ time_batch <- function(f, inner) {
       cpu = (c1[["user.self"]] + c1[["sys.self"]]) / inner)
 }
 
+## Median CPU seconds per call of f over `reps` timed repeats of `inner` calls.
+bench_cpu <- function(f, reps, inner = 1L) {
+    median(vapply(seq_len(reps), function(r) time_batch(f, inner)[["cpu"]], 0))
+}
+
+## Peak megabytes R allocates while f runs (gc's "max used", reset first).
+bench_peak_mb <- function(f) {
+    gc(reset = TRUE, full = TRUE)
+    base <- sum(gc()[, 2L])
+    f()
+    sum(gc()[, 6L]) - base
+}
+
 ## Fit quietly (singular-fit messages and convergence warnings would otherwise
 ## repeat for every timed fit); the untimed first fits record them once.
 quiet <- function(expr) suppressMessages(suppressWarnings(expr))

@@ -29,6 +29,11 @@ entry_args <- local({
     codes1 <- list(as.integer(d$g))
     Z1 <- list(fit1$reterms[[1]]$Z)
     pcs <- .Call(routines$lmm_ar1_pieces, X, y, codes1, Z1, fit1$xprod, prev, gap)
+    ## a residual structure within g: CAR(1) in x, a variance per level of h
+    rs <- lmmfit:::resid_structure(lmmfit:::resid_parse_cor(nlme::corCAR1(form = ~ x | g)),
+                                   lmmfit:::resid_parse_var(nlme::varIdent(form = ~ 1 | h)),
+                                   d, environment(), fit1$reterms)
+    rpar <- rs$starts[[1]]
     spec <- lmmfit:::boot_spec(fit)
     vp <- c(theta, sigma(fit))
     sdc <- c(1, 0.1, 0.2, 0.5, sigma(fit))
@@ -49,6 +54,10 @@ entry_args <- local({
         lmm_ar1_xprod = list(fit1$xprod, pcs$pieces, pcs$gaps, pcs$npairs, 0.3),
         lmm_ar1_optimize = list(fit1$xprod, pcs$pieces, pcs$gaps, pcs$npairs,
                                 c(as.double(fit1$theta), 0.1), TRUE, ctl, 0.99),
+        lmm_resid_xprod = list(fit1$xprod, X, y, codes1, Z1, rs$spec, rpar),
+        lmm_resid_optimize = list(fit1$xprod, X, y, codes1, Z1, rs$spec, c(as.double(fit1$theta), rpar),
+                                  TRUE, ctl),
+        lmm_resid_transform = list(rs$spec, rpar, cbind(y, X), FALSE),
         lmm_boot_run = list(spec, NULL, 2L, FALSE, TRUE, ctl),
         lmm_boot_simulate = list(spec, 2L, FALSE),
         lmm_boot_skip = list(10),
@@ -80,6 +89,7 @@ accepted <- list(
     ## NULL: sigma profiled; any positive number is a known residual sd
     lmm_solution = list(`4` = c("NULL", "big")),
     lmm_ar1_optimize = list(`7` = "list0"),
+    lmm_resid_optimize = list(`9` = "list0"),
     lmm_boot_run = list(`2` = "NULL", `6` = "list0"),
     lmm_refit = list(`5` = "list0"),
     lmm_profile_vc = list(`3` = c("big", "neg"), `5` = "list0"),

@@ -1,0 +1,155 @@
+## The parsed structures (R/resid-struct.R) evaluated on the model frame:
+## the component list of the C core, the starting values, and the map from
+## the optimizer's parameters to nlme's reported ones.
+
+## The correlation component: groups (rows in time order), its covariate,
+## the checks a structure needs of its data.
+resid_cor_component <- function(cor, frame, env, reterms) {
+    cls <- cor$class
+    what <- paste0(cls, "()")
+    g <- resid_factor(cor$parts$group, frame, env, what)
+    gname <- if (is.null(cor$parts$group)) "(all data)" else deparse1(cor$parts$group)
+    n <- nrow(frame)
+    coords <- if (length(cor$parts$covs))
+        vapply(cor$parts$covs, function(e) resid_numeric(e, frame, env, what), numeric(n))
+    if (!is.null(coords)) coords <- matrix(coords, n)
+    serial <- cls %in% c("corAR1", "corCAR1")
+    tm <- if (serial) {
+        if (is.null(coords)) {
+            pos <- integer(n)
+            pos[order(as.integer(g))] <- run_positions(sort(as.integer(g)))
+            as.double(pos)
+        } else coords[, 1L]
+    }
+    if (cls == "corAR1" && any(abs(tm - round(tm)) > 1e-8 * pmax(1, abs(tm))))
+        stop(sprintf(paste0("corAR1(): the time '%s' must be integer valued (AR(1) is defined on integer ",
+                            "times; use corCAR1() for real-valued times)"), deparse1(cor$parts$covs[[1L]])),
+             call. = FALSE)
+    o <- if (serial) order(as.integer(g), tm) else order(as.integer(g))
+    gs <- as.integer(g)[o]
+    same <- c(FALSE, gs[-1L] == gs[-n])
+    if (serial && any(same & c(0, diff(tm[o])) == 0)) {
+        i <- which(same & c(0, diff(tm[o])) == 0)[1L]
+        stop(sprintf("%s: times that repeat within a group: %s = %s occurs more than once in %s '%s'",
+                     what, deparse1(cor$parts$covs[[1L]]), format(tm[o][i]), gname, levels(g)[gs[i]]),
+             call. = FALSE)
+    }
+    for (t in reterms) {
+        f <- as.integer(t$factor)[o]
+        if (any(same & c(FALSE, f[-1L] != f[-n])))
+            stop(sprintf(paste0("%s: the correlation grouping '%s' must be nested in every random-effects ",
+                                "grouping factor, but '%s' varies within it"), what, gname, t$group),
+                 call. = FALSE)
+    }
+    if (!serial && !is.null(coords) && !cor$nugget) spatial_check_distinct(coords, o, gs, what)
+    x <- if (serial) tm else if (cls %in% c("corExp", "corGaus", "corSpher")) coords
+    list(kind = RESID_COR_KINDS[[cls]], x = x, strata = NULL, nstrata = 1L, nugget = as.integer(cor$nugget),
+         class = cls, group = gname, form = cor$parts$form, order = o,
+         gstart = c(0L, cumsum(tabulate(gs, nlevels(g)))), coords = coords, g = g)
+}
+
+## Spatial correlations without a nugget: two observations of a group at the
+## same place would be perfectly correlated.
+spatial_check_distinct <- function(coords, o, gs, what) {
+    key <- do.call(paste, c(list(gs), lapply(seq_len(ncol(coords)), function(j) coords[o, j])))
+    if (anyDuplicated(key))
+        stop(sprintf(paste0("%s: two observations of a group share their coordinates (zero distance): ",
+                            "add a nugget (nugget = TRUE) or drop the duplicates"), what), call. = FALSE)
+}
+
+## A variance component: its covariate and strata, and their checks.
+resid_var_component <- function(v, frame, env) {
+    cls <- v$class
+    what <- paste0(cls, "()")
+    x <- if (length(v$parts$covs)) resid_numeric(v$parts$covs[[1L]], frame, env, what)
+    strata <- if (!is.null(v$parts$group)) resid_factor(v$parts$group, frame, env, what)
+    if (cls == "varIdent") {
+        small <- table(strata) < 2L
+        if (any(small))
+            stop(sprintf("varIdent(): the stratum '%s' has one observation: its variance is not estimable",
+                         names(which(small))[1L]), call. = FALSE)
+        if (nlevels(strata) < 2L) stop("varIdent(): the strata have one level", call. = FALSE)
+    }
+    if (cls %in% c("varPower", "varConstPower") && any(x == 0))
+        stop(sprintf("%s(): the variance covariate '%s' is zero for some observations (a zero variance)",
+                     cls, deparse1(v$parts$covs[[1L]])), call. = FALSE)
+    if (cls == "varFixed" && any(x <= 0))
+        stop(sprintf("varFixed(): the variance covariate '%s' must be positive", deparse1(v$parts$covs[[1L]])),
+             call. = FALSE)
+    K <- if (is.null(strata)) 1L else nlevels(strata)
+    npar <- switch(cls, varIdent = K - 1L, varPower = , varExp = K, varConstPower = 2L * K, varFixed = 0L)
+    list(kind = RESID_VAR_KINDS[[cls]], x = x, strata = if (!is.null(strata)) as.integer(strata),
+         nstrata = K, class = cls, form = v$parts$form, levels = levels(strata), npar = npar)
+}
+
+## Starting values of the correlation's parameters (optimizer scale: CAR1's
+## is log(-log(Phi)), a spatial range's its log), nlme's where it has one.
+## A spatial likelihood is often multimodal in the range: the fit starts
+## from nlme's start (90% of the smallest distance) and from the median
+## distance, and keeps the better end point.  A list of starts.
+resid_cor_start <- function(comp) {
+    if (!comp$class %in% c("corExp", "corGaus", "corSpher"))
+        return(list(switch(comp$class, corAR1 = 0, corCAR1 = log(-log(0.2)), corCompSymm = 0)))
+    r <- spatial_start_ranges(comp)
+    lapply(r, function(ri) c(log(ri), if (comp$nugget) SPATIAL_NUGGET_START))
+}
+
+## The smallest nonzero distance within groups (times 0.9, as nlme) and
+## their median (from the first SPATIAL_START_ROWS rows of each group).
+SPATIAL_START_ROWS <- 200L
+spatial_start_ranges <- function(comp) {
+    d <- unlist(lapply(split(comp$order, as.integer(comp$g)[comp$order]), function(rows) {
+        rows <- rows[seq_len(min(length(rows), SPATIAL_START_ROWS))]
+        if (length(rows) > 1L) as.vector(stats::dist(comp$coords[rows, , drop = FALSE]))
+    }))
+    d <- d[d > 0]
+    if (!length(d)) return(1)
+    unique(c(0.9 * min(d), stats::median(d)))
+}
+
+resid_var_start <- function(comp) {
+    rep(0, comp$npar)     # equal variances; varConstPower: const 1, power 0
+}
+
+## The structure for the C core and what the fit reports.
+resid_structure <- function(cor, var, frame, env, reterms) {
+    cc <- if (!is.null(cor)) resid_cor_component(cor, frame, env, reterms)
+    vc <- lapply(var, resid_var_component, frame = frame, env = env)
+    spec <- list(order = if (!is.null(cc)) cc$order, gstart = if (!is.null(cc)) as.integer(cc$gstart),
+                 cor = if (!is.null(cc)) cc[c("kind", "x", "strata", "nstrata", "nugget")],
+                 var = lapply(vc, function(v) v[c("kind", "x", "strata", "nstrata")]))
+    cs <- if (!is.null(cc)) resid_cor_start(cc) else list(numeric(0))
+    vs <- unlist(lapply(vc, resid_var_start))
+    starts <- lapply(cs, function(s) as.double(c(s, vs)))
+    list(spec = spec, cor = cc, var = vc, starts = starts, ncor = length(cs[[1L]]))
+}
+
+## The optimizer's parameters as nlme reports them: the correlation's
+## (Phi, Rho, range and nugget) and each variance function's (the sd ratios
+## of varIdent, powers, exponents, varConstPower's const and power).
+resid_report <- function(rs, par) {
+    corpar <- NULL
+    if (!is.null(rs$cor)) {
+        p <- par[seq_len(rs$ncor)]
+        corpar <- switch(rs$cor$class, corAR1 = c(Phi = p), corCAR1 = c(Phi = exp(-exp(p))), corCompSymm = c(Rho = p),
+                         c(range = exp(p[1L]), if (rs$cor$nugget) c(nugget = p[2L])))
+    }
+    at <- rs$ncor
+    varpar <- lapply(rs$var, function(v) {
+        p <- par[at + seq_len(v$npar)]
+        at <<- at + v$npar
+        lv <- v$levels
+        switch(v$class,
+               varIdent = setNames(exp(p), lv[-1L]),
+               varPower = setNames(p, if (is.null(lv)) "power" else lv),
+               varExp = setNames(p, if (is.null(lv)) "expon" else lv),
+               varConstPower = {
+                   K <- length(p) / 2
+                   setNames(c(exp(p[seq_len(K)]), p[K + seq_len(K)]),
+                            if (is.null(lv)) c("const", "power")
+                            else c(paste0("const.", lv), paste0("power.", lv)))
+               },
+               varFixed = numeric(0))
+    })
+    list(corpar = corpar, varpar = varpar)
+}

@@ -1,0 +1,223 @@
+/* Residual correlation components (resid.h): nlme's corAR1, corCAR1,
+ * corCompSymm, corExp, corGaus and corSpher.
+ *
+ * Serial structures (AR(1) on integer times with gaps, continuous-time AR(1)
+ * on real times) have a bidiagonal inverse square root: with r_k =
+ * phi^(t_k - t_{k-1}), e_1 ~ N(0, 1), e_k | e_{k-1} ~ N(r_k e_{k-1}, 1 - r_k^2),
+ *     w_1 = b_1,   w_k = (b_k - r_k b_{k-1}) / sqrt(1 - r_k^2),
+ *     log|C_g| = sum_k log(1 - r_k^2).
+ * Compound symmetry C = (1 - rho) I + rho 11' has the symmetric root
+ *     C^{-1/2} = (I - P) / sqrt(1 - rho) + P / sqrt(1 + (m - 1) rho),  P = 11'/m,
+ *     log|C| = (m - 1) log(1 - rho) + log(1 + (m - 1) rho).
+ * Spatial structures have no such form: C_g (unit diagonal, (1 - nugget)
+ * f(d / range) off it) is formed and factored, C_g = L L', and B := L^{-1} B. */
+#include <math.h>
+#include "lapack.h"
+#include "resid.h"
+#include "lmmfit.h"
+
+/* |phi| and rho stay this far inside 1: at 1 the correlation matrix is
+ * singular and the log-determinant infinite. */
+#define RESID_COR_MARGIN 1e-6
+/* log(range) within +-RANGE_LOG_MAX: a range e^30 times the coordinates'
+ * unit is a constant correlation, e^-30 none; beyond, the criterion is flat. */
+#define RANGE_LOG_MAX 30.0
+
+/* ---- serial: AR(1) with gaps, CAR(1) ------------------------------------- */
+
+/* The correlation of two observations d apart: phi^d for AR(1) (integer
+ * d); for CAR(1), whose phi near 0 enters as phi^0.05 and more (steep where
+ * the optimum often is), parametrised by kappa = log(-log phi), the log of
+ * the decay rate: exp(-exp(kappa) d). */
+static double ar1_lag(double phi, double d) { return pow(phi, d); }
+static double car1_lag(double kappa, double d) { return exp(-exp(kappa) * d); }
+
+static double serial_whiten(const resid_comp *c, double (*lag)(double, double), double par,
+                            const int *rows, int m, double *B, int nc)
+{
+    double ld = 0;
+    for (int k = m - 1; k >= 1; k--) {
+        double r = lag(par, c->x[rows[k]] - c->x[rows[k - 1]]), s = 1.0 - r * r;
+        if (!(s > 0)) return R_PosInf;
+        double f = 1.0 / sqrt(s);
+        for (int j = 0; j < nc; j++) {
+            double *b = B + (size_t) j * m;
+            b[k] = (b[k] - r * b[k - 1]) * f;
+        }
+        ld += log(s);
+    }
+    return ld;
+}
+
+static double serial_color(const resid_comp *c, double (*lag)(double, double), double par,
+                           const int *rows, int m, double *B, int nc)
+{
+    double ld = 0;
+    for (int k = 1; k < m; k++) {
+        double r = lag(par, c->x[rows[k]] - c->x[rows[k - 1]]), s = 1.0 - r * r;
+        if (!(s > 0)) return R_PosInf;
+        double f = sqrt(s);
+        for (int j = 0; j < nc; j++) {
+            double *b = B + (size_t) j * m;
+            b[k] = r * b[k - 1] + f * b[k];
+        }
+        ld += log(s);
+    }
+    return ld;
+}
+
+#define SERIAL_KIND(name, lag)                                                             \
+    static double name##_whiten(const resid_comp *c, const double *par, const int *rows,    \
+                                int m, double *B, int nc, double *work)                     \
+    { (void) work; return serial_whiten(c, lag, par[0], rows, m, B, nc); }                  \
+    static double name##_color(const resid_comp *c, const double *par, const int *rows,     \
+                               int m, double *B, int nc, double *work)                      \
+    { (void) work; return serial_color(c, lag, par[0], rows, m, B, nc); }
+
+SERIAL_KIND(ar1, ar1_lag)
+SERIAL_KIND(car1, car1_lag)
+
+static void ar1_bounds(const resid_comp *c, double *lower, double *upper)
+{
+    (void) c;
+    lower[0] = -(1 - RESID_COR_MARGIN);
+    upper[0] = 1 - RESID_COR_MARGIN;
+}
+
+/* kappa: phi from 1 - 1e-6 (a decay rate of 1e-6 per unit of time) to a
+ * rate of e^CAR1_LOG_RATE_MAX, no correlation at any observed gap. */
+#define CAR1_LOG_RATE_MAX 20.0
+static void car1_bounds(const resid_comp *c, double *lower, double *upper)
+{
+    (void) c;
+    lower[0] = log(-log1p(-RESID_COR_MARGIN));
+    upper[0] = CAR1_LOG_RATE_MAX;
+}
+
+/* ---- compound symmetry --------------------------------------------------- */
+
+/* B := a B + b 11'B / m (column by column); returns nothing. */
+static void cs_apply(double a, double b, int m, double *B, int nc)
+{
+    for (int j = 0; j < nc; j++) {
+        double *col = B + (size_t) j * m, mean = 0;
+        for (int k = 0; k < m; k++) mean += col[k];
+        mean /= m;
+        for (int k = 0; k < m; k++) col[k] = a * col[k] + b * mean;
+    }
+}
+
+static double cs_logdet(double rho, int m, double *e1, double *em)
+{
+    *e1 = 1.0 - rho;                 /* eigenvalue on 1's complement */
+    *em = 1.0 + (m - 1) * rho;       /* eigenvalue on 1 */
+    if (!(*e1 > 0) || !(*em > 0)) return R_PosInf;
+    return (m - 1) * log(*e1) + log(*em);
+}
+
+static double cs_whiten(const resid_comp *c, const double *par, const int *rows, int m,
+                        double *B, int nc, double *work)
+{
+    (void) c; (void) rows; (void) work;
+    double e1, em, ld = cs_logdet(par[0], m, &e1, &em);
+    if (!R_FINITE(ld)) return ld;
+    cs_apply(1 / sqrt(e1), 1 / sqrt(em) - 1 / sqrt(e1), m, B, nc);
+    return ld;
+}
+
+static double cs_color(const resid_comp *c, const double *par, const int *rows, int m,
+                       double *B, int nc, double *work)
+{
+    (void) c; (void) rows; (void) work;
+    double e1, em, ld = cs_logdet(par[0], m, &e1, &em);
+    if (!R_FINITE(ld)) return ld;
+    cs_apply(sqrt(e1), sqrt(em) - sqrt(e1), m, B, nc);
+    return ld;
+}
+
+/* rho > -1 / (m - 1) for the largest group m. */
+static void cs_bounds(const resid_comp *c, double *lower, double *upper)
+{
+    lower[0] = c->mmax > 1 ? -1.0 / (c->mmax - 1) + RESID_COR_MARGIN : -(1 - RESID_COR_MARGIN);
+    upper[0] = 1 - RESID_COR_MARGIN;
+}
+
+/* ---- spatial: exponential, Gaussian, spherical ---------------------------- */
+
+static double dist_between(const resid_comp *c, int a, int b)
+{
+    double s = 0;
+    for (int j = 0; j < c->ncoord; j++) {
+        double d = c->x[a + j * c->n] - c->x[b + j * c->n];
+        s += d * d;
+    }
+    return sqrt(s);
+}
+
+static double f_exp(double u) { return exp(-u); }
+static double f_gaus(double u) { return exp(-u * u); }
+static double f_spher(double u) { return u < 1 ? 1 - 1.5 * u + 0.5 * u * u * u : 0; }
+
+/* The lower Cholesky factor of C_g in work (m x m); log|C_g| or R_PosInf. */
+static double spatial_factor(const resid_comp *c, const double *par, const int *rows, int m,
+                             double *work, double (*f)(double))
+{
+    double range = exp(par[0]), scale = c->flag ? 1 - par[1] : 1;
+    for (int a = 0; a < m; a++) {
+        work[a + (size_t) a * m] = 1;
+        for (int b = a + 1; b < m; b++)
+            work[b + (size_t) a * m] = scale * f(dist_between(c, rows[a], rows[b]) / range);
+    }
+    int info = 0;
+    F77_CALL(dpotrf)("L", &m, work, &m, &info FCONE);
+    if (info > 0) return R_PosInf;
+    lmm_lapack_check(info, "dpotrf", "a spatial correlation matrix");
+    double ld = 0;
+    for (int a = 0; a < m; a++) ld += 2 * log(work[a + (size_t) a * m]);
+    return ld;
+}
+
+static double spatial_apply(const resid_comp *c, const double *par, const int *rows, int m,
+                            double *B, int nc, double *work, double (*f)(double), int color)
+{
+    double ld = spatial_factor(c, par, rows, m, work, f);
+    if (!R_FINITE(ld)) return ld;
+    double one = 1;
+    if (color) F77_CALL(dtrmm)("L", "L", "N", "N", &m, &nc, &one, work, &m, B, &m FCONE FCONE FCONE FCONE);
+    else F77_CALL(dtrsm)("L", "L", "N", "N", &m, &nc, &one, work, &m, B, &m FCONE FCONE FCONE FCONE);
+    return ld;
+}
+
+#define SPATIAL_KIND(name, f)                                                              \
+    static double name##_whiten(const resid_comp *c, const double *par, const int *rows,    \
+                                int m, double *B, int nc, double *work)                     \
+    { return spatial_apply(c, par, rows, m, B, nc, work, f, 0); }                           \
+    static double name##_color(const resid_comp *c, const double *par, const int *rows,     \
+                               int m, double *B, int nc, double *work)                      \
+    { return spatial_apply(c, par, rows, m, B, nc, work, f, 1); }
+
+SPATIAL_KIND(exp, f_exp)
+SPATIAL_KIND(gaus, f_gaus)
+SPATIAL_KIND(spher, f_spher)
+
+/* log(range), then the nugget in [0, 1). */
+static void spatial_bounds(const resid_comp *c, double *lower, double *upper)
+{
+    lower[0] = -RANGE_LOG_MAX;
+    upper[0] = RANGE_LOG_MAX;
+    if (c->flag) {
+        lower[1] = 0;
+        upper[1] = 1 - RESID_COR_MARGIN;
+    }
+}
+
+/* The order is the codes R/resid-struct.R gives (RESID_COR_KINDS). */
+const resid_cor_kind resid_cor_kinds[] = {
+    {"AR(1)", 0, ar1_whiten, ar1_color, ar1_bounds},
+    {"continuous AR(1)", 0, car1_whiten, car1_color, car1_bounds},
+    {"compound symmetry", 0, cs_whiten, cs_color, cs_bounds},
+    {"exponential spatial", 1, exp_whiten, exp_color, spatial_bounds},
+    {"Gaussian spatial", 1, gaus_whiten, gaus_color, spatial_bounds},
+    {"spherical spatial", 1, spher_whiten, spher_color, spatial_bounds},
+};
+const int resid_ncor_kinds = (int) (sizeof resid_cor_kinds / sizeof resid_cor_kinds[0]);

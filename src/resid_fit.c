@@ -1,0 +1,356 @@
+/* The linear mixed model with a residual structure (resid.h): each
+ * evaluation whitens the rows of [X y Z] by (S C S)^{-1/2} at the
+ * structure's parameters, re-accumulates their cross-products into the
+ * plain model's pattern (kept: a correlation group is nested in every
+ * random-effects grouping, so its rows share their levels) and evaluates
+ * the one deviance module with log|S C S| as the sum of log weights.  The
+ * parameters (theta, then the structure's) go to the one optimizer driver.
+ * Structures whose cross-products are a fixed combination of a few pieces
+ * (AR(1) on integer times: ar1.c) can skip the re-accumulation. */
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <Rinternals.h>
+#include "model.h"
+#include "resid.h"
+#include "lmmfit.h"
+
+/* ---- unpacking the structure ------------------------------------------- */
+
+static int list_int(SEXP l, const char *name)
+{
+    SEXP names = getAttrib(l, R_NamesSymbol);
+    for (int i = 0; i < LENGTH(l); i++)
+        if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return asInteger(VECTOR_ELT(l, i));
+    error(_("corrupt residual structure: no '%s'"), name);
+}
+
+static SEXP list_elt(SEXP l, const char *name)
+{
+    SEXP names = getAttrib(l, R_NamesSymbol);
+    if (isNull(names)) error(_("corrupt residual structure: unnamed list"));
+    for (int i = 0; i < LENGTH(l); i++)
+        if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return VECTOR_ELT(l, i);
+    return R_NilValue;
+}
+
+/* The parameters a component of this kind and data has. */
+static int comp_npar(int is_cor, const resid_comp *c)
+{
+    if (is_cor) return c->kind <= 2 ? 1 : 1 + c->flag;
+    switch (c->kind) {
+    case 0: return c->nstrata - 1;
+    case 1: case 2: return c->nstrata;
+    case 3: return 2 * c->nstrata;
+    default: return 0;
+    }
+}
+
+static void unpack_comp(SEXP s, R_xlen_t n, int is_cor, resid_comp *c)
+{
+    if (!isNewList(s)) error(_("corrupt residual structure: a component is not a list"));
+    c->kind = list_int(s, "kind");
+    if (c->kind < 0 || c->kind >= (is_cor ? resid_ncor_kinds : resid_nvar_kinds))
+        error(_("corrupt residual structure: unknown kind %d"), c->kind);
+    c->n = n;
+    SEXP x = list_elt(s, "x"), st = list_elt(s, "strata");
+    c->x = NULL;
+    c->ncoord = 0;
+    if (!isNull(x)) {
+        if (!isReal(x) || XLENGTH(x) % (n > 0 ? n : 1) || XLENGTH(x) == 0)
+            error(_("corrupt residual structure: covariate"));
+        c->x = REAL(x);
+        c->ncoord = (int) (XLENGTH(x) / n);
+        for (R_xlen_t t = 0; t < XLENGTH(x); t++)
+            if (!R_FINITE(c->x[t])) error(_("corrupt residual structure: non-finite covariate"));
+    }
+    c->strata = NULL;
+    c->nstrata = 1;
+    if (!isNull(st)) {
+        if (!isInteger(st) || XLENGTH(st) != n) error(_("corrupt residual structure: strata"));
+        c->strata = INTEGER(st);
+        c->nstrata = list_int(s, "nstrata");
+        for (R_xlen_t t = 0; t < n; t++)
+            if (c->strata[t] < 1 || c->strata[t] > c->nstrata) error(_("corrupt residual structure: strata"));
+    }
+    c->flag = is_cor ? list_int(s, "nugget") : 0;
+    c->mmax = 0;
+    c->npar = comp_npar(is_cor, c);
+    /* compound symmetry and varIdent read no covariate */
+    int needs_x = is_cor ? c->kind != 2 : c->kind >= 1;
+    if (needs_x && !c->x) error(_("corrupt residual structure: a component needs its covariate"));
+}
+
+/* spec: list(order, gstart, cor, var) from R/resid-struct.R. */
+static void unpack_resid(SEXP spec, R_xlen_t n, resid_model *rm)
+{
+    if (!isNewList(spec)) error(_("corrupt residual structure"));
+    rm->n = n;
+    SEXP cor = list_elt(spec, "cor"), var = list_elt(spec, "var");
+    rm->cor = NULL;
+    rm->ngroups = 0;
+    rm->mmax = 1;
+    rm->npar = 0;
+    if (!isNull(cor)) {
+        resid_comp *c = (resid_comp *) R_alloc(1, sizeof(resid_comp));
+        unpack_comp(cor, n, 1, c);
+        SEXP so = list_elt(spec, "order"), sg = list_elt(spec, "gstart");
+        if (!isInteger(so) || XLENGTH(so) != n || !isInteger(sg) || XLENGTH(sg) < 1)
+            error(_("corrupt residual structure: groups"));
+        int *order = (int *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(int));
+        char *seen = (char *) R_alloc((size_t) (n > 0 ? n : 1), 1);
+        memset(seen, 0, (size_t) n);
+        for (R_xlen_t t = 0; t < n; t++) {
+            int r = INTEGER(so)[t];
+            if (r < 1 || r > n || seen[r - 1]) error(_("corrupt residual structure: row order"));
+            seen[r - 1] = 1;
+            order[t] = r - 1;
+        }
+        const int *gs = INTEGER(sg);
+        rm->ngroups = LENGTH(sg) - 1;
+        if (gs[0] != 0 || gs[rm->ngroups] != n) error(_("corrupt residual structure: group pointers"));
+        for (int g = 0; g < rm->ngroups; g++) {
+            int m = gs[g + 1] - gs[g];
+            if (m < 1) error(_("corrupt residual structure: group pointers"));
+            if (m > rm->mmax) rm->mmax = m;
+        }
+        if (resid_cor_kinds[c->kind].dense && rm->mmax > LMM_MAX_DENSE)
+            error(_("a group of a spatial correlation has more than %d observations"), LMM_MAX_DENSE);
+        c->mmax = rm->mmax;
+        rm->cor = c;
+        rm->order = order;
+        rm->gstart = gs;
+        rm->npar += c->npar;
+    }
+    if (!isNewList(var)) error(_("corrupt residual structure: variance components"));
+    rm->nvar = LENGTH(var);
+    resid_comp *v = (resid_comp *) R_alloc((size_t) (rm->nvar > 0 ? rm->nvar : 1), sizeof(resid_comp));
+    for (int i = 0; i < rm->nvar; i++) {
+        unpack_comp(VECTOR_ELT(var, i), n, 0, v + i);
+        rm->npar += v[i].npar;
+    }
+    rm->var = v;
+}
+
+/* ---- the whitened model ------------------------------------------------ */
+
+typedef struct {
+    lmm_xprod xp;              /* the plain model's pattern; values in buf */
+    lmm_value_layout lay;
+    double *buf;
+    lmm_factor *fa;
+    lmm_accum_ws aws;
+    resid_model rm;
+    R_xlen_t n;
+    int p, nterms, nc, reml, ntheta, nevals;
+    const double *orig;        /* n x nc: X, y, then each term's Z, as given */
+    double *data;              /* n x nc: their whitened copy */
+    double **cols;             /* nc pointers into data */
+    const double **Zw;         /* each term's whitened Z */
+    const int **codes;
+    int *start, *order;        /* rows by level of the first term */
+    double *ls, *blk, *work;
+    double sumlogw0;
+} resid_fit;
+
+/* The rows of a correlation group must share every term's level. */
+static void check_nesting(const resid_fit *f)
+{
+    const resid_model *rm = &f->rm;
+    if (!rm->cor) return;
+    for (int g = 0; g < rm->ngroups; g++) {
+        const int *rows = rm->order + rm->gstart[g];
+        int m = rm->gstart[g + 1] - rm->gstart[g];
+        for (int j = 0; j < f->nterms; j++)
+            for (int i = 1; i < m; i++)
+                if (f->codes[j][rows[i]] != f->codes[j][rows[0]])
+                    error(_("the correlation grouping must be nested in every random-effects grouping factor"));
+    }
+}
+
+static void resid_fit_setup(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP spec, resid_fit *f)
+{
+    lmm_unpack_xprod(sxp, &f->xp);
+    R_xlen_t n = XLENGTH(sy);
+    int p = f->xp.p, nterms = f->xp.nterms;
+    if (!isReal(sX) || !isMatrix(sX) || !isReal(sy)) error(_("'X' and 'y' must be numeric"));
+    if (nrows(sX) != n || ncols(sX) != p || n != f->xp.nobs) error(_("'X' and 'y' do not match the cross-products"));
+    if (!isNewList(scodes) || !isNewList(sZ) || LENGTH(scodes) != nterms || LENGTH(sZ) != nterms)
+        error(_("'codes' and 'Z' must be lists with one entry per random-effects term"));
+    f->n = n;
+    f->p = p;
+    f->nterms = nterms;
+    int nc = p + 1;
+    for (int j = 0; j < nterms; j++) nc += f->xp.ncol[j];
+    f->nc = nc;
+    if ((double) n * nc > R_XLEN_T_MAX) error(_("the data are too large"));
+    double *orig = (double *) R_alloc((size_t) n * nc, sizeof(double));
+    f->data = (double *) R_alloc((size_t) n * nc, sizeof(double));
+    f->cols = (double **) R_alloc((size_t) nc, sizeof(double *));
+    f->Zw = (const double **) R_alloc((size_t) nterms, sizeof(double *));
+    f->codes = (const int **) R_alloc((size_t) nterms, sizeof(int *));
+    memcpy(orig, REAL(sX), (size_t) n * p * sizeof(double));
+    memcpy(orig + (size_t) n * p, REAL(sy), (size_t) n * sizeof(double));
+    int at = p + 1;
+    for (int j = 0; j < nterms; j++) {
+        SEXP cj = VECTOR_ELT(scodes, j), zj = VECTOR_ELT(sZ, j);
+        int k = f->xp.ncol[j];
+        if (!isInteger(cj) || XLENGTH(cj) != n) error(_("grouping codes of term %d have the wrong type or length"), j + 1);
+        if (!isReal(zj) || !isMatrix(zj) || nrows(zj) != n || ncols(zj) != k)
+            error(_("model matrix of term %d has the wrong type or size"), j + 1);
+        for (R_xlen_t t = 0; t < n; t++)
+            if (INTEGER(cj)[t] < 1 || INTEGER(cj)[t] > f->xp.nlev[j])
+                error(_("grouping codes of term %d are out of range"), j + 1);
+        f->codes[j] = INTEGER(cj);
+        memcpy(orig + (size_t) n * at, REAL(zj), (size_t) n * k * sizeof(double));
+        f->Zw[j] = f->data + (size_t) n * at;
+        at += k;
+    }
+    for (int j = 0; j < nc; j++) f->cols[j] = f->data + (size_t) n * j;
+    f->orig = orig;
+    unpack_resid(spec, n, &f->rm);
+    check_nesting(f);
+    f->start = (int *) R_alloc((size_t) f->xp.nlev[0] + 1, sizeof(int));
+    f->order = (int *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(int));
+    lmm_order_by_level(n, f->codes[0], f->xp.nlev[0], f->start, f->order);
+    lmm_accum_ws_alloc(&f->xp, p, &f->aws);
+    f->ls = (double *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(double));
+    f->blk = (double *) R_alloc((size_t) f->rm.mmax * nc, sizeof(double));
+    f->work = (double *) R_alloc(resid_work_size(&f->rm), sizeof(double));
+    f->sumlogw0 = f->xp.sumlogw;
+
+    f->ntheta = lmm_ntheta(&f->xp);
+    f->nevals = 0;
+    /* the factor's symbolic part from the plain model, before the values
+     * move into the buffer: whitening keeps the pattern */
+    f->fa = (lmm_factor *) R_alloc(1, sizeof(lmm_factor));
+    lmm_factor_alloc(&f->xp, f->fa);
+    lmm_value_layout_of(&f->xp, &f->lay);
+    f->buf = (double *) R_alloc((size_t) (f->lay.off[6] > 0 ? f->lay.off[6] : 1), sizeof(double));
+    lmm_point_values(&f->xp, &f->lay, f->buf);
+}
+
+/* The whitened cross-products at the structure's parameters into the
+ * buffer; returns log|S C S| (R_PosInf: not positive definite there). */
+static double resid_refresh(resid_fit *f, const double *rpar)
+{
+    memcpy(f->data, f->orig, (size_t) f->n * f->nc * sizeof(double));
+    double ld = resid_transform(&f->rm, rpar, f->cols, f->nc, f->ls, f->blk, f->work, 0);
+    if (!R_FINITE(ld)) return R_PosInf;
+    const lmm_value_layout *lay = &f->lay;
+    memset(f->buf, 0, (size_t) lay->off[6] * sizeof(double));
+    lmm_accumulate(f->n, f->p, f->data, f->data + (size_t) f->n * f->p, NULL, NULL, NULL,
+                   f->codes, f->Zw, &f->xp, f->start, f->order,
+                   f->buf + lay->off[0], f->buf + lay->off[1], f->buf + lay->off[2],
+                   f->buf + lay->off[3], f->buf + lay->off[4], f->buf + lay->off[5], &f->aws);
+    f->xp.sumlogw = f->sumlogw0 - ld;
+    return ld;
+}
+
+static double resid_objective(const double *x, void *ex)
+{
+    resid_fit *f = (resid_fit *) ex;
+    f->nevals++;
+    if (!R_FINITE(resid_refresh(f, x + f->ntheta))) return R_PosInf;
+    return lmm_deviance(&f->xp, x, f->reml, f->fa);
+}
+
+static const double *structure_par(SEXP spar, const resid_fit *f, int offset)
+{
+    int np = f->rm.npar;
+    if (!isReal(spar) || LENGTH(spar) != offset + np)
+        error(_("parameters must be a numeric vector of length %d"), offset + np);
+    for (int i = 0; i < offset + np; i++)
+        if (!R_FINITE(REAL(spar)[i])) error(_("parameters must be finite"));
+    return REAL(spar) + offset;
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+/* The whitened model's cross-products at the structure's parameters par (a
+ * list in lmm_crossprod's layout, sumlogw including -log|S C S|) and
+ * log|S C S|. */
+SEXP lmm_resid_xprod(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP spec, SEXP spar)
+{
+    int nprot = 0;
+    resid_fit f;
+    resid_fit_setup(sxp, sX, sy, scodes, sZ, spec, &f);
+    double ld = resid_refresh(&f, structure_par(spar, &f, 0));
+    if (!R_FINITE(ld)) error(_("the residual covariance is not positive definite at these parameters"));
+    SEXP out = PROTECT(lmm_xprod_with_values(sxp, &f.lay, f.buf)); nprot++;
+    SET_VECTOR_ELT(out, 4, ScalarReal(f.xp.sumlogw));
+    const char *names[] = {"xprod", "logdet", ""};
+    SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
+    SET_VECTOR_ELT(ans, 0, out);
+    SET_VECTOR_ELT(ans, 1, ScalarReal(ld));
+    UNPROTECT(nprot);
+    return ans;
+}
+
+/* Minimise the profiled criterion over (theta, the structure's parameters). */
+SEXP lmm_resid_optimize(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP spec, SEXP spar,
+                        SEXP sreml, SEXP control)
+{
+    int nprot = 0;
+    resid_fit f;
+    resid_fit_setup(sxp, sX, sy, scodes, sZ, spec, &f);
+    f.reml = lmm_arg_flag(sreml, "REML");
+    lmm_optctl ctl;
+    lmm_unpack_control(control, &ctl);
+    if (ctl.sigma != 0) error(_("a residual structure with a known residual sd is not supported"));
+    int nt = f.ntheta, npar = nt + f.rm.npar;
+    structure_par(spar, &f, nt);
+    SEXP par = PROTECT(duplicate(spar)); nprot++;
+    double *x = REAL(par);
+    double *lower = (double *) R_alloc((size_t) (f.rm.npar > 0 ? f.rm.npar : 1), sizeof(double));
+    double *upper = (double *) R_alloc((size_t) (f.rm.npar > 0 ? f.rm.npar : 1), sizeof(double));
+    resid_bounds(&f.rm, lower, upper);
+    for (int i = 0; i < f.rm.npar; i++) x[nt + i] = fmax(lower[i], fmin(upper[i], x[nt + i]));
+    /* the whitened cross-products at the start: the driver conditions theta on them */
+    if (!R_FINITE(resid_refresh(&f, x + nt)))
+        error(_("the residual covariance is not positive definite at the starting values"));
+    lmm_problem pb = {&f.xp, f.rm.npar, lower, upper, resid_objective, &f, NULL};
+    SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
+    SEXP scaled = PROTECT(allocVector(REALSXP, npar)); nprot++;
+    lmm_optres res;
+    lmm_drive(&pb, x, &ctl, &res, REAL(grad), REAL(scaled));
+
+    const char *names[] = {"par", "deviance", "feval", "convergence", "message", "gradient",
+                           "scaled_gradient", "settled", "lower", "upper", ""};
+    SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
+    lmm_fill_drive_result(ans, par, &res, f.nevals, grad, scaled);
+    SEXP slo = PROTECT(allocVector(REALSXP, f.rm.npar)); nprot++;
+    SEXP sup = PROTECT(allocVector(REALSXP, f.rm.npar)); nprot++;
+    if (f.rm.npar) {
+        memcpy(REAL(slo), lower, (size_t) f.rm.npar * sizeof(double));
+        memcpy(REAL(sup), upper, (size_t) f.rm.npar * sizeof(double));
+    }
+    SET_VECTOR_ELT(ans, 8, slo);
+    SET_VECTOR_ELT(ans, 9, sup);
+    UNPROTECT(nprot);
+    return ans;
+}
+
+/* The columns of M (n x k, data order) whitened by (S C S)^{-1/2}, or with
+ * color = TRUE multiplied by (S C S)^{1/2}; attribute "logdet". */
+SEXP lmm_resid_transform(SEXP spec, SEXP spar, SEXP sM, SEXP scolor)
+{
+    int nprot = 0;
+    if (!isReal(sM) || !isMatrix(sM)) error(_("'M' must be a numeric matrix"));
+    R_xlen_t n = nrows(sM);
+    int k = ncols(sM), color = lmm_arg_flag(scolor, "color");
+    resid_model rm;
+    unpack_resid(spec, n, &rm);
+    if (!isReal(spar) || LENGTH(spar) != rm.npar) error(_("parameters must be a numeric vector of length %d"), rm.npar);
+    SEXP out = PROTECT(duplicate(sM)); nprot++;
+    double **cols = (double **) R_alloc((size_t) (k > 0 ? k : 1), sizeof(double *));
+    for (int j = 0; j < k; j++) cols[j] = REAL(out) + (size_t) n * j;
+    double *ls = (double *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(double));
+    double *blk = (double *) R_alloc((size_t) rm.mmax * (k > 0 ? k : 1), sizeof(double));
+    double *work = (double *) R_alloc(resid_work_size(&rm), sizeof(double));
+    double ld = resid_transform(&rm, REAL(spar), cols, k, ls, blk, work, color);
+    if (!R_FINITE(ld)) error(_("the residual covariance is not positive definite at these parameters"));
+    setAttrib(out, install("logdet"), ScalarReal(ld));
+    UNPROTECT(nprot);
+    return out;
+}

@@ -1,0 +1,48 @@
+## Reading nlme's structures, and bad input: clear errors, nothing ignored.
+
+test_that("unsupported structures and arguments are refused by name", {
+    Ovary <- nlme::Ovary
+    fo <- follicles ~ Time + (1 | Mare)
+    expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corARMA(p = 1, q = 1, form = ~ 1 | Mare)),
+                 "corARMA\\(\\) is not supported")
+    expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corAR1(0.3, form = ~ 1 | Mare, fixed = TRUE)),
+                 "fixed = TRUE")
+    expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corCAR1(0.5, form = ~ Time | Mare)),
+                 "value = ...")
+    expect_error(lmmfit(fo, data = Ovary, weights = nlme::varPower()), "fitted values")
+    expect_error(lmmfit(fo, data = Ovary, weights = nlme::varExp(form = ~ fitted(.))), "fitted values")
+    expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corExp(form = ~ Time | Mare, metric = "man")),
+                 "metric")
+    expect_error(lmmfit(fo, data = Ovary, correlation = "ar1"), "must be a correlation structure")
+})
+
+test_that("bad data for a structure get clear errors", {
+    Ovary <- nlme::Ovary
+    fo <- follicles ~ Time + (1 | Mare)
+    dup <- Ovary
+    dup$Time[2] <- dup$Time[1]
+    expect_error(lmmfit(fo, data = dup, correlation = nlme::corCAR1(form = ~ Time | Mare)),
+                 "times that repeat within a group")
+    expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corAR1(form = ~ Time | Mare)),
+                 "must be integer valued")
+    d <- nlme::Orthodont
+    d$grp <- rep(c("a", "b"), length.out = nrow(d))
+    d$grp[1] <- "lonely"
+    expect_error(lmmfit(distance ~ age + (1 | Subject), data = d, weights = nlme::varIdent(form = ~ 1 | grp)),
+                 "stratum 'lonely' has one observation")
+    expect_error(lmmfit(distance ~ age + (1 | Subject), data = d,
+                        correlation = nlme::corCompSymm(form = ~ 1 | Sex)),
+                 "must be nested in every random-effects grouping factor")
+    d$zero <- d$age - 8
+    expect_error(lmmfit(distance ~ age + (1 | Subject), data = d, weights = nlme::varPower(form = ~ zero)),
+                 "zero for some observations")
+    d$x <- 1; d$y <- 1
+    expect_error(lmmfit(distance ~ age + (1 | Subject), data = d,
+                        correlation = nlme::corExp(form = ~ x + y | Subject)), "zero distance")
+})
+
+test_that("nlme's a/b grouping is the interaction a:b", {
+    parts <- resid_form_parts(~ time | a/b, "test")
+    expect_identical(parts$group, quote(a:b))
+    expect_length(parts$covs, 1L)
+})
