@@ -4,7 +4,7 @@
 check_ddf_fit <- function(object) {
     if (!inherits(object, "lmmfit")) stop("'object' must be an lmmfit fit", call. = FALSE)
     if (has_resid_structure(object))
-        stop("denominator degrees of freedom are not available for fits with a residual correlation structure",
+        stop("denominator degrees of freedom are not available for fits with a residual variance or correlation structure",
              call. = FALSE)
     if (length(object$beta) == 0L) stop("the model has no fixed effects", call. = FALSE)
 }

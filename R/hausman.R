@@ -67,6 +67,10 @@
 hausman <- function(fit, method = c("classic", "mundlak"), group = NULL) {
     if (!inherits(fit, "lmmfit")) stop("'fit' must be a model fitted by lmmfit()", call. = FALSE)
     method <- match.arg(method)
+    ## its fixed-effects and Mundlak refits are of the plain model
+    if (has_resid_structure(fit))
+        stop("hausman() is not available for fits with a residual variance or correlation structure",
+             call. = FALSE)
     term <- intercept_term(fit, group, "hausman()")
     dname <- paste(deparse1(fit$formula), collapse = " ")
     if (method == "classic") hausman_classic(fit, term, dname)

@@ -407,7 +407,7 @@ plot.lmmfit <- function(x, which = 1:3, layout = TRUE, ...) {
     if (!is.numeric(which) || !length(which) || any(!(which %in% 1:3)))
         stop("'which' must be a subset of 1:3", call. = FALSE)
     which <- sort(unique(as.integer(which)))
-    ar <- !is.null(x$corpar)
+    ar <- has_resid_structure(x)
     rtype <- if (ar) "normalized" else "pearson"
     res <- residuals(x, type = rtype)
     fv <- fitted(x)

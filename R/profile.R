@@ -3,8 +3,9 @@
 ## The evaluators of the profiled ML deviance (all optimisation in C).
 profile_engine <- function(fitted) {
     if (!inherits(fitted, "lmmfit")) stop("'fitted' must be an lmmfit fit", call. = FALSE)
-    if (!is.null(fitted$corpar))
-        stop("profiles are not available for fits with a residual correlation structure", call. = FALSE)
+    if (has_resid_structure(fitted))
+        stop("profiles are not available for fits with a residual variance or correlation structure",
+             call. = FALSE)
     xp <- fitted$xprod
     ctl <- fitted$control
     ctl$factr <- min(ctl$factr, 1e3)

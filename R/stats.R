@@ -63,8 +63,8 @@ LMM_STATS_VERSION <- 1L
 #' @export
 lmm_stats <- function(object) {
     if (!inherits(object, "lmmfit")) stop("'object' must be a fit of lmmfit()", call. = FALSE)
-    if (!is.null(object$corpar))
-        stop("the statistics of a fit with a residual correlation structure are not sufficient ",
+    if (has_resid_structure(object))
+        stop("the statistics of a fit with a residual variance or correlation structure are not sufficient ",
              "for it (they depend on its parameter)", call. = FALSE)
     terms <- lapply(object$reterms, function(t)
         list(group = t$group, columns = colnames(t$Z), levels = levels(t$factor)))

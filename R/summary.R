@@ -123,8 +123,8 @@ print.lmmfit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' coef(summary(fit, ddf = "Kenward-Roger"))
 #' @export
 summary.lmmfit <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "none", "lme4"), ...) {
-    ## fits with a residual correlation structure have no df methods: lme4's table
-    if (missing(ddf) && !is.null(object$corpar)) ddf <- "none"
+    ## fits with a residual variance or correlation structure have no df methods: lme4's table
+    if (missing(ddf) && has_resid_structure(object)) ddf <- "none"
     ddf <- match.arg(ddf)
     if (ddf == "lme4") ddf <- "none"     # lmerTest's name for lme4's table
     beta <- fixef(object)
