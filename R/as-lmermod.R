@@ -38,7 +38,7 @@ as_lmerMod <- function(fit, envir = parent.frame()) {
         stop("as_lmerMod() needs package 'lme4', which is not installed: install.packages(\"lme4\")",
              call. = FALSE)
     if (has_resid_structure(fit) || !is.null(fit$call$correlation))
-        stop("as_lmerMod(): a fit with a residual correlation structure ('correlation =') has no lme4 equivalent",
+        stop("as_lmerMod(): a fit with a residual variance or correlation structure has no lme4 equivalent",
              call. = FALSE)
     if (!is.null(fit$wb))
         stop("as_lmerMod(): a fit with wb() terms has no lme4 equivalent", call. = FALSE)

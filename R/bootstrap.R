@@ -410,7 +410,7 @@ simulate.lmmfit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.for
     if (!is.null(rng$restore)) on.exit(assign(".Random.seed", rng$restore, envir = .GlobalEnv))
     if (!is.null(newdata)) {
         if (has_resid_structure(object))
-            stop("simulate(): 'newdata' is not supported for models with a residual correlation structure",
+            stop("simulate(): 'newdata' is not supported for models with a residual variance or correlation structure",
                  call. = FALSE)
         out <- simulate_newdata(object, nsim, newdata, conditional = use.u,
                                 allow.new.levels = isTRUE(allow.new.levels), na.action = na.action)

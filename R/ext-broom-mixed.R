@@ -76,7 +76,7 @@ tidy_fixed <- function(x, conf.int, conf.level, ddf.method, exponentiate) {
     b <- fixef(x)
     p <- length(b)
     if (ddf.method != "lme4" && has_resid_structure(x)) {
-        message("tidy(): no degrees of freedom for a fit with a residual correlation structure: ",
+        message("tidy(): no degrees of freedom for a fit with a residual variance or correlation structure: ",
                 "no df and p.value columns")
         ddf.method <- "lme4"
     }

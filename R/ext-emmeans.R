@@ -86,7 +86,7 @@ emm_basis.lmmfit <- function(object, trms, xlev, grid, vcov., mode, lmer.df, opt
     nbasis <- if (anyNA(bhat)) nonestimable_basis(object) else matrix(NA)
 
     if (mode != "asymptotic" && has_resid_structure(object)) {
-        message("degrees of freedom are not available for a fit with a residual correlation structure: ",
+        message("degrees of freedom are not available for a fit with a residual variance or correlation structure: ",
                 "using asymptotic (z) tests")
         mode <- "asymptotic"
     }

@@ -78,15 +78,17 @@ split_double_bar <- function(lhs) {
     ans
 }
 
-## The pieces of a mixed-model formula.
-parse_lmm_formula <- function(formula) {
+## The pieces of a mixed-model formula.  random_optional: a model with a
+## residual structure may have no random effects (nlme's gls).
+parse_lmm_formula <- function(formula, random_optional = FALSE) {
     if (!inherits(formula, "formula") || length(formula) != 3L)
         stop("'formula' must be a two-sided formula such as y ~ x + (1 | g)", call. = FALSE)
     rhs <- formula[[3L]]
     bars <- find_bars(rhs)
-    if (!length(bars))
+    if (!length(bars) && !random_optional)
         stop("no random-effects terms in the formula: add one such as (1 | group), ",
-             "or use lm() for a model without random effects", call. = FALSE)
+             "or give a residual structure (correlation or a variance function in weights) ",
+             "for a generalised least-squares fit, or use lm()", call. = FALSE)
     fixed_rhs <- drop_bars(rhs)
     if (is.null(fixed_rhs)) fixed_rhs <- 1
     env <- environment(formula)

@@ -61,6 +61,7 @@ icc <- function(fit, ...) {
                      paste0("'", ifelse(nzchar(nm), nm, "<unnamed>"), "'", collapse = ", ")),
              "offers more options", call. = FALSE)
     }
+    if (is_gls(fit)) stop("icc() needs random effects: this model has none", call. = FALSE)
     vc <- VarCorr(fit)
     has_int <- vapply(vc, function(m) "(Intercept)" %in% rownames(m), NA)
     if (!any(has_int))

@@ -68,7 +68,7 @@ influence.lmmfit <- function(model, groups, data, do.coef = TRUE,
     }
     if (!isTRUE(do.coef)) return(list(hat = hatvalues(model)))
     if (has_resid_structure(model))
-        stop("influence() is not available for models with a residual correlation structure", call. = FALSE)
+        stop("influence() is not available for models with a residual variance or correlation structure", call. = FALSE)
     if (missing(data)) data <- getData(model)
     if (!is.data.frame(data)) data <- as.data.frame(data)
     rows <- match(rownames(model$frame), rownames(data))

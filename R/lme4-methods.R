@@ -168,6 +168,9 @@ getME.lmmfit <- function(object, name, ...) {
                             paste(GETME_NAMES, collapse = ", "), call. = FALSE)
     if (!is.character(name) || !length(name) || anyNA(name))
         stop("getME(): 'name' must be a character vector of component names", call. = FALSE)
+    if (is_gls(object))
+        stop("getME(): a generalised least-squares fit has no random effects, so no components of ",
+             "lme4's merMod; use fixef(), vcov(), sigma(), corpar(), varpar()", call. = FALSE)
     if (identical(name, "ALL")) name <- setdiff(GETME_NAMES, c("devfun", "glmer.nb.theta"))
     bad <- setdiff(name, GETME_NAMES)
     if (length(bad))
@@ -413,6 +416,10 @@ extractAIC.lmmfit <- function(fit, scale = 0, k = 2, ...) {
 ## (C' C = A' W A + D), the columns of A' scaled by sqrt(w): H = B' B
 ## (symmetrised hat matrix).
 hat_factor <- function(object) {
+    ## the hat matrix of the whitened model is not one of these observations
+    if (has_resid_structure(object))
+        stop("hatvalues() and cooks.distance() are not available for fits with a residual variance or ",
+             "correlation structure", call. = FALSE)
     n <- length(object$y)
     w <- if (is.null(object$weights)) rep(1, n) else object$weights
     A <- cbind(dense_Z(object) %*% dense_Lambda(object), object$X) * sqrt(w)

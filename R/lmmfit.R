@@ -26,7 +26,11 @@
 #' Grouping factors \code{a:b} and \code{a/b} have one level per combination
 #' that occurs, as in lme4.
 #'
-#' @param formula a two-sided formula with at least one random-effects term.
+#' @param formula a two-sided formula with at least one random-effects term;
+#'   with a residual structure (\code{correlation}, or a variance function in
+#'   \code{weights}) it may have none, for nlme's generalised least-squares
+#'   model (\code{nlme::gls}): \code{lmmfit(y ~ x, data, correlation =
+#'   nlme::corCompSymm(form = ~ 1 | g))}.
 #' @param data a data frame containing the variables in \code{formula}.
 #' @param REML logical: fit by restricted maximum likelihood (default) or by
 #'   maximum likelihood.
@@ -103,7 +107,11 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     structure_spec <- resid_parse(correlation, variance)
     ## wb(x, g) terms become ordinary columns of an augmented data frame.
     wbx <- wb_expand(formula, data, parent.frame())
-    parsed <- parse_lmm_formula(if (is.null(wbx)) formula else wbx$formula)
+    parsed <- parse_lmm_formula(if (is.null(wbx)) formula else wbx$formula,
+                                random_optional = !is.null(structure_spec))
+    ## without random effects, AR(1) is a structure like the others: the
+    ## pieces path sums over the random effects' groups
+    if (!length(parsed$terms)) structure_spec$ar1 <- NULL
     ## the structures' time, coordinate, covariate and group variables join the model frame
     if (!is.null(structure_spec))
         parsed$frame <- add_frame_terms(parsed$frame, resid_frame_vars(structure_spec$cor, structure_spec$var))

@@ -43,6 +43,7 @@ term_groups <- function(object) {
 ranef.lmmfit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL,
                          postVar = FALSE, ...) {
     condVar <- isTRUE(condVar) || isTRUE(postVar)
+    if (is_gls(object)) return(structure(list(), class = "ranef.lmmfit"))
     b <- random_effects(object)
     cv <- if (condVar) .Call(C_lmm_condvar, object$xprod, object$theta)
     s2 <- sigma(object)^2

@@ -13,17 +13,23 @@ RESID_AT_BOUND <- 1e-8
 ## reparametrisation that whitening commutes with), then scaled by the
 ## square roots of any prior weights.
 resid_fit_core <- function(X, y, w, off, reterms, REML, control, rs) {
+    gls <- !length(reterms)
+    if (gls) {
+        reterms <- gls_placeholder(length(y))
+        rs$spec$fixed_theta <- TRUE
+    }
     yo <- if (is.null(off)) y else y - off
     if (!is.double(X)) storage.mode(X) <- "double"
     cond <- conditioning_transform(X, yo)
     Xc <- X - rep(cond$xshift, each = nrow(X))
     rows <- whitening_rows(Xc, yo - drop(Xc %*% cond$b0), w, reterms)
     Xc <- rows$X; yc <- rows$y; Zs <- rows$Z; codes <- rows$codes; xp <- rows$xprod
-    nt <- length(theta_start(reterms))
+    theta0 <- if (gls) 0 else theta_start(reterms)
+    nt <- length(theta0)
     opt <- NULL
     nevals <- 0L
     for (s in rs$starts) {
-        o <- .Call(C_lmm_resid_optimize, xp, Xc, yc, codes, Zs, rs$spec, c(theta_start(reterms), s),
+        o <- .Call(C_lmm_resid_optimize, xp, Xc, yc, codes, Zs, rs$spec, c(theta0, s),
                    REML, control)
         nevals <- nevals + o$feval
         if (is.null(opt) || o$deviance < opt$deviance) opt <- o
@@ -42,10 +48,12 @@ resid_fit_core <- function(X, y, w, off, reterms, REML, control, rs) {
     rs$par <- rpar
     rs$lower <- opt$lower
     rs$upper <- opt$upper
-    list(xprod = untransform_xprod(wx$xprod, cond), optinfo = optinfo, theta = theta,
-         deviance_value = sol$deviance, beta = setNames(drop(cond$T %*% (sol$beta + cond$b0)), colnames(X)),
-         u = sol$u, RX = sol$RX %*% cond$Tinv, pwrss = sol$pwrss, ldL2 = sol$ldL2, ldRX2 = sol$ldRX2,
-         corpar = rep$corpar, varpar = rep$varpar, logdetR = wx$logdet, resid = rs)
+    fit <- list(xprod = untransform_xprod(wx$xprod, cond), optinfo = optinfo, theta = theta,
+                deviance_value = sol$deviance,
+                beta = setNames(drop(cond$T %*% (sol$beta + cond$b0)), colnames(X)),
+                u = sol$u, RX = sol$RX %*% cond$Tinv, pwrss = sol$pwrss, ldL2 = sol$ldL2, ldRX2 = sol$ldRX2,
+                corpar = rep$corpar, varpar = rep$varpar, logdetR = wx$logdet, resid = rs)
+    if (gls) drop_placeholder(fit) else fit
 }
 
 ## The rows the C whitening works on, shared by ar1() and the general

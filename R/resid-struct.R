@@ -107,7 +107,10 @@ resid_frame_vars <- function(cor, var) {
 }
 
 resid_eval <- function(e, frame, env, what) {
-    v <- tryCatch(eval(e, frame, env), error = function(err)
+    ## an expression such as I(time + 1) is a column of the model frame
+    ## (resid_frame_vars()), its variables perhaps not
+    nm <- deparse1(e)
+    v <- if (nm %in% names(frame)) frame[[nm]] else tryCatch(eval(e, frame, env), error = function(err)
         stop(sprintf("%s: cannot evaluate '%s': %s", what, deparse1(e), conditionMessage(err)), call. = FALSE))
     if (length(v) != nrow(frame))
         stop(sprintf("%s: '%s' has %d values for %d observations", what, deparse1(e), length(v), nrow(frame)),

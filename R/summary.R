@@ -4,6 +4,7 @@
 ## lmerTest does ("... fit by REML. t-tests use Satterthwaite's method").
 fit_title <- function(x, ddf = "none") {
     crit <- if (x$REML) "REML" else "maximum likelihood "
+    if (is_gls(x)) return(sprintf("Generalized least squares fit by %s ['lmmfit']", crit))
     if (ddf %in% c("Satterthwaite", "Kenward-Roger"))
         sprintf("Linear mixed model fit by %s. t-tests use %s's method ['lmmfit']", crit, ddf)
     else sprintf("Linear mixed model fit by %s ['lmmfit']", crit)
@@ -39,8 +40,18 @@ print_criteria <- function(crit, decimals) {
     }
 }
 
+## The variance components, or for a fit without random effects (gls) the
+## residual standard error alone, as nlme prints it.
+print_random_part <- function(fit, varcor, digits, columns, lead) {
+    if (is_gls(fit))
+        return(cat(sprintf("%sResidual standard error: %s\n", lead, format(sigma(fit), digits = digits))))
+    cat(lead, "Random effects:\n", sep = "")
+    print(format_varcorr(varcor, digits, columns), quote = FALSE, right = FALSE)
+}
+
 print_ngrps <- function(x) {
     ng <- ngrps(x)
+    if (!length(ng)) return(cat(sprintf("Number of obs: %d\n", nobs(x))))
     cat(sprintf("Number of obs: %d, groups:  %s\n", nobs(x),
                 paste(paste(names(ng), ng, sep = ", "), collapse = "; ")))
 }
@@ -67,7 +78,7 @@ convergence_messages <- function(x) {
     g <- x$optinfo$gradient
     sg <- x$optinfo$scaled_gradient
     if (!is.null(sg) && length(sg) == length(g)) g <- ifelse(is.na(sg), g, sg)
-    c(if (any(!is.finite(g)) || max(abs(g)) > x$control$check_grad_tol)
+    c(if (length(g) && (any(!is.finite(g)) || max(abs(g)) > x$control$check_grad_tol))
           sprintf("Model failed to converge with max|grad| = %.3g", max(abs(g))),
       if (isFALSE(x$optinfo$settled))
           paste("Model may not have converged: the optimizer stopped before confirming a local optimum;",
@@ -81,8 +92,7 @@ convergence_messages <- function(x) {
 print.lmmfit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
     print_header(x)
     print_criteria(fit_criteria(x), 4L)
-    cat("Random effects:\n")
-    print(format_varcorr(VarCorr(x), digits, "Std.Dev."), quote = FALSE, right = FALSE)
+    print_random_part(x, VarCorr(x), digits, "Std.Dev.", "")
     print_ngrps(x)
     if (length(fixef(x)) == 0L) cat("No fixed effect coefficients\n")
     else {
@@ -164,8 +174,7 @@ print.summary.lmmfit <- function(x, digits = max(3, getOption("digits") - 3),
     q <- zapsmall(quantile(x$residuals, names = FALSE), digits + 1L)
     names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
     print(q, digits = digits)
-    cat("\nRandom effects:\n")
-    print(format_varcorr(x$varcor, digits, c("Variance", "Std.Dev.")), quote = FALSE, right = FALSE)
+    print_random_part(fit, x$varcor, digits, c("Variance", "Std.Dev."), "\n")
     print_ngrps(fit)
     if (!is.null(fit$resid)) print_resid_structure(fit)
     else if (!is.null(fit$corpar)) print_corpar(fit)

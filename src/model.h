@@ -220,6 +220,10 @@ typedef struct {
      * the exact gradient d fn / d lambda (k x k) for any lambda (not only
      * triangular; gradient.c), else NULL */
     int (*lambda_gradient)(const double *lam, double *G, void *ex);
+    /* 1: theta stays at its starting value and only the extra parameters
+     * move (a model without random effects, given a placeholder term with
+     * theta 0: nlme's gls) */
+    int fixed_theta;
 } lmm_problem;
 
 /* The one optimizer driver (optimizer.c): L-BFGS-B and Newton steps in

@@ -772,6 +772,11 @@ typedef struct {
     double *lower, *upper, *plo, *pup;
 } search_ws;
 
+/* The loose phase's L-BFGS-B tolerance (in units of machine epsilon): a
+ * relative decrease of 2e-6 per iteration, where the Newton polish takes
+ * over. */
+#define LOOSE_FACTR 1e10
+
 /* One search from x (in place): L-BFGS-B to a loose tolerance, then Newton
  * steps: the flat tail of the deviance costs L-BFGS-B many evaluations and
  * Newton a few, and its wider finite-difference stencil sees through the
@@ -786,7 +791,7 @@ static int search(search_ws *w, double *x, const lmm_optctl *ctl, lmm_optres *re
     lmm_optctl loose = *ctl;
     if (w->small) {
         /* the loose phase needs only a rough gradient: forward differences */
-        loose.factr = fmax(ctl->factr, 1e10);
+        loose.factr = fmax(ctl->factr, LOOSE_FACTR);
         loose.forward = 1;
         loose.fdstep = fmax(ctl->fdstep, 1e-7);
     }
@@ -909,9 +914,63 @@ static void search_faces(search_ws *w, double *x, double *f, int *settled,
     }
 }
 
+/* A problem with theta held fixed: only the extra parameters move, in
+ * their own units, with no search of theta's boundary.  The stages of
+ * search(): a loose L-BFGS-B run, the Newton polish for small problems,
+ * L-BFGS-B at full precision from there. */
+typedef struct {
+    const lmm_problem *pb;
+    double *full;        /* theta, then the extra parameters being tried */
+    int nt;
+} extras_ws;
+
+static double extras_objective(const double *x, void *ex)
+{
+    extras_ws *e = (extras_ws *) ex;
+    memcpy(e->full + e->nt, x, (size_t) e->pb->nextra * sizeof(double));
+    return e->pb->fn(e->full, e->pb->ex);
+}
+
+static void drive_extras(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_optres *res,
+                         double *grad, double *scaled)
+{
+    int nt = lmm_ntheta(pb->xp), ne = pb->nextra;
+    extras_ws e = {pb, (double *) R_alloc((size_t) nt + ne, sizeof(double)), nt};
+    memcpy(e.full, par, (size_t) (nt + ne) * sizeof(double));
+    double *x = par + nt;
+    const double *lower = pb->extra_lower, *upper = pb->extra_upper;
+    lmm_optctl loose = *ctl;
+    loose.factr = fmax(ctl->factr, LOOSE_FACTR);
+    loose.shift = 1;
+    lmm_minimize(ne, x, lower, upper, extras_objective, NULL, &e, &loose, res);
+    int settled = ne <= SMALL_PROBLEM
+        ? newton_polish(ne, x, lower, upper, extras_objective, &e, 20, POLISH_STEP) : 0;
+    lmm_optres full;
+    lmm_minimize(ne, x, lower, upper, extras_objective, NULL, &e, ctl, &full);
+    *res = full;
+    res->fmin = extras_objective(x, &e);
+    if (grad) {
+        for (int i = 0; i < nt; i++) {
+            grad[i] = 0;
+            scaled[i] = NA_REAL;
+        }
+        report_derivatives(ne, x, lower, upper, extras_objective, &e, grad + nt, scaled + nt);
+        for (int i = 0; i < ne; i++) {
+            double *g = grad + nt + i;
+            int outward = (x[i] <= lower[i] && *g > 0) || (x[i] >= upper[i] && *g < 0);
+            if (R_FINITE(*g) && outward) *g = scaled[nt + i] = 0.0;
+        }
+    }
+    res->settled = settled || full.fail == 0;
+}
+
 void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_optres *res,
                double *grad, double *scaled)
 {
+    if (pb->fixed_theta) {
+        drive_extras(pb, par, ctl, res, grad, scaled);
+        return;
+    }
     const lmm_xprod *xp = pb->xp;
     fit_space sp;
     fit_space_init(&sp, pb);
@@ -970,7 +1029,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     lmm_factor_alloc(xp, &fa);
     deviance_ex dev;
     deviance_ex_init(&dev, xp, &fa, reml, ctl->sigma, 1);
-    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL};
+    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL, 0};
     /* (gradient.c differentiates the profiled criterion only) */
     if (xp->nterms == 1 && xp->ncol[0] >= EXACT_GRADIENT_MIN_COLUMNS && ctl->sigma == 0) {
         /* one term: its exact gradient costs about two evaluations, finite

@@ -6,8 +6,13 @@
  * phi^(t_k - t_{k-1}), e_1 ~ N(0, 1), e_k | e_{k-1} ~ N(r_k e_{k-1}, 1 - r_k^2),
  *     w_1 = b_1,   w_k = (b_k - r_k b_{k-1}) / sqrt(1 - r_k^2),
  *     log|C_g| = sum_k log(1 - r_k^2).
- * Compound symmetry C = (1 - rho) I + rho 11' has the symmetric root
- *     C^{-1/2} = (I - P) / sqrt(1 - rho) + P / sqrt(1 + (m - 1) rho),  P = 11'/m,
+ * Compound symmetry C = (1 - rho) I + rho 11' = Q D Q' in the orthonormal
+ * Helmert basis (q_1 = 1 / sqrt(m); q_k, k >= 2, -1 on the k - 1 rows
+ * before k and k - 1 on row k, over sqrt(k (k - 1))), D = diag(1 + (m - 1)
+ * rho, 1 - rho, ..., 1 - rho).  The root W = D^{-1/2} Q' (W'W = C^{-1}) is
+ * the one nlme's normalized residuals use, and costs O(m):
+ *     w_1 = (b_1 + ... + b_m) / sqrt(m (1 + (m - 1) rho)),
+ *     w_k = ((k - 1) b_k - (b_1 + ... + b_{k-1})) / sqrt(k (k - 1) (1 - rho)),
  *     log|C| = (m - 1) log(1 - rho) + log(1 + (m - 1) rho).
  * Spatial structures have no such form: C_g (unit diagonal, (1 - nugget)
  * f(d / range) off it) is formed and factored, C_g = L L', and B := L^{-1} B. */
@@ -96,17 +101,6 @@ static void car1_bounds(const resid_comp *c, double *lower, double *upper)
 
 /* ---- compound symmetry --------------------------------------------------- */
 
-/* B := a B + b 11'B / m (column by column); returns nothing. */
-static void cs_apply(double a, double b, int m, double *B, int nc)
-{
-    for (int j = 0; j < nc; j++) {
-        double *col = B + (size_t) j * m, mean = 0;
-        for (int k = 0; k < m; k++) mean += col[k];
-        mean /= m;
-        for (int k = 0; k < m; k++) col[k] = a * col[k] + b * mean;
-    }
-}
-
 static double cs_logdet(double rho, int m, double *e1, double *em)
 {
     *e1 = 1.0 - rho;                 /* eigenvalue on 1's complement */
@@ -115,24 +109,48 @@ static double cs_logdet(double rho, int m, double *e1, double *em)
     return (m - 1) * log(*e1) + log(*em);
 }
 
+/* whiten: B := W B; color: B := W^{-1} B = Q D^{1/2} B, row j of which is
+ *     sqrt(em / m) b_1 + sqrt(e1) ((j - 1) b_j / sqrt(j (j - 1)) - sum_{k > j} b_k / sqrt(k (k - 1)))
+ * (1-based; the first term of the bracket absent for j = 1). */
+static double cs_apply(const double *par, int m, double *B, int nc, int color)
+{
+    double e1, em, ld = cs_logdet(par[0], m, &e1, &em);
+    if (!R_FINITE(ld)) return ld;
+    double s1 = sqrt(e1), sm = sqrt(em);
+    for (int j = 0; j < nc; j++) {
+        double *b = B + (size_t) j * m;
+        if (!color) {
+            double total = 0, S = 0;
+            for (int k = 0; k < m; k++) total += b[k];
+            for (int k = 0; k < m; k++) {    /* 0-based k: Helmert row k + 1 */
+                double orig = b[k];
+                b[k] = k == 0 ? total / (sqrt((double) m) * sm) : (k * orig - S) / (sqrt((double) k * (k + 1)) * s1);
+                S += orig;
+            }
+        } else {
+            double base = b[0] * sm / sqrt((double) m), T = 0;
+            for (int k = m - 1; k >= 0; k--) {
+                double w = b[k], h = k > 0 ? 1.0 / sqrt((double) k * (k + 1)) : 0.0;
+                b[k] = base + s1 * (k * w * h - T);
+                T += w * h;
+            }
+        }
+    }
+    return ld;
+}
+
 static double cs_whiten(const resid_comp *c, const double *par, const int *rows, int m,
                         double *B, int nc, double *work)
 {
     (void) c; (void) rows; (void) work;
-    double e1, em, ld = cs_logdet(par[0], m, &e1, &em);
-    if (!R_FINITE(ld)) return ld;
-    cs_apply(1 / sqrt(e1), 1 / sqrt(em) - 1 / sqrt(e1), m, B, nc);
-    return ld;
+    return cs_apply(par, m, B, nc, 0);
 }
 
 static double cs_color(const resid_comp *c, const double *par, const int *rows, int m,
                        double *B, int nc, double *work)
 {
     (void) c; (void) rows; (void) work;
-    double e1, em, ld = cs_logdet(par[0], m, &e1, &em);
-    if (!R_FINITE(ld)) return ld;
-    cs_apply(sqrt(e1), sqrt(em) - sqrt(e1), m, B, nc);
-    return ld;
+    return cs_apply(par, m, B, nc, 1);
 }
 
 /* rho > -1 / (m - 1) for the largest group m. */

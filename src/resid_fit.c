@@ -81,7 +81,7 @@ static void unpack_comp(SEXP s, R_xlen_t n, int is_cor, resid_comp *c)
     if (needs_x && !c->x) error(_("corrupt residual structure: a component needs its covariate"));
 }
 
-/* spec: list(order, gstart, cor, var) from R/resid-struct.R. */
+/* spec: list(order, gstart, cor, var[, fixed_theta]) from R/resid-components.R. */
 static void unpack_resid(SEXP spec, R_xlen_t n, resid_model *rm)
 {
     if (!isNewList(spec)) error(_("corrupt residual structure"));
@@ -309,7 +309,12 @@ SEXP lmm_resid_optimize(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP s
     /* the whitened cross-products at the start: the driver conditions theta on them */
     if (!R_FINITE(resid_refresh(&f, x + nt)))
         error(_("the residual covariance is not positive definite at the starting values"));
-    lmm_problem pb = {&f.xp, f.rm.npar, lower, upper, resid_objective, &f, NULL};
+    /* a model without random effects (gls) comes with one placeholder
+     * term whose theta stays 0 */
+    SEXP sfixed = list_elt(spec, "fixed_theta");
+    int fixed_theta = !isNull(sfixed) && lmm_arg_flag(sfixed, "fixed_theta");
+    if (fixed_theta && f.rm.npar == 0) error(_("a model without random effects needs a residual structure"));
+    lmm_problem pb = {&f.xp, f.rm.npar, lower, upper, resid_objective, &f, NULL, fixed_theta};
     SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
     SEXP scaled = PROTECT(allocVector(REALSXP, npar)); nprot++;
     lmm_optres res;

@@ -87,7 +87,7 @@ test_that("as_lmerMod() refuses what has no lme4 equivalent, and says when lme4 
     d$time <- d$Days
     fa <- lmmfit(Reaction ~ Days + (1 | Subject), d, correlation = ar1(~ time | Subject))
     if (requireNamespace("lme4", quietly = TRUE))
-        expect_error(as_lmerMod(fa), "residual correlation structure")
+        expect_error(as_lmerMod(fa), "residual variance or correlation structure")
     ## lme4 absent: simulated by replacing lmmfit's test of it
     ns <- asNamespace("lmmfit")
     orig <- get("lme4_installed", envir = ns)
