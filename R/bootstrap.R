@@ -18,8 +18,8 @@ NULL
 boot_spec <- function(fit, conditioned = TRUE) {
     if (is.null(fit$xprod)) stop("the model has no cross-products to refit from", call. = FALSE)
     if (has_resid_structure(fit))
-        stop("simulation and refits of models with a residual variance or correlation structure are not supported",
-             call. = FALSE)
+        stop("pbtest() is not available for models with a residual variance or correlation structure: ",
+             "use parboot() with a statistic, or anova()", call. = FALSE)
     X <- fit$X
     storage.mode(X) <- "double"
     beta <- as.double(fit$beta)
@@ -173,6 +173,15 @@ boot_draws_per_replicate <- function(fit, use.u) {
 #' ignoring gradients that point out of the feasible region at a boundary)
 #' gives a row of \code{NA} in \code{t}; the counts are printed.
 #'
+#' A fit with a residual variance or correlation structure (\code{correlation},
+#' \code{weights = <varFunc>}, or no random effects at all) draws its residuals
+#' with the fitted structure, \eqn{e^* = \hat\sigma W^{-1/2} (S C S)^{1/2} z}
+#' for the same standard normals \eqn{z}, and each replicate refits theta and
+#' the structure's parameters (warm-started at the estimates; slower than the
+#' plain models' loop).  The default statistic then ends with the structure's
+#' parameters on nlme's scale, named \code{"cor_Phi"}, \code{"var_Female"},
+#' ...; a refit that warns about convergence counts as not converged.
+#'
 #' @param fit a fitted \code{\link{lmmfit}} model.
 #' @param FUN \code{NULL} for the default statistic, computed in C: the fixed
 #'   effects, for each random-effects term its standard deviations and
@@ -230,14 +239,18 @@ parboot <- function(fit, FUN = NULL, nsim = 1000, use.u = FALSE, seed = NULL,
         stop("parallel = \"multicore\" cannot reproduce serial draws with normal.kind \"Box-Muller\"",
              call. = FALSE)
 
-    spec <- boot_spec(fit)
-    t0 <- if (is.null(FUN)) boot_stat_default(fit) else boot_check_stat(FUN(fit), NULL)
+    ## a residual structure is simulated and refitted in R/resid-boot.R
+    structured <- has_resid_structure(fit)
+    spec <- if (!structured) boot_spec(fit)
+    t0 <- if (!is.null(FUN)) boot_check_stat(FUN(fit), NULL)
+          else if (structured) resid_boot_stat(fit) else boot_stat_default(fit)
     k <- length(t0)
     rng <- boot_rng_setup(seed)
     if (!is.null(rng$restore)) on.exit(assign(".Random.seed", rng$restore, envir = .GlobalEnv))
 
     run_block <- function(idx, bar = NULL) {
-        if (is.null(FUN)) boot_block_default(fit, spec, length(idx), use.u)
+        if (structured) resid_boot_block(fit, FUN, length(idx), use.u, t0, bar, idx[1L] - 1L)
+        else if (is.null(FUN)) boot_block_default(fit, spec, length(idx), use.u)
         else boot_block_fun(fit, spec, FUN, length(idx), use.u, t0, bar, idx[1L] - 1L)
     }
 
@@ -417,8 +430,11 @@ simulate.lmmfit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.for
         attr(out, "seed") <- rng$state
         return(out)
     }
-    Y <- .Call(C_lmm_boot_simulate, boot_spec(object, conditioned = FALSE), nsim, use.u)
-    if (!is.null(object$offset)) Y <- Y + object$offset
+    if (has_resid_structure(object)) Y <- resid_simulate(object, nsim, use.u)
+    else {
+        Y <- .Call(C_lmm_boot_simulate, boot_spec(object, conditioned = FALSE), nsim, use.u)
+        if (!is.null(object$offset)) Y <- Y + object$offset
+    }
     out <- as.data.frame(Y)
     names(out) <- paste0("sim_", seq_len(nsim))
     rownames(out) <- rownames(object$frame)
@@ -475,6 +491,12 @@ refit.lmmfit <- function(object, newresp = NULL, REML = NULL, ...) {
                          length(newresp), length(object$y)), call. = FALSE)
         if (any(!is.finite(newresp))) stop("'newresp' has NA, NaN or infinite values", call. = FALSE)
         as.double(newresp)
+    }
+    if (has_resid_structure(object)) {
+        out <- resid_refit(object, y, REML)
+        for (w in attr(out, "refit_warnings")) warning(w, call. = FALSE)
+        attr(out, "refit_warnings") <- NULL
+        return(out)
     }
     yo <- if (is.null(object$offset)) y else y - object$offset
     spec <- boot_spec(object)
