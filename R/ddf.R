@@ -1,11 +1,13 @@
 ## Denominator degrees of freedom for tests of fixed effects: Satterthwaite
 ## (as lmerTest) and Kenward-Roger (as pbkrtest).
 
-check_ddf_fit <- function(object) {
+check_ddf_fit <- function(object, method = "Satterthwaite") {
     if (!inherits(object, "lmmfit")) stop("'object' must be an lmmfit fit", call. = FALSE)
-    if (has_resid_structure(object))
-        stop("denominator degrees of freedom are not available for fits with a residual variance or correlation structure",
-             call. = FALSE)
+    ## Kenward-Roger's linear covariance parametrisation has no place for a
+    ## correlation's parameter
+    if (method == "Kenward-Roger" && has_resid_structure(object))
+        stop("Kenward-Roger's method is not available for fits with a residual variance or correlation ",
+             "structure: use ddf = \"Satterthwaite\"", call. = FALSE)
     if (length(object$beta) == 0L) stop("the model has no fixed effects", call. = FALSE)
 }
 
@@ -15,6 +17,7 @@ check_ddf_fit <- function(object) {
 ## is not profiled over sigma.  All derivatives come from one C call.
 satterthwaite_setup <- function(object, tol = 1e-8) {
     check_ddf_fit(object)
+    if (has_resid_structure(object)) return(resid_satterthwaite_setup(object))
     vp <- c(unname(object$theta), sigma(object))
     d <- .Call(C_lmm_ddf_derivs, object$xprod, as.double(vp), object$REML, c(1e-3, 1e-1))
     e <- eigen(d$hessian, symmetric = TRUE)
@@ -78,7 +81,7 @@ dense_xprod <- function(xp) {
 ## Every trace and product that Kenward-Roger needs is then formed from
 ## (q + p)-square matrices: nothing n x n.
 kenward_roger_setup <- function(object) {
-    check_ddf_fit(object)
+    check_ddf_fit(object, "Kenward-Roger")
     if (!object$REML) stop("Kenward-Roger's method is only available for REML fits", call. = FALSE)
     xp <- object$xprod
     S <- dense_xprod(xp)
@@ -292,7 +295,7 @@ pseudo_inverse <- function(A) {
 #' @export
 lmm_contrast <- function(fit, L, ddf = c("Satterthwaite", "Kenward-Roger"), rhs = 0) {
     ddf <- match.arg(ddf)
-    check_ddf_fit(fit)
+    check_ddf_fit(fit, ddf)
     p <- length(fit$beta)
     if (!is.numeric(L)) stop("'L' must be a numeric vector or matrix", call. = FALSE)
     if (!is.matrix(L)) {
@@ -382,7 +385,7 @@ rref_rows <- function(L, tol = 1e-10) {
 #' @keywords internal
 anova_ddf <- function(object, type = 3, ddf = c("Satterthwaite", "Kenward-Roger")) {
     ddf <- match.arg(ddf)
-    check_ddf_fit(object)
+    check_ddf_fit(object, ddf)
     if (!(identical(as.numeric(type), 1) || identical(as.numeric(type), 3)) &&
         !(is.character(type) && type %in% c("I", "III", "1", "3")))
         stop("'type' must be 1 or 3", call. = FALSE)

@@ -16,8 +16,9 @@
 #'   \pkg{broom.mixed} on an \pkg{lmerTest} fit), \code{"Kenward-Roger"}
 #'   (REML fits; with Kenward-Roger's adjusted standard errors) or
 #'   \code{"lme4"} (no \code{df} and \code{p.value} columns, as for a plain
-#'   \code{lmer} fit).  Fits with a residual correlation structure have no
-#'   df: the columns are then left out, with a message.
+#'   \code{lmer} fit).  Fits with a residual variance or correlation
+#'   structure have Satterthwaite's df only (Kenward-Roger falls back to it,
+#'   with a message).
 #' @param conf.method for \code{tidy}: only \code{"Wald"} (t intervals with
 #'   the df of \code{ddf.method}, normal ones with \code{"lme4"}); use
 #'   \code{\link{confint.lmmfit}} for profile or bootstrap intervals.
@@ -75,10 +76,10 @@ tidy.lmmfit <- function(x, effects = c("fixed", "ran_pars"), scales = NULL, conf
 tidy_fixed <- function(x, conf.int, conf.level, ddf.method, exponentiate) {
     b <- fixef(x)
     p <- length(b)
-    if (ddf.method != "lme4" && has_resid_structure(x)) {
-        message("tidy(): no degrees of freedom for a fit with a residual variance or correlation structure: ",
-                "no df and p.value columns")
-        ddf.method <- "lme4"
+    if (ddf.method == "Kenward-Roger" && has_resid_structure(x)) {
+        message("tidy(): Kenward-Roger's method is not available for a fit with a residual variance or ",
+                "correlation structure: using Satterthwaite's")
+        ddf.method <- "Satterthwaite"
     }
     if (ddf.method == "lme4") {
         se <- sqrt(diag(vcov(x)))

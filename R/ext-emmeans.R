@@ -33,8 +33,9 @@
 #' }
 #' A user-supplied \code{vcov.} is used as the covariance of the fixed
 #' effects (Kenward-Roger's adjustment then does not apply: Satterthwaite's
-#' degrees of freedom are reported).  Fits with a residual correlation
-#' structure (\code{correlation = ar1(...)}) have asymptotic degrees of freedom.
+#' degrees of freedom are reported).  Fits with a residual variance or
+#' correlation structure have Satterthwaite's degrees of freedom (Kenward-Roger
+#' falls back to them, with a message).
 #' Columns of the fixed-effects matrix dropped as aliased are treated as
 #' \pkg{emmeans} treats rank-deficient models: their coefficients are
 #' \code{NA} and non-estimable grid points are flagged.
@@ -85,10 +86,10 @@ emm_basis.lmmfit <- function(object, trms, xlev, grid, vcov., mode, lmer.df, opt
     bhat[names(object$beta)] <- object$beta
     nbasis <- if (anyNA(bhat)) nonestimable_basis(object) else matrix(NA)
 
-    if (mode != "asymptotic" && has_resid_structure(object)) {
-        message("degrees of freedom are not available for a fit with a residual variance or correlation structure: ",
-                "using asymptotic (z) tests")
-        mode <- "asymptotic"
+    if (mode == "kenward-roger" && has_resid_structure(object)) {
+        message("Kenward-Roger's method is not available for a fit with a residual variance or correlation ",
+                "structure: using Satterthwaite's")
+        mode <- "satterthwaite"
     }
     if (mode == "kenward-roger") {
         size <- length(object$u) + length(object$beta)

@@ -18,11 +18,8 @@ resid_fit_core <- function(X, y, w, off, reterms, REML, control, rs) {
         reterms <- gls_placeholder(length(y))
         rs$spec$fixed_theta <- TRUE
     }
-    yo <- if (is.null(off)) y else y - off
-    if (!is.double(X)) storage.mode(X) <- "double"
-    cond <- conditioning_transform(X, yo)
-    Xc <- X - rep(cond$xshift, each = nrow(X))
-    rows <- whitening_rows(Xc, yo - drop(Xc %*% cond$b0), w, reterms)
+    rows <- resid_rows(X, y, w, off, reterms)
+    cond <- rows$cond
     Xc <- rows$X; yc <- rows$y; Zs <- rows$Z; codes <- rows$codes; xp <- rows$xprod
     theta0 <- if (gls) 0 else theta_start(reterms)
     nt <- length(theta0)
@@ -54,6 +51,18 @@ resid_fit_core <- function(X, y, w, off, reterms, REML, control, rs) {
                 u = sol$u, RX = sol$RX %*% cond$Tinv, pwrss = sol$pwrss, ldL2 = sol$ldL2, ldRX2 = sol$ldRX2,
                 corpar = rep$corpar, varpar = rep$varpar, logdetR = wx$logdet, resid = rs)
     if (gls) drop_placeholder(fit) else fit
+}
+
+## The conditioned rows of the fit (whitening_rows() of X T and
+## y - offset - X T b0), with the transform as cond.
+resid_rows <- function(X, y, w, off, reterms) {
+    yo <- if (is.null(off)) y else y - off
+    if (!is.double(X)) storage.mode(X) <- "double"
+    cond <- conditioning_transform(X, yo)
+    Xc <- X - rep(cond$xshift, each = nrow(X))
+    rows <- whitening_rows(Xc, yo - drop(Xc %*% cond$b0), w, reterms)
+    rows$cond <- cond
+    rows
 }
 
 ## The rows the C whitening works on, shared by ar1() and the general

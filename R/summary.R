@@ -4,10 +4,10 @@
 ## lmerTest does ("... fit by REML. t-tests use Satterthwaite's method").
 fit_title <- function(x, ddf = "none") {
     crit <- if (x$REML) "REML" else "maximum likelihood "
-    if (is_gls(x)) return(sprintf("Generalized least squares fit by %s ['lmmfit']", crit))
+    model <- if (is_gls(x)) "Generalized least squares" else "Linear mixed model"
     if (ddf %in% c("Satterthwaite", "Kenward-Roger"))
-        sprintf("Linear mixed model fit by %s. t-tests use %s's method ['lmmfit']", crit, ddf)
-    else sprintf("Linear mixed model fit by %s ['lmmfit']", crit)
+        sprintf("%s fit by %s. t-tests use %s's method ['lmmfit']", model, crit, ddf)
+    else sprintf("%s fit by %s ['lmmfit']", model, crit)
 }
 
 print_header <- function(x, ddf = "none") {
@@ -112,7 +112,10 @@ print.lmmfit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' \code{ddf = "none"} (or lmerTest's name for it, \code{"lme4"}).  The
 #' printed title names the method, as lmerTest's ("t-tests use
 #' Satterthwaite's method"); \code{anova(fit)} uses the same method.  See
-#' \code{\link{lmm_contrast}}.
+#' \code{\link{lmm_contrast}}.  Fits with a residual variance or correlation
+#' structure print lme4's columns unless \code{ddf = "Satterthwaite"} is asked
+#' for (its variance parameters then include the structure's; Kenward-Roger's
+#' method is not available for them).
 #'
 #' @param object a fitted \code{lmmfit} model.
 #' @param ddf \code{"Satterthwaite"}, \code{"Kenward-Roger"}, \code{"none"}

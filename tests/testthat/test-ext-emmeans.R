@@ -81,16 +81,17 @@ test_that("emmeans handles ML fits, user vcov., a singular fit and aliased colum
     expect_equal(g_ours$prediction, g_ref$prediction, tolerance = 1e-6)
 })
 
-test_that("emmeans on a fit with a residual AR(1) structure: asymptotic df, with a message", {
+test_that("emmeans on a fit with a residual AR(1) structure: Satterthwaite's df; Kenward-Roger falls back", {
     skip_if_not_installed("emmeans")
     set.seed(3)
     d <- data.frame(id = factor(rep(1:12, each = 6)), time = rep(1:6, 12), trt = rep(c("a", "b"), each = 36))
     d$y <- 1 + 0.5 * (d$trt == "b") + 0.2 * d$time + rnorm(12, sd = 0.5)[d$id] + rnorm(72)
     fit <- suppressMessages(lmmfit(y ~ trt + time + (1 | id), d, correlation = ar1(~ time | id)))
-    expect_message(e <- emmeans::emmeans(fit, ~ trt), "correlation structure")
+    expect_message(emmeans::emmeans(fit, ~ trt, lmer.df = "kenward-roger"), "correlation structure")
+    e <- emmeans::emmeans(fit, ~ trt)
     s <- summary(e)
-    expect_equal(s$df, c(Inf, Inf))
     X <- rbind(c(1, 0, mean(d$time)), c(1, 1, mean(d$time)))
+    expect_equal(s$df, c(lmm_contrast(fit, X[1, ])$df, lmm_contrast(fit, X[2, ])$df), tolerance = 1e-8)
     expect_equal(s$emmean, drop(X %*% fixef(fit)), tolerance = 1e-10)
     expect_equal(s$SE, sqrt(rowSums((X %*% vcov(fit)) * X)), tolerance = 1e-10)
 })
