@@ -1,6 +1,7 @@
 ## The empirical autocorrelation (nlme's ACF) and semivariogram (nlme's
 ## Variogram) of a fit's within-group residuals, as methods for nlme's
-## generics returning nlme's classes.
+## generics returning nlme's classes, and base-graphics pictures of them
+## with what the fitted residual structure implies drawn over them.
 ##
 ## Definitions (written from them, not from nlme's code):
 ##  ACF at lag k: rho(k) = c(k) / c(0), c(k) = sum of r_i r_{i+k} over the
@@ -249,8 +250,8 @@ acf_compute <- function(object, maxLag, resType, form) {
 #' @return A data frame of class \code{c("ACF", "data.frame")} with columns
 #'   \code{lag} and \code{ACF} and attribute \code{n.used} (the number of
 #'   residual pairs at each lag), as nlme's, so that nlme's \code{plot} method
-#'   draws it.
-#' @seealso \code{\link{Variogram.lmmfit}}
+#'   draws it.  \code{\link{plot_acf}} draws it in base graphics.
+#' @seealso \code{\link{plot_acf}}, \code{\link{Variogram.lmmfit}}
 #' @examples
 #' fit <- lmmfit(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare),
 #'               data = nlme::Ovary, correlation = nlme::corAR1(form = ~ 1 | Mare))
@@ -475,7 +476,8 @@ variogram_compute <- function(object, distance, form, resType, data, na.action, 
 #'   columns \code{variog}, \code{dist} and (when binned) \code{n.pairs}, and
 #'   attributes \code{collapse} and, as described, \code{modelVariog}, as
 #'   nlme's, so that nlme's \code{plot} method draws it.
-#' @seealso \code{\link{ACF.lmmfit}}
+#'   \code{\link{plot_variogram}} draws it in base graphics.
+#' @seealso \code{\link{plot_variogram}}, \code{\link{ACF.lmmfit}}
 #' @references Cressie, N. and Hawkins, D. M. (1980) Robust estimation of the
 #'   variogram. \emph{Mathematical Geology} 12, 115--125.
 #' @examples
@@ -515,4 +517,193 @@ Variogram.lmmfit <- function(object, distance, form, resType = c("pearson", "res
                       resType, if (missing(data)) NULL else data, na.action,
                       if (missing(maxDist)) NULL else maxDist, length.out, collapse, nint,
                       if (missing(breaks)) NULL else breaks, robust, metric, nint_given)
+}
+
+## The fitted structure, for the line under a plot's title.
+structure_label <- function(info) {
+    if (is.null(info)) return("no residual correlation structure")
+    p <- info$corpar
+    sprintf("fitted %s: %s", info$class, paste(names(p), "=", signif(p, 3), collapse = ", "))
+}
+
+## What the plots say the residuals are.
+resid_type_label <- function(resType) {
+    c(pearson = "Pearson", response = "response", normalized = "normalized")[[resType]]
+}
+
+#' Pictures of the residual autocorrelation and semivariogram
+#'
+#' Base-graphics pictures of \code{\link{ACF.lmmfit}} and
+#' \code{\link{Variogram.lmmfit}}, to judge a fit's residual correlation
+#' structure (or the need for one).
+#'
+#' \code{plot_acf} draws the autocorrelation at each lag as a vertical bar,
+#' the approximate pointwise bounds \code{+-qnorm(1 - alpha / 2) /
+#' sqrt(n.used)} of an uncorrelated series (dashed; nlme's \code{alpha}), and,
+#' for Pearson and response residuals of a fit with a correlation structure,
+#' the fitted correlation at each lag (red; the mean over the lag's pairs of
+#' the structure's correlation between them: \code{Phi^k} for AR(1) at
+#' consecutive times).  For normalized residuals the model expects bars
+#' within the bounds beyond lag 0.
+#'
+#' \code{plot_variogram} draws the semivariogram as points with a loess smooth
+#' (as nlme's \code{plot.Variogram}: \code{span = 0.6}, degree 1, the robust
+#' "symmetric" family; for \code{collapse = "none"} the least-squares
+#' "gaussian" family, since a robust smooth of single pairs' skewed values
+#' follows their median, about half their mean) and the fitted model's semivariogram (red): for a
+#' serial or spatial structure on its own distances \code{1 - rho(d)} (with
+#' the nugget) for Pearson residuals (times \code{sigma^2} for response ones);
+#' for normalized residuals, or a fit without a serial or spatial structure,
+#' the constant level the model implies (1; \code{1 - Rho} for compound
+#' symmetry), dashed.
+#'
+#' The line under each title names the fitted correlation structure and its
+#' parameters (\code{\link{corpar}}).
+#'
+#' @param fit a fitted \code{lmmfit} model.
+#' @param ... arguments of \code{\link{ACF.lmmfit}} (\code{maxLag},
+#'   \code{resType}, \code{form}) or of \code{\link{Variogram.lmmfit}}
+#'   (\code{resType}, \code{form}, \code{collapse}, \code{nint},
+#'   \code{robust}, \code{maxDist}, ...).
+#' @param alpha the bounds' significance level; 0 for none.
+#' @param model logical: draw the fitted model's correlation or
+#'   semivariogram.
+#' @param smooth logical: draw the loess smooth.
+#' @param span the smooth's span.
+#' @param col colours of the empirical values (bars or points), of the
+#'   bounds or the smooth, and of the model.
+#' @param main,xlab,ylab titles; \code{NULL} for the defaults.
+#' @param ylim the vertical range; by default everything drawn.
+#' @return Invisibly, \code{plot_acf}: a data frame with columns \code{lag},
+#'   \code{ACF}, \code{n.used}, \code{bound} (the bounds' half width,
+#'   \code{NA} at lag 0 and for \code{alpha = 0}) and \code{model} (the fitted
+#'   correlation, \code{NA} when not drawn).  \code{plot_variogram}: a list
+#'   with \code{variogram} (the \code{"Variogram"} object), \code{smooth} (the
+#'   smooth's \code{x} and \code{y}, or \code{NULL}) and \code{model} (the
+#'   model's semivariogram drawn, a data frame with \code{dist} and
+#'   \code{variog}, or \code{NULL}).
+#' @seealso \code{\link{ACF.lmmfit}}, \code{\link{Variogram.lmmfit}}
+#' @examples
+#' fit <- lmmfit(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare),
+#'               data = nlme::Ovary, correlation = nlme::corCAR1(form = ~ Time | Mare))
+#' plot_acf(fit, maxLag = 12)
+#' plot_variogram(fit)
+#' plot_variogram(fit, resType = "normalized")
+#' @name resid-correlation-plots
+NULL
+
+#' @rdname resid-correlation-plots
+#' @export
+plot_acf <- function(fit, ..., alpha = 0.05, model = TRUE, col = c("grey20", "blue", "red"),
+                     main = NULL, xlab = "Lag", ylab = "Autocorrelation", ylim = NULL) {
+    if (!inherits(fit, "lmmfit")) stop("'fit' must be a model fitted by lmmfit()", call. = FALSE)
+    if (!is.numeric(alpha) || length(alpha) != 1L || !(alpha >= 0 && alpha < 1))
+        stop("plot_acf(): 'alpha' must be a number in [0, 1)", call. = FALSE)
+    args <- list(...)
+    refuse_extra_args("plot_acf", args[setdiff(names(args), c("maxLag", "resType", "form"))],
+                      " (the arguments of ACF() are maxLag, resType and form)")
+    resType <- match.arg(args$resType, RESID_PLOT_TYPES)
+    res <- acf_compute(fit, args$maxLag, resType, args$form)
+    a <- res$acf
+    lag <- a$lag
+    nu <- attr(a, "n.used")
+    bound <- if (alpha > 0) c(NA, stats::qnorm(1 - alpha / 2) / sqrt(nu[-1L])) else rep(NA_real_, length(lag))
+    mc <- if (model && !is.null(res$model)) res$model else rep(NA_real_, length(lag))
+    col <- rep_len(col, 3L)
+    if (is.null(ylim)) ylim <- range(c(0, a$ACF, bound, -bound, mc), na.rm = TRUE)
+    if (is.null(main)) main <- sprintf("ACF of %s residuals", resid_type_label(resType))
+    graphics::plot(lag, a$ACF, type = "n", ylim = ylim, xlab = xlab, ylab = ylab, main = main,
+                   xaxt = "n")
+    graphics::axis(1L, at = pretty(lag)[pretty(lag) == round(pretty(lag))])
+    graphics::mtext(structure_label(res$info), side = 3L, line = 0.3, cex = 0.75)
+    graphics::abline(h = 0, col = "grey50")
+    graphics::segments(lag, 0, lag, a$ACF, lwd = if (length(lag) > 40L) 2 else 4, col = col[1L], lend = 1)
+    leg <- c("empirical"); lty <- 1; lwd <- 4; pch <- NA; lcol <- col[1L]
+    if (alpha > 0) {
+        graphics::lines(lag[-1L], bound[-1L], lty = 2, col = col[2L])
+        graphics::lines(lag[-1L], -bound[-1L], lty = 2, col = col[2L])
+        leg <- c(leg, sprintf("%g%% bounds (no correlation)", 100 * (1 - alpha)))
+        lty <- c(lty, 2); lwd <- c(lwd, 1); pch <- c(pch, NA); lcol <- c(lcol, col[2L])
+    }
+    if (!all(is.na(mc))) {
+        graphics::lines(lag, mc, col = col[3L], lwd = 1.5)
+        graphics::points(lag, mc, col = col[3L], pch = 19, cex = 0.8)
+        leg <- c(leg, sprintf("fitted %s", res$info$class))
+        lty <- c(lty, 1); lwd <- c(lwd, 1.5); pch <- c(pch, 19); lcol <- c(lcol, col[3L])
+    }
+    ## the bars are drawn down to zero: their tops and the axis both occupy a corner
+    ok <- !is.na(mc)
+    graphics::legend(emptiest_corner(c(lag, lag, lag[ok]), c(a$ACF, 0 * a$ACF, mc[ok])),
+                     leg, lty = lty, lwd = lwd, pch = pch, col = lcol, bg = "white", box.col = "grey80",
+                     cex = 0.8)
+    invisible(data.frame(lag = lag, ACF = a$ACF, n.used = nu, bound = bound, model = mc))
+}
+
+#' @rdname resid-correlation-plots
+#' @export
+plot_variogram <- function(fit, ..., smooth = TRUE, span = 0.6, model = TRUE,
+                           col = c("grey20", "blue", "red"), main = NULL, xlab = "Distance",
+                           ylab = "Semivariogram", ylim = NULL) {
+    if (!inherits(fit, "lmmfit")) stop("'fit' must be a model fitted by lmmfit()", call. = FALSE)
+    args <- list(...)
+    vargs <- setdiff(names(formals(Variogram.lmmfit)), c("object", "..."))
+    refuse_extra_args("plot_variogram", args[setdiff(names(args), vargs)],
+                      " (see ?Variogram.lmmfit for the arguments of Variogram())")
+    if (!is.numeric(span) || length(span) != 1L || !(span > 0))
+        stop("plot_variogram(): 'span' must be a positive number", call. = FALSE)
+    resType <- match.arg(args$resType, RESID_PLOT_TYPES)
+    v <- do.call(Variogram.lmmfit, c(list(fit), args))
+    info <- cor_structure_info(fit)
+    mv <- if (model) attr(v, "modelVariog")
+    ## the constant the model implies, when it does not depend on distance
+    flat <- NULL
+    if (model && is.null(mv)) {
+        if (resType == "normalized") flat <- 1
+        else if (is.null(info) || info$class == "corCompSymm")
+            flat <- (if (resType == "pearson") 1 else sigma(fit)^2) *
+                (if (is.null(info)) 1 else 1 - info$corpar[["Rho"]])
+    }
+    ## binned values: nlme's robust smooth; single pairs (a skewed, chi-square
+    ## like spread about their mean) a least-squares one, which follows the mean
+    sm <- NULL
+    if (smooth && length(unique(v$dist)) > 3L)
+        sm <- stats::loess.smooth(v$dist, v$variog, span = span, degree = 1,
+                                  family = if (isTRUE(attr(v, "collapse"))) "symmetric" else "gaussian",
+                                  evaluation = 50)
+    col <- rep_len(col, 3L)
+    many <- !isTRUE(attr(v, "collapse")) && nrow(v) > 500L
+    xl <- c(0, max(v$dist))
+    if (is.null(ylim)) {
+        top <- max(c(v$variog, if (!is.null(mv)) mv$variog[mv$dist <= xl[2L]], flat, sm$y))
+        if (many) top <- max(c(stats::quantile(v$variog, 0.98, names = FALSE), mv$variog, flat, sm$y))
+        ylim <- c(0, 1.05 * top)
+    }
+    if (is.null(main)) main <- sprintf("Semivariogram of %s residuals", resid_type_label(resType))
+    pcol <- if (many) grDevices::adjustcolor(col[1L], alpha.f = 0.25) else col[1L]
+    graphics::plot(v$dist, v$variog, xlim = xl, ylim = ylim, xlab = xlab, ylab = ylab, main = main,
+                   pch = if (many) 16 else 19, cex = if (many) 0.4 else 0.9, col = pcol)
+    graphics::mtext(structure_label(info), side = 3L, line = 0.3, cex = 0.75)
+    leg <- if (isTRUE(attr(v, "collapse"))) "binned pairs" else "pairs"
+    lty <- NA; lwd <- NA; pch <- 19; lcol <- col[1L]
+    if (!is.null(sm)) {
+        graphics::lines(sm, col = col[2L], lwd = 2)
+        leg <- c(leg, "loess smooth"); lty <- c(lty, 1); lwd <- c(lwd, 2); pch <- c(pch, NA)
+        lcol <- c(lcol, col[2L])
+    }
+    drawn_model <- NULL
+    if (!is.null(mv)) {
+        graphics::lines(mv$dist, mv$variog, col = col[3L], lwd = 2)
+        drawn_model <- data.frame(variog = mv$variog, dist = mv$dist)
+        leg <- c(leg, sprintf("fitted %s", info$class)); lty <- c(lty, 1); lwd <- c(lwd, 2)
+    } else if (!is.null(flat)) {
+        graphics::abline(h = flat, col = col[3L], lwd = 2, lty = 2)
+        drawn_model <- data.frame(variog = flat, dist = xl)
+        leg <- c(leg, if (resType == "normalized") "model (uncorrelated)" else "fitted model")
+        lty <- c(lty, 2); lwd <- c(lwd, 2)
+    }
+    if (!is.null(drawn_model)) { pch <- c(pch, NA); lcol <- c(lcol, col[3L]) }
+    graphics::legend(emptiest_corner(c(v$dist, sm$x, drawn_model$dist), c(v$variog, sm$y, drawn_model$variog)),
+                     leg, lty = lty, lwd = lwd, pch = pch, col = lcol, bg = "white", box.col = "grey80",
+                     cex = 0.8)
+    invisible(list(variogram = v, smooth = sm, model = drawn_model))
 }

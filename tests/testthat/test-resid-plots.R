@@ -2,7 +2,8 @@
 ## fit's residuals against nlme's, two ways: against nlme's methods on nlme's
 ## own fit of the same model (their difference is what the two fits' small
 ## disagreement leaves), and against nlme's methods applied to our residual
-## vector (the arithmetic alone, which must agree to rounding).
+## vector (the arithmetic alone, which must agree to rounding).  Then the
+## pictures.
 
 ## Our residuals put into nlme's fit, as its response residuals: nlme's
 ## ACF() and Variogram() with resType = "response" then work on our vector.
@@ -354,4 +355,95 @@ test_that("nlme's lattice plot methods take our ACF and Variogram objects", {
     expect_s3_class(plot(ACF(fits$ours, maxLag = 10), alpha = 0.05), "trellis")
     expect_s3_class(plot(Variogram(fits$ours)), "trellis")
     expect_s3_class(plot(Variogram(fits$ours, resType = "normalized")), "trellis")
+})
+
+test_that("the fitted correlation the ACF plot draws is the structure's (against the C colouring)", {
+    need("nlme")
+    for (fit in list(ovary_fits(nlme::corAR1(form = ~ 1 | Mare), nlme::varExp(form = ~ Time))$ours,
+                     lmmfit(z ~ x + (1 | site), data = spatial_sites(S = 6),
+                            correlation = nlme::corGaus(form = ~ x + y | site, nugget = TRUE)))) {
+        info <- lmmfit:::cor_structure_info(fit)
+        n <- length(fit$y)
+        A <- lmmfit:::resid_transform(fit, diag(n), color = TRUE)
+        C <- cov2cor(tcrossprod(A))
+        ij <- which(lower.tri(C), arr.ind = TRUE)
+        expect_equal(lmmfit:::structure_cor(info, ij[, 1], ij[, 2]), C[ij], tolerance = 1e-10)
+    }
+})
+
+## Draws into a PNG in a temporary file; checks the file is there and not
+## empty; returns the plot's value.
+draw_png <- function(expr) {
+    file <- tempfile(fileext = ".png")
+    grDevices::png(file, width = 900, height = 650)
+    value <- tryCatch(expr, finally = grDevices::dev.off())
+    expect_true(file.exists(file))
+    expect_gt(file.size(file), 1000)
+    unlink(file)
+    value
+}
+
+test_that("plot_acf draws the ACF, its bounds and the fitted correlation", {
+    need("nlme")
+    fits <- ovary_fits(nlme::corAR1(form = ~ 1 | Mare))
+    out <- draw_png(plot_acf(fits$ours, maxLag = 10))
+    a <- ACF(fits$ours, maxLag = 10)
+    expect_named(out, c("lag", "ACF", "n.used", "bound", "model"))
+    expect_identical(out$ACF, a$ACF)
+    expect_identical(out$n.used, attr(a, "n.used"))
+    expect_equal(out$bound, c(NA, qnorm(0.975) / sqrt(attr(a, "n.used")[-1])), tolerance = 1e-14)
+    ## AR(1) at consecutive positions: Phi^k
+    expect_equal(out$model, corpar(fits$ours)[["Phi"]]^(0:10), tolerance = 1e-12)
+    ## normalized residuals: no model correlation; alpha = 0: no bounds
+    out <- draw_png(plot_acf(fits$ours, maxLag = 10, resType = "normalized", alpha = 0))
+    expect_true(all(is.na(out$model)))
+    expect_true(all(is.na(out$bound)))
+    ## continuous time: the mean of Phi^|dt| over each lag's pairs
+    car <- ovary_fits(nlme::corCAR1(form = ~ Time | Mare))
+    out <- draw_png(plot_acf(car$ours, maxLag = 3, alpha = 0.1))
+    phi <- corpar(car$ours)[["Phi"]]
+    lag2 <- unlist(lapply(split(car$data$Time, car$data$Mare), function(t) phi^diff(t, lag = 2)))
+    expect_equal(out$model[3], mean(lag2), tolerance = 1e-12)
+    expect_equal(out$bound[2], qnorm(0.95) / sqrt(out$n.used[2]), tolerance = 1e-14)
+    ## a fit without a structure
+    plain <- lmmfit(follicles ~ sin(2 * pi * Time) + (1 | Mare), data = fits$data)
+    out <- draw_png(plot_acf(plain))
+    expect_true(all(is.na(out$model)))
+    expect_error(plot_acf(fits$ours, lwd = 2), "unused argument 'lwd'")
+    expect_error(plot_acf(fits$ours, alpha = 1), "'alpha' must be a number in")
+    expect_error(plot_acf(lm(follicles ~ Time, fits$data)), "fitted by lmmfit")
+})
+
+test_that("plot_variogram draws the semivariogram, a smooth and the fitted model", {
+    need("nlme")
+    sp <- spatial_sites()
+    fit <- lmmfit(z ~ x + (1 | site), data = sp, correlation = nlme::corExp(form = ~ x + y | site, nugget = TRUE))
+    out <- draw_png(plot_variogram(fit))
+    v <- Variogram(fit)
+    expect_identical(out$variogram, v)
+    expect_equal(out$model, as.data.frame(attr(v, "modelVariog")), ignore_attr = TRUE)
+    expect_named(out$model, c("variog", "dist"))
+    expect_equal(out$smooth, loess.smooth(v$dist, v$variog, span = 0.6, degree = 1, family = "symmetric"))
+    ## normalized residuals: the flat line at 1
+    out <- draw_png(plot_variogram(fit, resType = "normalized", smooth = FALSE))
+    expect_null(out$smooth)
+    expect_identical(out$model$variog, c(1, 1))
+    ## single pairs: a least-squares smooth
+    out <- draw_png(plot_variogram(fit, collapse = "none", maxDist = 0.5))
+    expect_equal(out$smooth$y, loess.smooth(out$variogram$dist, out$variogram$variog, span = 0.6,
+                                            degree = 1, family = "gaussian")$y)
+    ## a serial structure, and none at all (the model is 1 for Pearson residuals)
+    car <- ovary_fits(nlme::corCAR1(form = ~ Time | Mare))
+    out <- draw_png(plot_variogram(car$ours, robust = TRUE, nint = 12))
+    expect_equal(out$model$variog, 1 - corpar(car$ours)[["Phi"]]^out$model$dist)
+    plain <- lmmfit(z ~ x + (1 | site), data = sp)
+    out <- draw_png(plot_variogram(plain, form = ~ x + y))
+    expect_identical(out$model$variog, c(1, 1))
+    out <- draw_png(plot_variogram(plain, form = ~ x + y, resType = "response", model = FALSE))
+    expect_null(out$model)
+    cs <- lmmfit(z ~ x + (1 | site), data = sp, correlation = nlme::corCompSymm(form = ~ 1 | site))
+    out <- draw_png(plot_variogram(cs, form = ~ x + y))
+    expect_equal(out$model$variog, rep(1 - corpar(cs)[["Rho"]], 2))
+    expect_error(plot_variogram(fit, pch = 2), "unused argument 'pch'")
+    expect_error(plot_variogram(fit, span = 0), "'span' must be a positive number")
 })
