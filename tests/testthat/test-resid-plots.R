@@ -152,6 +152,21 @@ test_that("ACF: the ar1() and general paths agree; form's time orders within gro
     expect_equal(ACF(p1, maxLag = 8, form = ~ Time), ACF(p0, maxLag = 8), tolerance = 1e-6)
 })
 
+test_that("ACF and Variogram of a fit with na.exclude are those of its complete rows", {
+    need("nlme")
+    Ovary <- ovary_plain()
+    Ovary$follicles[c(3, 50)] <- NA
+    f <- follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare)
+    cs <- nlme::corCAR1(form = ~ Time | Mare)
+    ex <- lmmfit(f, data = Ovary, correlation = cs, na.action = na.exclude)
+    cc <- lmmfit(f, data = Ovary[-c(3, 50), ], correlation = cs)
+    expect_equal(ACF(ex, maxLag = 8), ACF(cc, maxLag = 8), tolerance = 1e-10)
+    expect_equal(Variogram(ex), Variogram(cc), tolerance = 1e-10)
+    expect_equal(Variogram(ex, form = ~ Time, collapse = "none"), Variogram(cc, form = ~ Time, collapse = "none"),
+                 tolerance = 1e-10)
+    expect_equal(sum(Variogram(ex)$n.pairs), sum(choose(table(Ovary$Mare[-c(3, 50)]), 2)))
+})
+
 test_that("ACF refuses what it does not take", {
     need("nlme")
     fit <- ovary_fits(nlme::corAR1(form = ~ 1 | Mare))$ours
