@@ -32,6 +32,7 @@ typedef struct {
     int nstrata;
     int flag;            /* correlation: 1 with a nugget */
     int mmax;            /* correlation: the largest group */
+    const double *logx;  /* variance: log|x| formed once (the power kinds), or NULL */
 } resid_comp;
 
 /* Correlation kinds.  whiten: B (m x nc, column-major, leading dimension m)

@@ -6,13 +6,15 @@
  * the one deviance module with log|S C S| as the sum of log weights.  The
  * parameters (theta, then the structure's) go to the one optimizer driver.
  * Structures whose cross-products are a fixed combination of a few pieces
- * (AR(1) on integer times: ar1.c) can skip the re-accumulation. */
+ * skip the re-accumulation: varIdent and compound symmetry here
+ * (resid_pieces.c), AR(1) on integer times in ar1.c. */
 #include <limits.h>
 #include <math.h>
 #include <string.h>
 #include <Rinternals.h>
 #include "model.h"
 #include "resid.h"
+#include "resid_pieces.h"
 #include "lmmfit.h"
 
 /* ---- unpacking the structure ------------------------------------------- */
@@ -75,6 +77,13 @@ static void unpack_comp(SEXP s, R_xlen_t n, int is_cor, resid_comp *c)
     }
     c->flag = is_cor ? list_int(s, "nugget") : 0;
     c->mmax = 0;
+    c->logx = NULL;
+    /* the power kinds take log|x| at every evaluation: formed once */
+    if (!is_cor && (c->kind == 1 || c->kind == 3) && c->x) {
+        double *lx = (double *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(double));
+        for (R_xlen_t t = 0; t < n; t++) lx[t] = log(fabs(c->x[t]));
+        c->logx = lx;
+    }
     c->npar = comp_npar(is_cor, c);
     /* compound symmetry and varIdent read no covariate */
     int needs_x = is_cor ? c->kind != 2 : c->kind >= 1;
@@ -151,6 +160,7 @@ typedef struct {
     int *start, *order;        /* rows by level of the first term */
     double *ls, *blk, *work;
     double sumlogw0;
+    resid_pieces *pieces;      /* the structure's piece basis, or NULL */
 } resid_fit;
 
 /* The rows of a correlation group must share every term's level. */
@@ -227,6 +237,16 @@ static void resid_fit_setup(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SE
     lmm_factor_alloc(&f->xp, f->fa);
     lmm_value_layout_of(&f->xp, &f->lay);
     f->buf = (double *) R_alloc((size_t) (f->lay.off[6] > 0 ? f->lay.off[6] : 1), sizeof(double));
+    /* spec$pieces = FALSE forces the general path (the tests compare them) */
+    SEXP sp = list_elt(spec, "pieces");
+    f->pieces = NULL;
+    if (isNull(sp) || lmm_arg_flag(sp, "pieces")) {
+        const double **Zo = (const double **) R_alloc((size_t) (nterms > 0 ? nterms : 1), sizeof(double *));
+        for (int j = 0, a = p + 1; j < nterms; a += f->xp.ncol[j], j++) Zo[j] = orig + (size_t) n * a;
+        resid_piece_data d = {n, &f->xp, orig, orig + (size_t) n * p, f->codes, Zo};
+        resid_pieces *pc = (resid_pieces *) R_alloc(1, sizeof(resid_pieces));
+        if (resid_pieces_build(&f->rm, &d, &f->lay, pc)) f->pieces = pc;
+    }
     lmm_point_values(&f->xp, &f->lay, f->buf);
 }
 
@@ -234,6 +254,12 @@ static void resid_fit_setup(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SE
  * buffer; returns log|S C S| (R_PosInf: not positive definite there). */
 static double resid_refresh(resid_fit *f, const double *rpar)
 {
+    if (f->pieces) {
+        double ld = resid_pieces_combine(f->pieces, rpar, f->buf);
+        if (!R_FINITE(ld)) return R_PosInf;
+        f->xp.sumlogw = f->sumlogw0 - ld;
+        return ld;
+    }
     memcpy(f->data, f->orig, (size_t) f->n * f->nc * sizeof(double));
     double ld = resid_transform(&f->rm, rpar, f->cols, f->nc, f->ls, f->blk, f->work, 0);
     if (!R_FINITE(ld)) return R_PosInf;

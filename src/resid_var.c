@@ -30,7 +30,11 @@ static void ident_logsd(const resid_comp *c, const double *par, R_xlen_t n, doub
 
 static void power_logsd(const resid_comp *c, const double *par, R_xlen_t n, double *ls)
 {
-    for (R_xlen_t t = 0; t < n; t++) ls[t] += par[stratum_of(c, t)] * log(fabs(c->x[t]));
+    if (c->logx && !c->strata)
+        for (R_xlen_t t = 0; t < n; t++) ls[t] += par[0] * c->logx[t];
+    else
+        for (R_xlen_t t = 0; t < n; t++)
+            ls[t] += par[stratum_of(c, t)] * (c->logx ? c->logx[t] : log(fabs(c->x[t])));
 }
 
 static void exp_logsd(const resid_comp *c, const double *par, R_xlen_t n, double *ls)
@@ -43,7 +47,8 @@ static void constpower_logsd(const resid_comp *c, const double *par, R_xlen_t n,
     int K = c->nstrata;
     for (R_xlen_t t = 0; t < n; t++) {
         int k = stratum_of(c, t);
-        ls[t] += log(exp(par[k]) + pow(fabs(c->x[t]), par[K + k]));
+        double lx = c->logx ? c->logx[t] : log(fabs(c->x[t]));
+        ls[t] += log(exp(par[k]) + exp(par[K + k] * lx));
     }
 }
 

@@ -151,3 +151,38 @@ test_that("summary prints the structures in nlme's layout; methods that cannot u
     expect_error(pbtest(vf0, vf, nsim = 2), "residual variance or correlation structure")
     expect_error(summary(vf, ddf = "Kenward-Roger"), "not available")
 })
+
+test_that("the piece basis (varIdent, compound symmetry) gives the general whitening's criterion", {
+    ns <- asNamespace("lmmfit")
+    Orthodont <- nlme::Orthodont
+    unbalanced <- Orthodont[-c(1, 6, 7, 20), ]
+    fits <- list(
+        lmmfit(distance ~ age + (1 | Subject), Orthodont, weights = nlme::varIdent(form = ~ 1 | Sex)),
+        lmmfit(distance ~ age + Sex, Orthodont, correlation = nlme::corCompSymm(form = ~ 1 | Subject)),
+        lmmfit(distance ~ age + Sex, unbalanced, correlation = nlme::corCompSymm(form = ~ 1 | Subject),
+               weights = nlme::varIdent(form = ~ 1 | Sex)))
+    set.seed(11)
+    for (f in fits) {
+        reterms <- if (ns$is_gls(f)) ns$gls_placeholder(length(f$y)) else f$reterms
+        rows <- ns$resid_rows(f$X, f$y, f$weights, f$offset, reterms)
+        general <- f$resid$spec
+        general$pieces <- FALSE
+        theta <- if (ns$is_gls(f)) 0 else f$theta
+        for (k in 1:3) {
+            par <- f$resid$par + rnorm(length(f$resid$par), sd = 0.02)
+            crit <- function(spec) {
+                x <- .Call(ns$C_lmm_resid_xprod, rows$xprod, rows$X, rows$y, rows$codes, rows$Z, spec, par)
+                c(.Call(ns$C_lmm_solution, x$xprod, theta, TRUE, NULL)$deviance, x$logdet)
+            }
+            expect_equal(crit(f$resid$spec), crit(general), tolerance = 1e-12)
+        }
+    }
+    ## the fits agree with the general path's optimum
+    g <- fits[[3L]]
+    spec <- g$resid$spec
+    spec$pieces <- FALSE
+    rs <- g$resid
+    rs$spec <- spec
+    h <- ns$resid_fit_core(g$X, g$y, NULL, NULL, list(), TRUE, g$control, rs)
+    expect_equal(h$deviance_value, g$deviance_value, tolerance = 1e-9)
+})
