@@ -776,6 +776,9 @@ typedef struct {
  * relative decrease of 2e-6 per iteration, where the Newton polish takes
  * over. */
 #define LOOSE_FACTR 1e10
+/* The loose phase's smallest forward-difference step: a rough gradient is
+ * enough there, and a wider step sees through the deviance's rounding. */
+#define LOOSE_FDSTEP 1e-7
 
 /* One search from x (in place): L-BFGS-B to a loose tolerance, then Newton
  * steps: the flat tail of the deviance costs L-BFGS-B many evaluations and
@@ -793,7 +796,7 @@ static int search(search_ws *w, double *x, const lmm_optctl *ctl, lmm_optres *re
         /* the loose phase needs only a rough gradient: forward differences */
         loose.factr = fmax(ctl->factr, LOOSE_FACTR);
         loose.forward = 1;
-        loose.fdstep = fmax(ctl->fdstep, 1e-7);
+        loose.fdstep = fmax(ctl->fdstep, LOOSE_FDSTEP);
     }
     /* L-BFGS-B's stopping rule is relative to |f|: on a deviance of 1e5 its
      * loose phase would stop a whole unit from the optimum.  Measured from the
@@ -916,8 +919,9 @@ static void search_faces(search_ws *w, double *x, double *f, int *settled,
 
 /* A problem with theta held fixed: only the extra parameters move, in
  * their own units, with no search of theta's boundary.  The stages of
- * search(): a loose L-BFGS-B run, the Newton polish for small problems,
- * L-BFGS-B at full precision from there. */
+ * search(): a loose L-BFGS-B run (forward differences for small problems),
+ * the Newton polish for small problems, and L-BFGS-B at full precision only
+ * when the polish could not finish. */
 typedef struct {
     const lmm_problem *pb;
     double *full;        /* theta, then the extra parameters being tried */
@@ -939,14 +943,19 @@ static void drive_extras(const lmm_problem *pb, double *par, const lmm_optctl *c
     memcpy(e.full, par, (size_t) (nt + ne) * sizeof(double));
     double *x = par + nt;
     const double *lower = pb->extra_lower, *upper = pb->extra_upper;
+    int small = ne <= SMALL_PROBLEM;
     lmm_optctl loose = *ctl;
     loose.factr = fmax(ctl->factr, LOOSE_FACTR);
     loose.shift = 1;
+    if (small) {
+        loose.forward = 1;
+        loose.fdstep = fmax(ctl->fdstep, LOOSE_FDSTEP);
+    }
     lmm_minimize(ne, x, lower, upper, extras_objective, NULL, &e, &loose, res);
-    int settled = ne <= SMALL_PROBLEM
-        ? newton_polish(ne, x, lower, upper, extras_objective, &e, 20, POLISH_STEP) : 0;
-    lmm_optres full;
-    lmm_minimize(ne, x, lower, upper, extras_objective, NULL, &e, ctl, &full);
+    int settled = small ? newton_polish(ne, x, lower, upper, extras_objective, &e, 20, POLISH_STEP) : 0;
+    lmm_optres full = *res;
+    full.fail = 0;
+    if (!settled) lmm_minimize(ne, x, lower, upper, extras_objective, NULL, &e, ctl, &full);
     *res = full;
     res->fmin = extras_objective(x, &e);
     if (grad) {

@@ -18,6 +18,7 @@
  * f(d / range) off it) is formed and factored, C_g = L L', and B := L^{-1} B. */
 #include <math.h>
 #include "lapack.h"
+#include "kernels.h"
 #include "resid.h"
 #include "lmmfit.h"
 
@@ -176,6 +177,33 @@ static double f_exp(double u) { return exp(-u); }
 static double f_gaus(double u) { return exp(-u * u); }
 static double f_spher(double u) { return u < 1 ? 1 - 1.5 * u + 0.5 * u * u * u : 0; }
 
+/* Groups up to this size are factored and solved by the plain loops of
+ * kernels.h: the reference dpotrf/dtrsm recurse into dsyrk/dtrsm calls
+ * whose overhead is most of the work at these sizes (a spatial fit of 625
+ * sites of 16 points spent 40% of its time there). */
+#define DENSE_SMALL_M 64
+
+/* B := L^{-1} B, or with color = 1 B := L B (L lower, m x m; B m x nc). */
+static void lower_apply(int m, const double *L, double *B, int nc, int color)
+{
+    for (int j = 0; j < nc; j++) {
+        double *b = B + (size_t) j * m;
+        if (color) {
+            for (int r = m - 1; r >= 0; r--) {
+                double s = 0;
+                for (int k = 0; k <= r; k++) s += L[r + (size_t) k * m] * b[k];
+                b[r] = s;
+            }
+        } else {
+            for (int r = 0; r < m; r++) {
+                double s = b[r];
+                for (int k = 0; k < r; k++) s -= L[r + (size_t) k * m] * b[k];
+                b[r] = s / L[r + (size_t) r * m];
+            }
+        }
+    }
+}
+
 /* The lower Cholesky factor of C_g in work (m x m); log|C_g| or R_PosInf. */
 static double spatial_factor(const resid_comp *c, const double *par, const int *rows, int m,
                              double *work, double (*f)(double))
@@ -186,10 +214,15 @@ static double spatial_factor(const resid_comp *c, const double *par, const int *
         for (int b = a + 1; b < m; b++)
             work[b + (size_t) a * m] = scale * f(dist_between(c, rows[a], rows[b]) / range);
     }
-    int info = 0;
-    F77_CALL(dpotrf)("L", &m, work, &m, &info FCONE);
-    if (info > 0) return R_PosInf;
-    lmm_lapack_check(info, "dpotrf", "a spatial correlation matrix");
+    if (m <= DENSE_SMALL_M) {
+        /* (fails, as dpotrf, only at a pivot <= 0) */
+        if (lmm_small_chol(m, work, 0, 0.0)) return R_PosInf;
+    } else {
+        int info = 0;
+        F77_CALL(dpotrf)("L", &m, work, &m, &info FCONE);
+        if (info > 0) return R_PosInf;
+        lmm_lapack_check(info, "dpotrf", "a spatial correlation matrix");
+    }
     double ld = 0;
     for (int a = 0; a < m; a++) ld += 2 * log(work[a + (size_t) a * m]);
     return ld;
@@ -200,6 +233,10 @@ static double spatial_apply(const resid_comp *c, const double *par, const int *r
 {
     double ld = spatial_factor(c, par, rows, m, work, f);
     if (!R_FINITE(ld)) return ld;
+    if (m <= DENSE_SMALL_M) {
+        lower_apply(m, work, B, nc, color);
+        return ld;
+    }
     double one = 1;
     if (color) F77_CALL(dtrmm)("L", "L", "N", "N", &m, &nc, &one, work, &m, B, &m FCONE FCONE FCONE FCONE);
     else F77_CALL(dtrsm)("L", "L", "N", "N", &m, &nc, &one, work, &m, B, &m FCONE FCONE FCONE FCONE);
