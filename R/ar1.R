@@ -22,9 +22,11 @@
 #' the same model for integer times).  \code{~ 1 | g} uses the order of the
 #' rows within each group (consecutive rows one step apart).
 #'
-#' The AR grouping must be nested in every random-effects grouping factor
-#' (the longitudinal case: random effects per subject, AR(1) within subject),
-#' so that the whitened model keeps the sparsity of the plain one.  Prior
+#' The AR grouping must be nested in the random-effects grouping factor with
+#' the most levels (the longitudinal case: random effects per subject, AR(1)
+#' within subject).  Terms with fewer levels may cross it (subjects crossed
+#' with items, \code{(1 | id) + (1 | item)}): they are assembled group by
+#' group in the dense part of the factor, a model nlme cannot fit.  Prior
 #' weights \code{w} give residual covariance
 #' \code{sigma^2 W^(-1/2) R W^(-1/2)} (\code{nlme}'s \code{weights = varFixed(~ 1/w)}).
 #'

@@ -174,6 +174,10 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     if (n <= ncol(X)) stop(sprintf("%d observations cannot estimate %d fixed effects and the variance components",
                                    n, ncol(X)), call. = FALSE)
     theta0 <- lme4_start(start, reterms)
+    ## ar1()'s pieces need every term nested in its grouping; crossed terms
+    ## take the general path
+    if (!is.null(structure_spec$ar1) && ar1_crossed(structure_spec$cor, frame, parsed$env, reterms))
+        structure_spec$ar1 <- NULL
 
     fit <- if (is.null(structure_spec)) lmm_fit_core(X, y, w, off, reterms, REML, control, theta0 = theta0)
            else if (!is.null(structure_spec$ar1))

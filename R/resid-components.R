@@ -34,12 +34,14 @@ resid_cor_component <- function(cor, frame, env, reterms) {
                      what, deparse1(cor$parts$covs[[1L]]), format(tm[o][i]), gname, levels(g)[gs[i]]),
              call. = FALSE)
     }
-    for (t in reterms) {
-        f <- as.integer(t$factor)[o]
+    ## terms with fewer levels may cross the grouping (src/resid_crossed.c)
+    if (length(reterms)) {
+        f <- as.integer(reterms[[1L]]$factor)[o]
         if (any(same & c(FALSE, f[-1L] != f[-n])))
-            stop(sprintf(paste0("%s: the correlation grouping '%s' must be nested in every random-effects ",
-                                "grouping factor, but '%s' varies within it"), what, gname, t$group),
-                 call. = FALSE)
+            stop(sprintf(paste0("%s: the correlation grouping '%s' must be nested in the random-effects ",
+                                "grouping factor with the most levels, '%s', which varies within it (terms ",
+                                "with fewer levels may cross it: add (1 | %s) if it is the subjects' grouping)"),
+                         what, gname, reterms[[1L]]$group, gname), call. = FALSE)
     }
     if (!serial && !is.null(coords) && !cor$nugget) spatial_check_distinct(coords, o, gs, what)
     x <- if (serial) tm else if (cls %in% c("corExp", "corGaus", "corSpher")) coords

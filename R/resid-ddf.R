@@ -20,7 +20,8 @@ resid_evaluator <- function(fit) {
     if (!is.null(fit$resid)) {
         gls <- is_gls(fit)
         reterms <- if (gls) gls_placeholder(length(fit$y)) else fit$reterms
-        rows <- resid_rows(fit$X, fit$y, fit$weights, fit$offset, reterms)
+        rows <- resid_rows(fit$X, fit$y, fit$weights, fit$offset, reterms,
+                           any(resid_crossed_terms(fit$resid, reterms)))
         solve_at <- function(theta, rpar) {
             wx <- .Call(C_lmm_resid_xprod, rows$xprod, rows$X, rows$y, rows$codes, rows$Z, fit$resid$spec, rpar)
             sol <- .Call(C_lmm_solution, wx$xprod, if (gls) 0 else theta, REML, NULL)

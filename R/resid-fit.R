@@ -18,7 +18,7 @@ resid_fit_core <- function(X, y, w, off, reterms, REML, control, rs) {
         reterms <- gls_placeholder(length(y))
         rs$spec$fixed_theta <- TRUE
     }
-    rows <- resid_rows(X, y, w, off, reterms)
+    rows <- resid_rows(X, y, w, off, reterms, any(resid_crossed_terms(rs, reterms)))
     cond <- rows$cond
     Xc <- rows$X; yc <- rows$y; Zs <- rows$Z; codes <- rows$codes; xp <- rows$xprod
     theta0 <- if (gls) 0 else theta_start(reterms)
@@ -53,14 +53,40 @@ resid_fit_core <- function(X, y, w, off, reterms, REML, control, rs) {
     if (gls) drop_placeholder(fit) else fit
 }
 
+## Whether each random-effects term's level varies within a correlation
+## group (is crossed with it): src/resid_crossed.c assembles such terms by
+## group, in the dense tail.
+resid_crossed_terms <- function(rs, reterms) {
+    cc <- rs$cor
+    if (is.null(cc) || !length(reterms)) return(logical(length(reterms)))
+    gs <- rep.int(seq_len(length(cc$gstart) - 1L), diff(cc$gstart))
+    same <- c(FALSE, gs[-1L] == gs[-length(gs)])
+    vapply(reterms, function(t) {
+        f <- as.integer(t$factor)[cc$order]
+        any(same & c(FALSE, f[-1L] != f[-length(f)]))
+    }, NA)
+}
+
+## Whether a random-effects term's level varies within the levels of an
+## AR(1) grouping.
+ar1_crossed <- function(cor, frame, env, reterms) {
+    g <- as.integer(resid_factor(cor$parts$group, frame, env, "ar1()"))
+    any(vapply(reterms, function(t) anyDuplicated(unique(cbind(g, as.integer(t$factor)))[, 1L]) > 0L, NA))
+}
+
+## The largest dense tail a crossed term may need (its order): 5000^2
+## doubles are 200 MB.
+RESID_CROSSED_MAX_TAIL <- 5000L
+
 ## The conditioned rows of the fit (whitening_rows() of X T and
-## y - offset - X T b0), with the transform as cond.
-resid_rows <- function(X, y, w, off, reterms) {
+## y - offset - X T b0), with the transform as cond.  dense_tail: keep the
+## tail dense (no sparse plan), as terms crossed with the correlation need.
+resid_rows <- function(X, y, w, off, reterms, dense_tail = FALSE) {
     yo <- if (is.null(off)) y else y - off
     if (!is.double(X)) storage.mode(X) <- "double"
     cond <- conditioning_transform(X, yo)
     Xc <- X - rep(cond$xshift, each = nrow(X))
-    rows <- whitening_rows(Xc, yo - drop(Xc %*% cond$b0), w, reterms)
+    rows <- whitening_rows(Xc, yo - drop(Xc %*% cond$b0), w, reterms, dense_tail)
     rows$cond <- cond
     rows
 }
@@ -70,7 +96,7 @@ resid_rows <- function(X, y, w, off, reterms) {
 ## (Var(e) = sigma^2 W^(-1/2) S C S W^(-1/2)), the grouping codes, and the
 ## plain model's cross-products (their pattern, kept by whitening, with
 ## its tail plan: one plan for every parameter value; sum(log w)).
-whitening_rows <- function(X, y, w, reterms) {
+whitening_rows <- function(X, y, w, reterms, dense_tail = FALSE) {
     Z <- lapply(reterms, `[[`, "Z")
     if (!is.null(w)) {
         sw <- sqrt(w)
@@ -82,7 +108,12 @@ whitening_rows <- function(X, y, w, reterms) {
     xp <- .Call(C_lmm_crossprod, X, y, NULL, codes, Z, vapply(reterms, `[[`, 1L, "nlev"),
                 NULL, NULL, max_stages())
     xp$sumlogw <- if (is.null(w)) 0 else sum(log(w))
-    list(X = X, y = y, Z = Z, codes = codes, xprod = with_tail_plan(xp))
+    qd <- if (dense_tail) xprod_layout(xp)$qd else 0L
+    if (qd > RESID_CROSSED_MAX_TAIL)
+        stop(sprintf(paste0("the random-effects terms after the first, crossed with the correlation ",
+                            "grouping, have %d coefficients in all; at most %d are supported"),
+                     qd, RESID_CROSSED_MAX_TAIL), call. = FALSE)
+    list(X = X, y = y, Z = Z, codes = codes, xprod = if (dense_tail) xp else with_tail_plan(xp))
 }
 
 ## Convergence of the structure's parameters is judged as theta's: on the

@@ -15,6 +15,7 @@
 #include "model.h"
 #include "resid.h"
 #include "resid_pieces.h"
+#include "resid_crossed.h"
 #include "lmmfit.h"
 
 /* ---- unpacking the structure ------------------------------------------- */
@@ -161,22 +162,8 @@ typedef struct {
     double *ls, *blk, *work;
     double sumlogw0;
     resid_pieces *pieces;      /* the structure's piece basis, or NULL */
+    resid_cross cx;            /* terms crossed with the correlation grouping */
 } resid_fit;
-
-/* The rows of a correlation group must share every term's level. */
-static void check_nesting(const resid_fit *f)
-{
-    const resid_model *rm = &f->rm;
-    if (!rm->cor) return;
-    for (int g = 0; g < rm->ngroups; g++) {
-        const int *rows = rm->order + rm->gstart[g];
-        int m = rm->gstart[g + 1] - rm->gstart[g];
-        for (int j = 0; j < f->nterms; j++)
-            for (int i = 1; i < m; i++)
-                if (f->codes[j][rows[i]] != f->codes[j][rows[0]])
-                    error(_("the correlation grouping must be nested in every random-effects grouping factor"));
-    }
-}
 
 static void resid_fit_setup(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP spec, resid_fit *f)
 {
@@ -199,6 +186,7 @@ static void resid_fit_setup(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SE
     f->cols = (double **) R_alloc((size_t) nc, sizeof(double *));
     f->Zw = (const double **) R_alloc((size_t) nterms, sizeof(double *));
     f->codes = (const int **) R_alloc((size_t) nterms, sizeof(int *));
+    const double **Zraw = (const double **) R_alloc((size_t) (nterms > 0 ? nterms : 1), sizeof(double *));
     memcpy(orig, REAL(sX), (size_t) n * p * sizeof(double));
     memcpy(orig + (size_t) n * p, REAL(sy), (size_t) n * sizeof(double));
     int at = p + 1;
@@ -212,6 +200,7 @@ static void resid_fit_setup(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SE
             if (INTEGER(cj)[t] < 1 || INTEGER(cj)[t] > f->xp.nlev[j])
                 error(_("grouping codes of term %d are out of range"), j + 1);
         f->codes[j] = INTEGER(cj);
+        Zraw[j] = REAL(zj);
         memcpy(orig + (size_t) n * at, REAL(zj), (size_t) n * k * sizeof(double));
         f->Zw[j] = f->data + (size_t) n * at;
         at += k;
@@ -219,7 +208,11 @@ static void resid_fit_setup(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SE
     for (int j = 0; j < nc; j++) f->cols[j] = f->data + (size_t) n * j;
     f->orig = orig;
     unpack_resid(spec, n, &f->rm);
-    check_nesting(f);
+    /* a crossed term's columns are assembled by group (resid_crossed.c),
+     * not accumulated by row */
+    if (resid_cross_setup(&f->rm, &f->xp, f->codes, Zraw, &f->cx))
+        for (int j = 0, a = p + 1; j < nterms; a += f->xp.ncol[j], j++)
+            if (f->cx.crossed[j]) memset(orig + (size_t) n * a, 0, (size_t) n * f->xp.ncol[j] * sizeof(double));
     f->start = (int *) R_alloc((size_t) f->xp.nlev[0] + 1, sizeof(int));
     f->order = (int *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(int));
     lmm_order_by_level(n, f->codes[0], f->xp.nlev[0], f->start, f->order);
@@ -240,7 +233,7 @@ static void resid_fit_setup(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SE
     /* spec$pieces = FALSE forces the general path (the tests compare them) */
     SEXP sp = list_elt(spec, "pieces");
     f->pieces = NULL;
-    if (isNull(sp) || lmm_arg_flag(sp, "pieces")) {
+    if (!f->cx.ncrossed && (isNull(sp) || lmm_arg_flag(sp, "pieces"))) {
         const double **Zo = (const double **) R_alloc((size_t) (nterms > 0 ? nterms : 1), sizeof(double *));
         for (int j = 0, a = p + 1; j < nterms; a += f->xp.ncol[j], j++) Zo[j] = orig + (size_t) n * a;
         resid_piece_data d = {n, &f->xp, orig, orig + (size_t) n * p, f->codes, Zo};
@@ -269,6 +262,11 @@ static double resid_refresh(resid_fit *f, const double *rpar)
                    f->codes, f->Zw, &f->xp, f->start, f->order,
                    f->buf + lay->off[0], f->buf + lay->off[1], f->buf + lay->off[2],
                    f->buf + lay->off[3], f->buf + lay->off[4], f->buf + lay->off[5], &f->aws);
+    if (f->cx.ncrossed &&
+        !R_FINITE(resid_cross_assemble(&f->cx, &f->rm, rpar, &f->xp, f->aws.roff, f->codes, f->n,
+                                       (const double *const *) f->cols, f->Zw, f->ls, f->work,
+                                       f->buf + lay->off[1], f->buf + lay->off[2], f->buf + lay->off[4])))
+        return R_PosInf;
     f->xp.sumlogw = f->sumlogw0 - ld;
     return ld;
 }

@@ -32,7 +32,7 @@ test_that("bad data for a structure get clear errors", {
                  "stratum 'lonely' has one observation")
     expect_error(lmmfit(distance ~ age + (1 | Subject), data = d,
                         correlation = nlme::corCompSymm(form = ~ 1 | Sex)),
-                 "must be nested in every random-effects grouping factor")
+                 "must be nested in the random-effects grouping factor with the most levels")
     d$zero <- d$age - 8
     expect_error(lmmfit(distance ~ age + (1 | Subject), data = d, weights = nlme::varPower(form = ~ zero)),
                  "zero for some observations")
