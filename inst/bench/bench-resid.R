@@ -125,20 +125,21 @@ if (n_big > 0L) {
 }
 
 ## A crossed design with AR(1) residuals within subjects, which nlme cannot
-## fit: subjects crossed with items (glmmTMB's residual AR(1) is an ar1()
-## random-effects term on the occasions with the dispersion fixed near 0).
+## fit: subject and item intercepts, items crossed with subjects (glmmTMB's
+## residual AR(1) is an ar1() random-effects term on the occasions with the
+## dispersion fixed near 0).
 if (requireNamespace("glmmTMB", quietly = TRUE)) {
     cr <- simulate_panel(min(n_rows, 4000L))
     cr$item <- factor(sample(1:20, nrow(cr), replace = TRUE))
     cr$y <- cr$y + rnorm(20)[cr$item]
     cr$occasion <- factor(cr$time)
-    ours <- tryCatch(lmmfit(y ~ x + (1 | item), cr, correlation = ar1(~ time | id)), error = function(e) e)
+    ours <- tryCatch(lmmfit(y ~ x + (1 | id) + (1 | item), cr, correlation = ar1(~ time | id)), error = function(e) e)
     if (inherits(ours, "error")) {
-        cat(sprintf("\ncrossed (1 | item) with AR(1) within id: lmmfit refuses (%s)\n", conditionMessage(ours)))
+        cat(sprintf("\ncrossed (1 | id) + (1 | item) with AR(1) within id: lmmfit refuses (%s)\n", conditionMessage(ours)))
     } else {
         row("crossed + AR(1) vs glmmTMB",
-            function() lmmfit(y ~ x + (1 | item), cr, correlation = ar1(~ time | id)),
-            function() glmmTMB::glmmTMB(y ~ x + (1 | item) + ar1(0 + occasion | id), data = cr,
+            function() lmmfit(y ~ x + (1 | id) + (1 | item), cr, correlation = ar1(~ time | id)),
+            function() glmmTMB::glmmTMB(y ~ x + (1 | id) + (1 | item) + ar1(0 + occasion | id), data = cr,
                                         dispformula = ~ 0, REML = TRUE), 1L)
     }
 } else cat("\nglmmTMB not installed: the crossed AR(1) comparison is skipped\n")
