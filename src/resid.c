@@ -35,16 +35,21 @@ void resid_logsd(const resid_model *rm, const double *par, double *ls)
     }
 }
 
-/* Scale the columns by exp(sign * ls); returns sum 2 ls, or R_PosInf.
- * ls is left holding the factors (one exp per row, not per column). */
-static double scale_rows(R_xlen_t n, double *ls, double *const *cols, int nc, double sign)
+/* Scale the columns by exp(sign * ls), reading src (n x nc, contiguous)
+ * when given, else in place; returns sum 2 ls, or R_PosInf.  ls is left
+ * holding the factors (one exp per row, not per column). */
+static double scale_rows(R_xlen_t n, double *ls, const double *src, double *const *cols, int nc, double sign)
 {
     double ld = 0;
-    for (R_xlen_t t = 0; t < n; t++) ld += 2 * ls[t];
+    for (R_xlen_t t = 0; t < n; t++) {
+        ld += 2 * ls[t];
+        ls[t] = exp(sign * ls[t]);
+    }
     if (!R_FINITE(ld)) return R_PosInf;
-    for (R_xlen_t t = 0; t < n; t++) ls[t] = exp(sign * ls[t]);
-    for (int j = 0; j < nc; j++)
-        for (R_xlen_t t = 0; t < n; t++) cols[j][t] *= ls[t];
+    for (int j = 0; j < nc; j++) {
+        const double *s = src ? src + (size_t) n * j : cols[j];
+        for (R_xlen_t t = 0; t < n; t++) cols[j][t] = s[t] * ls[t];
+    }
     return ld;
 }
 
@@ -71,15 +76,17 @@ static double correlate_groups(const resid_model *rm, const double *par, double 
     return ld;
 }
 
-double resid_transform(const resid_model *rm, const double *par, double *const *cols, int nc,
-                       double *ls, double *blk, double *work, int color)
+double resid_transform(const resid_model *rm, const double *par, const double *src, double *const *cols,
+                       int nc, double *ls, double *blk, double *work, int color)
 {
+    if (src && color)
+        for (int j = 0; j < nc; j++) memcpy(cols[j], src + (size_t) rm->n * j, (size_t) rm->n * sizeof(double));
     resid_logsd(rm, par, ls);
     double ld = 0, lc = 0;
-    if (!color) ld = scale_rows(rm->n, ls, cols, nc, -1.0);
+    if (!color) ld = scale_rows(rm->n, ls, src, cols, nc, -1.0);
     if (!R_FINITE(ld)) return R_PosInf;
     if (rm->cor) lc = correlate_groups(rm, par, cols, nc, blk, work, color);
     if (!R_FINITE(lc)) return R_PosInf;
-    if (color) ld = scale_rows(rm->n, ls, cols, nc, 1.0);
+    if (color) ld = scale_rows(rm->n, ls, NULL, cols, nc, 1.0);
     return ld + lc;
 }

@@ -85,13 +85,14 @@ size_t resid_work_size(const resid_model *rm);
 void resid_bounds(const resid_model *rm, double *lower, double *upper);
 /* log s_t of every row (n doubles). */
 void resid_logsd(const resid_model *rm, const double *par, double *ls);
-/* Whiten the columns cols[0..nc) (each n long, in data order) in place by
- * (S C S)^{-1/2}: divide by s_t, then each group by C_g^{-1/2}.  Returns
+/* Whiten the columns cols[0..nc) (each n long, in data order) by
+ * (S C S)^{-1/2}: divide by s_t, then each group by C_g^{-1/2}; from src (n
+ * x nc, contiguous) when given, else in place.  Returns
  * log|S C S|, or R_PosInf when C is not positive definite at par.
  * ls: n doubles of scratch (log s_t, then the row factors); blk: mmax * nc doubles; work:
  * resid_work_size() doubles.  With color = 1 the inverse map: multiply by
  * (S C S)^{1/2}. */
-double resid_transform(const resid_model *rm, const double *par, double *const *cols, int nc,
-                       double *ls, double *blk, double *work, int color);
+double resid_transform(const resid_model *rm, const double *par, const double *src, double *const *cols,
+                       int nc, double *ls, double *blk, double *work, int color);
 
 #endif

@@ -253,8 +253,7 @@ static double resid_refresh(resid_fit *f, const double *rpar)
         f->xp.sumlogw = f->sumlogw0 - ld;
         return ld;
     }
-    memcpy(f->data, f->orig, (size_t) f->n * f->nc * sizeof(double));
-    double ld = resid_transform(&f->rm, rpar, f->cols, f->nc, f->ls, f->blk, f->work, 0);
+    double ld = resid_transform(&f->rm, rpar, f->orig, f->cols, f->nc, f->ls, f->blk, f->work, 0);
     if (!R_FINITE(ld)) return R_PosInf;
     const lmm_value_layout *lay = &f->lay;
     memset(f->buf, 0, (size_t) lay->off[6] * sizeof(double));
@@ -377,7 +376,7 @@ SEXP lmm_resid_transform(SEXP spec, SEXP spar, SEXP sM, SEXP scolor)
     double *ls = (double *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(double));
     double *blk = (double *) R_alloc((size_t) rm.mmax * (k > 0 ? k : 1), sizeof(double));
     double *work = (double *) R_alloc(resid_work_size(&rm), sizeof(double));
-    double ld = resid_transform(&rm, REAL(spar), cols, k, ls, blk, work, color);
+    double ld = resid_transform(&rm, REAL(spar), NULL, cols, k, ls, blk, work, color);
     if (!R_FINITE(ld)) error(_("the residual covariance is not positive definite at these parameters"));
     setAttrib(out, install("logdet"), ScalarReal(ld));
     UNPROTECT(nprot);
