@@ -21,7 +21,7 @@ if ! command -v valgrind >/dev/null 2>&1; then
     echo "valgrind: valgrind is not installed (tools/install-deps.sh installs it)" >&2
     exit 2
 fi
-tests=${VALGRIND_TESTS:-"test-entry-points.R test-interrupts.R test-fuzz.R test-wb.R test-ranef.R test-bad-input.R test-optimum.R test-stats.R"}
+tests=${VALGRIND_TESTS:-"test-entry-points.R test-interrupts.R test-fuzz.R test-wb.R test-ranef.R test-bad-input.R test-optimum.R test-stats.R test-resid-crossed.R"}
 work=$(mktemp -d "${TMPDIR:-/tmp}/lmmfit-valgrind.XXXXXX")
 [ "${VALGRIND_KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
 printf 'CFLAGS = -g -O1 -Wall -Wextra\n' >"$work/Makevars"
