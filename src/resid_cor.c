@@ -142,6 +142,49 @@ static void cs_bounds(const resid_comp *c, double *lower, double *upper)
     upper[0] = 1 - RESID_COR_MARGIN;
 }
 
+/* ---- dense kinds: C_g formed, factored C_g = L L', B := L^{-1} B ----------- */
+
+/* A dense kind's C_g: the strict lower triangle of C (m x m, leading
+ * dimension m; the unit diagonal is set by the caller) at par, with its
+ * scratch (the kind's scratch() doubles).  Returns 0, or -1 when par gives
+ * no correlation matrix. */
+typedef int (*dense_fill)(const resid_comp *c, const double *par, const int *rows, int m,
+                          double *C, double *scratch);
+
+/* The lower Cholesky factor of C_g in work (m x m); log|C_g| or R_PosInf. */
+static double dense_factor(const resid_comp *c, const double *par, const int *rows, int m,
+                           double *work, dense_fill fill)
+{
+    for (int a = 0; a < m; a++) work[a + (size_t) a * m] = 1;
+    if (fill(c, par, rows, m, work, work + (size_t) c->mmax * c->mmax)) return R_PosInf;
+    int info = 0;
+    F77_CALL(dpotrf)("L", &m, work, &m, &info FCONE);
+    if (info > 0) return R_PosInf;
+    lmm_lapack_check(info, "dpotrf", "a residual correlation matrix");
+    double ld = 0;
+    for (int a = 0; a < m; a++) ld += 2 * log(work[a + (size_t) a * m]);
+    return ld;
+}
+
+static double dense_apply(const resid_comp *c, const double *par, const int *rows, int m,
+                          double *B, int nc, double *work, dense_fill fill, int color)
+{
+    double ld = dense_factor(c, par, rows, m, work, fill);
+    if (!R_FINITE(ld)) return ld;
+    double one = 1;
+    if (color) F77_CALL(dtrmm)("L", "L", "N", "N", &m, &nc, &one, work, &m, B, &m FCONE FCONE FCONE FCONE);
+    else F77_CALL(dtrsm)("L", "L", "N", "N", &m, &nc, &one, work, &m, B, &m FCONE FCONE FCONE FCONE);
+    return ld;
+}
+
+#define DENSE_KIND(name)                                                                   \
+    static double name##_whiten(const resid_comp *c, const double *par, const int *rows,    \
+                                int m, double *B, int nc, double *work)                     \
+    { return dense_apply(c, par, rows, m, B, nc, work, name##_fill, 0); }                   \
+    static double name##_color(const resid_comp *c, const double *par, const int *rows,     \
+                               int m, double *B, int nc, double *work)                      \
+    { return dense_apply(c, par, rows, m, B, nc, work, name##_fill, 1); }
+
 /* ---- spatial: exponential, Gaussian, spherical ---------------------------- */
 
 static double dist_between(const resid_comp *c, int a, int b)
@@ -158,43 +201,22 @@ static double f_exp(double u) { return exp(-u); }
 static double f_gaus(double u) { return exp(-u * u); }
 static double f_spher(double u) { return u < 1 ? 1 - 1.5 * u + 0.5 * u * u * u : 0; }
 
-/* The lower Cholesky factor of C_g in work (m x m); log|C_g| or R_PosInf. */
-static double spatial_factor(const resid_comp *c, const double *par, const int *rows, int m,
-                             double *work, double (*f)(double))
+/* (1 - nugget) f(d / range) off the diagonal. */
+static int spatial_fill(const resid_comp *c, const double *par, const int *rows, int m, double *C,
+                        double (*f)(double))
 {
     double range = exp(par[0]), scale = c->flag ? 1 - par[1] : 1;
-    for (int a = 0; a < m; a++) {
-        work[a + (size_t) a * m] = 1;
+    for (int a = 0; a < m; a++)
         for (int b = a + 1; b < m; b++)
-            work[b + (size_t) a * m] = scale * f(dist_between(c, rows[a], rows[b]) / range);
-    }
-    int info = 0;
-    F77_CALL(dpotrf)("L", &m, work, &m, &info FCONE);
-    if (info > 0) return R_PosInf;
-    lmm_lapack_check(info, "dpotrf", "a spatial correlation matrix");
-    double ld = 0;
-    for (int a = 0; a < m; a++) ld += 2 * log(work[a + (size_t) a * m]);
-    return ld;
-}
-
-static double spatial_apply(const resid_comp *c, const double *par, const int *rows, int m,
-                            double *B, int nc, double *work, double (*f)(double), int color)
-{
-    double ld = spatial_factor(c, par, rows, m, work, f);
-    if (!R_FINITE(ld)) return ld;
-    double one = 1;
-    if (color) F77_CALL(dtrmm)("L", "L", "N", "N", &m, &nc, &one, work, &m, B, &m FCONE FCONE FCONE FCONE);
-    else F77_CALL(dtrsm)("L", "L", "N", "N", &m, &nc, &one, work, &m, B, &m FCONE FCONE FCONE FCONE);
-    return ld;
+            C[b + (size_t) a * m] = scale * f(dist_between(c, rows[a], rows[b]) / range);
+    return 0;
 }
 
 #define SPATIAL_KIND(name, f)                                                              \
-    static double name##_whiten(const resid_comp *c, const double *par, const int *rows,    \
-                                int m, double *B, int nc, double *work)                     \
-    { return spatial_apply(c, par, rows, m, B, nc, work, f, 0); }                           \
-    static double name##_color(const resid_comp *c, const double *par, const int *rows,     \
-                               int m, double *B, int nc, double *work)                      \
-    { return spatial_apply(c, par, rows, m, B, nc, work, f, 1); }
+    static int name##_fill(const resid_comp *c, const double *par, const int *rows, int m,  \
+                           double *C, double *scratch)                                      \
+    { (void) scratch; return spatial_fill(c, par, rows, m, C, f); }                         \
+    DENSE_KIND(name)
 
 SPATIAL_KIND(exp, f_exp)
 SPATIAL_KIND(gaus, f_gaus)
@@ -213,11 +235,11 @@ static void spatial_bounds(const resid_comp *c, double *lower, double *upper)
 
 /* The order is the codes R/resid-struct.R gives (RESID_COR_KINDS). */
 const resid_cor_kind resid_cor_kinds[] = {
-    {"AR(1)", 0, ar1_whiten, ar1_color, ar1_bounds},
-    {"continuous AR(1)", 0, car1_whiten, car1_color, car1_bounds},
-    {"compound symmetry", 0, cs_whiten, cs_color, cs_bounds},
-    {"exponential spatial", 1, exp_whiten, exp_color, spatial_bounds},
-    {"Gaussian spatial", 1, gaus_whiten, gaus_color, spatial_bounds},
-    {"spherical spatial", 1, spher_whiten, spher_color, spatial_bounds},
+    {"AR(1)", 0, NULL, ar1_whiten, ar1_color, ar1_bounds},
+    {"continuous AR(1)", 0, NULL, car1_whiten, car1_color, car1_bounds},
+    {"compound symmetry", 0, NULL, cs_whiten, cs_color, cs_bounds},
+    {"exponential spatial", 1, NULL, exp_whiten, exp_color, spatial_bounds},
+    {"Gaussian spatial", 1, NULL, gaus_whiten, gaus_color, spatial_bounds},
+    {"spherical spatial", 1, NULL, spher_whiten, spher_color, spatial_bounds},
 };
 const int resid_ncor_kinds = (int) (sizeof resid_cor_kinds / sizeof resid_cor_kinds[0]);

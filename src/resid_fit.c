@@ -37,7 +37,7 @@ static SEXP list_elt(SEXP l, const char *name)
 /* The parameters a component of this kind and data has. */
 static int comp_npar(int is_cor, const resid_comp *c)
 {
-    if (is_cor) return c->kind <= 2 ? 1 : 1 + c->flag;
+    if (is_cor) return c->kind <= RESID_COR_CS ? 1 : 1 + c->flag;
     switch (c->kind) {
     case 0: return c->nstrata - 1;
     case 1: case 2: return c->nstrata;
@@ -75,9 +75,10 @@ static void unpack_comp(SEXP s, R_xlen_t n, int is_cor, resid_comp *c)
     }
     c->flag = is_cor ? list_int(s, "nugget") : 0;
     c->mmax = 0;
+    c->p = c->q = c->span = 0;
     c->npar = comp_npar(is_cor, c);
     /* compound symmetry and varIdent read no covariate */
-    int needs_x = is_cor ? c->kind != 2 : c->kind >= 1;
+    int needs_x = is_cor ? c->kind != RESID_COR_CS : c->kind >= 1;
     if (needs_x && !c->x) error(_("corrupt residual structure: a component needs its covariate"));
 }
 
@@ -115,7 +116,8 @@ static void unpack_resid(SEXP spec, R_xlen_t n, resid_model *rm)
             if (m > rm->mmax) rm->mmax = m;
         }
         if (resid_cor_kinds[c->kind].dense && rm->mmax > LMM_MAX_DENSE)
-            error(_("a group of a spatial correlation has more than %d observations"), LMM_MAX_DENSE);
+            error(_("a group of a %s correlation has more than %d observations"),
+                  resid_cor_kinds[c->kind].name, LMM_MAX_DENSE);
         c->mmax = rm->mmax;
         rm->cor = c;
         rm->order = order;
