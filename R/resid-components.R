@@ -7,24 +7,16 @@
 resid_cor_component <- function(cor, frame, env, reterms) {
     cls <- cor$class
     what <- paste0(cls, "()")
-    g <- resid_factor(cor$parts$group, frame, env, what)
-    gname <- if (is.null(cor$parts$group)) "(all data)" else deparse1(cor$parts$group)
+    if (is.null(cor$parts$group)) cor$parts <- resid_default_group(cor$parts, reterms, what)
+    g <- if (is.factor(cor$parts$group_factor)) cor$parts$group_factor
+         else resid_factor(cor$parts$group, frame, env, what)
+    gname <- deparse1(cor$parts$group)
     n <- nrow(frame)
     coords <- if (length(cor$parts$covs))
         vapply(cor$parts$covs, function(e) resid_numeric(e, frame, env, what), numeric(n))
     if (!is.null(coords)) coords <- matrix(coords, n)
     serial <- cls %in% c("corAR1", "corCAR1")
-    tm <- if (serial) {
-        if (is.null(coords)) {
-            pos <- integer(n)
-            pos[order(as.integer(g))] <- run_positions(sort(as.integer(g)))
-            as.double(pos)
-        } else coords[, 1L]
-    }
-    if (cls == "corAR1" && any(abs(tm - round(tm)) > 1e-8 * pmax(1, abs(tm))))
-        stop(sprintf(paste0("corAR1(): the time '%s' must be integer valued (AR(1) is defined on integer ",
-                            "times; use corCAR1() for real-valued times)"), deparse1(cor$parts$covs[[1L]])),
-             call. = FALSE)
+    tm <- if (serial) resid_cor_times(cls, cor$parts, coords, g)
     o <- if (serial) order(as.integer(g), tm) else order(as.integer(g))
     gs <- as.integer(g)[o]
     same <- c(FALSE, gs[-1L] == gs[-n])
@@ -46,6 +38,45 @@ resid_cor_component <- function(cor, frame, env, reterms) {
     list(kind = RESID_COR_KINDS[[cls]], x = x, strata = NULL, nstrata = 1L, nugget = as.integer(cor$nugget),
          class = cls, group = gname, form = cor$parts$form, order = o,
          gstart = c(0L, cumsum(tabulate(gs, nlevels(g)))), coords = coords, g = g)
+}
+
+## A serial structure's times: the covariate, or with form = ~ 1 | g the
+## row's position within its group; integer valued where the structure is
+## defined on integer times.
+resid_cor_times <- function(cls, parts, coords, g) {
+    tm <- if (is.null(coords)) {
+        pos <- integer(length(g))
+        pos[order(as.integer(g))] <- run_positions(sort(as.integer(g)))
+        as.double(pos)
+    } else coords[, 1L]
+    if (cls == "corAR1" && any(abs(tm - round(tm)) > 1e-8 * pmax(1, abs(tm))))
+        stop(sprintf(paste0("corAR1(): the time '%s' must be integer valued (AR(1) is defined on integer ",
+                            "times; use corCAR1() for real-valued times)"), deparse1(parts$covs[[1L]])),
+             call. = FALSE)
+    tm
+}
+
+## nlme's lme gives a correlation without a grouping (form = ~ 1, the
+## default of its constructors) the innermost grouping of the random
+## effects: here the grouping factor nested in every other one (terms come
+## by decreasing levels, so the first such is the finest).  Crossed
+## groupings have none.
+resid_default_group <- function(parts, reterms, what) {
+    nested_in <- function(a, b) {
+        ka <- as.integer(a)
+        !anyDuplicated(ka[!duplicated(ka + (as.integer(b) - 1) * max(ka))])
+    }
+    for (t in reterms)
+        if (all(vapply(reterms, function(u) nested_in(t$factor, u$factor), TRUE))) {
+            parts$group <- str2lang(t$group)
+            parts$group_factor <- t$factor
+            rhs <- if (length(parts$covs)) Reduce(function(a, b) call("+", a, b), parts$covs) else 1
+            parts$form <- stats::as.formula(call("~", call("|", rhs, parts$group)), env = globalenv())
+            return(parts)
+        }
+    stop(sprintf(paste0("%s: the correlation has no grouping and the random-effects groupings are crossed ",
+                        "(none is nested in the others): give it, e.g. form = ~ 1 | %s"),
+                 what, reterms[[1L]]$group), call. = FALSE)
 }
 
 ## Spatial correlations without a nugget: two observations of a group at the

@@ -46,3 +46,21 @@ test_that("nlme's a/b grouping is the interaction a:b", {
     expect_identical(parts$group, quote(a:b))
     expect_length(parts$covs, 1L)
 })
+
+test_that("a correlation without a grouping takes the random effects' innermost one, as lme does", {
+    Ovary <- nlme::Ovary
+    fo <- follicles ~ sin(2 * pi * Time) + (1 | Mare)
+    a <- lmmfit(fo, data = Ovary, correlation = nlme::corCompSymm())
+    b <- lmmfit(fo, data = Ovary, correlation = nlme::corCompSymm(form = ~ 1 | Mare))
+    expect_equal(deviance(a), deviance(b), tolerance = 1e-10)
+    expect_true(any(grepl("Formula: ~1 \\| Mare", capture.output(summary(a)))))
+    ## nested terms: the finest grouping
+    d <- nlme::Orthodont
+    a <- lmmfit(distance ~ age + (1 | Sex/Subject), data = d, correlation = nlme::corCompSymm())
+    b <- lmmfit(distance ~ age + (1 | Sex/Subject), data = d, correlation = nlme::corCompSymm(form = ~ 1 | Subject))
+    expect_equal(deviance(a), deviance(b), tolerance = 1e-10)
+    ## crossed terms: no innermost grouping
+    d$h <- rep(1:2, length.out = nrow(d))
+    expect_error(lmmfit(distance ~ age + (1 | Subject) + (1 | h), data = d, correlation = nlme::corCompSymm()),
+                 "no grouping and the random-effects groupings are crossed")
+})
