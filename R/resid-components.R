@@ -15,7 +15,7 @@ resid_cor_component <- function(cor, frame, env, reterms) {
     coords <- if (length(cor$parts$covs))
         vapply(cor$parts$covs, function(e) resid_numeric(e, frame, env, what), numeric(n))
     if (!is.null(coords)) coords <- matrix(coords, n)
-    serial <- cls %in% c("corAR1", "corCAR1")
+    serial <- cls %in% c("corAR1", "corCAR1", "corARMA")
     tm <- if (serial) resid_cor_times(cls, cor$parts, coords, g)
     o <- if (serial) order(as.integer(g), tm) else order(as.integer(g))
     gs <- as.integer(g)[o]
@@ -34,8 +34,10 @@ resid_cor_component <- function(cor, frame, env, reterms) {
                  call. = FALSE)
     }
     if (!serial && !is.null(coords) && !cor$nugget) spatial_check_distinct(coords, o, gs, what)
+    if (cls == "corARMA") arma_check_lags(cor, tm, g)
     x <- if (serial) tm else if (cls %in% c("corExp", "corGaus", "corSpher")) coords
     list(kind = RESID_COR_KINDS[[cls]], x = x, strata = NULL, nstrata = 1L, nugget = as.integer(cor$nugget),
+         p = if (is.null(cor$p)) 0L else cor$p, q = if (is.null(cor$q)) 0L else cor$q,
          class = cls, group = gname, form = cor$parts$form, order = o,
          gstart = c(0L, cumsum(tabulate(gs, nlevels(g)))), coords = coords, g = g)
 }
@@ -49,11 +51,26 @@ resid_cor_times <- function(cls, parts, coords, g) {
         pos[order(as.integer(g))] <- run_positions(sort(as.integer(g)))
         as.double(pos)
     } else coords[, 1L]
-    if (cls == "corAR1" && any(abs(tm - round(tm)) > 1e-8 * pmax(1, abs(tm))))
-        stop(sprintf(paste0("corAR1(): the time '%s' must be integer valued (AR(1) is defined on integer ",
-                            "times; use corCAR1() for real-valued times)"), deparse1(parts$covs[[1L]])),
+    if (cls %in% c("corAR1", "corARMA") && any(abs(tm - round(tm)) > INTEGER_TIME_TOL * pmax(1, abs(tm))))
+        stop(sprintf(paste0("%s(): the time '%s' must be integer valued (%s is defined on integer ",
+                            "times; %s)"), cls, deparse1(parts$covs[[1L]]),
+                     if (cls == "corAR1") "AR(1)" else "ARMA",
+                     if (cls == "corAR1") "use corCAR1() for real-valued times"
+                     else "form = ~ 1 | g takes the order of the rows within each group"),
              call. = FALSE)
-    tm
+    ## ARMA indexes its autocorrelations by the lag: exact integers
+    if (cls == "corARMA") round(tm) else tm
+}
+## times this close (relative) to an integer are integers
+INTEGER_TIME_TOL <- 1e-8
+
+## ARMA(p, q) has p + q parameters; a group spanning L time units shows the
+## autocorrelations at lags 1..L at most, so p + q > L cannot be estimated.
+arma_check_lags <- function(cor, tm, g) {
+    L <- max(vapply(split(tm, as.integer(g)), function(v) max(v) - min(v), 1))
+    if (cor$p + cor$q > L)
+        stop(sprintf(paste0("corARMA(p = %d, q = %d): %d parameters, but the largest lag within a group is %d: ",
+                            "they are not estimable"), cor$p, cor$q, cor$p + cor$q, as.integer(L)), call. = FALSE)
 }
 
 ## nlme's lme gives a correlation without a grouping (form = ~ 1, the
@@ -114,15 +131,29 @@ resid_var_component <- function(v, frame, env) {
 }
 
 ## Starting values of the correlation's parameters (optimizer scale: CAR1's
-## is log(-log(Phi)), a spatial range's its log), nlme's where it has one.
-## A spatial likelihood is often multimodal in the range: the fit starts
-## from nlme's start (90% of the smallest distance) and from the median
-## distance, and keeps the better end point.  A list of starts.
+## is log(-log(Phi)), a spatial range's its log, ARMA's partial
+## autocorrelations), nlme's where it has one.  A spatial likelihood is
+## often multimodal in the range: the fit starts from nlme's start (90% of
+## the smallest distance) and from the median distance, and keeps the
+## better end point.  A list of starts.
 resid_cor_start <- function(comp) {
+    if (comp$class == "corARMA") return(arma_starts(comp$p, comp$q))
     if (!comp$class %in% c("corExp", "corGaus", "corSpher"))
         return(list(switch(comp$class, corAR1 = 0, corCAR1 = log(-log(0.2)), corCompSymm = 0)))
     r <- spatial_start_ranges(comp)
     lapply(r, function(ri) c(log(ri), if (comp$nugget) SPATIAL_NUGGET_START))
+}
+
+## ARMA: independence (nlme's start).  With both parts, independence lies
+## on the ridge phi = -theta where the two factors cancel to white noise
+## whatever their size, a saddle the optimizer may leave the wrong way: a
+## second start has a clear autoregression (the first partial
+## autocorrelation ARMA_START_PACF), and the better end point is kept.
+ARMA_START_PACF <- 0.5
+arma_starts <- function(p, q) {
+    zero <- numeric(p + q)
+    if (p == 0L || q == 0L) return(list(zero))
+    list(zero, replace(zero, 1L, ARMA_START_PACF))
 }
 
 ## The smallest nonzero distance within groups (times 0.9, as nlme) and
@@ -147,12 +178,30 @@ resid_structure <- function(cor, var, frame, env, reterms) {
     cc <- if (!is.null(cor)) resid_cor_component(cor, frame, env, reterms)
     vc <- lapply(var, resid_var_component, frame = frame, env = env)
     spec <- list(order = if (!is.null(cc)) cc$order, gstart = if (!is.null(cc)) as.integer(cc$gstart),
-                 cor = if (!is.null(cc)) cc[c("kind", "x", "strata", "nstrata", "nugget")],
+                 cor = if (!is.null(cc)) cc[c("kind", "x", "strata", "nstrata", "nugget", "p", "q")],
                  var = lapply(vc, function(v) v[c("kind", "x", "strata", "nstrata")]))
     cs <- if (!is.null(cc)) resid_cor_start(cc) else list(numeric(0))
     vs <- unlist(lapply(vc, resid_var_start))
     starts <- lapply(cs, function(s) as.double(c(s, vs)))
     list(spec = spec, cor = cc, var = vc, starts = starts, ncor = length(cs[[1L]]))
+}
+
+## ARMA's coefficients from the partial autocorrelations (src/resid_cor.c):
+## Phi1..Phip, Theta1..Thetaq, as coef(corARMA, unconstrained = FALSE).
+## Durbin-Levinson's step adds the order-j coefficient r_j to the others,
+## a_i - r_j a_(j-i); the MA part's polynomial is taken at -z.
+pacf_to_coef <- function(r) {
+    a <- r
+    for (j in seq_along(r)[-1L]) {
+        i <- seq_len(j - 1L)
+        a[i] <- a[i] - r[j] * a[j - i]
+    }
+    a
+}
+arma_coefficients <- function(par, p, q) {
+    theta <- pacf_to_coef(par[p + seq_len(q)]) * (-1)^(seq_len(q) + 1)
+    c(setNames(pacf_to_coef(par[seq_len(p)]), sprintf("Phi%d", seq_len(p))),
+      setNames(theta, sprintf("Theta%d", seq_len(q))))
 }
 
 ## The optimizer's parameters as nlme reports them: the correlation's
@@ -163,6 +212,7 @@ resid_report <- function(rs, par) {
     if (!is.null(rs$cor)) {
         p <- par[seq_len(rs$ncor)]
         corpar <- switch(rs$cor$class, corAR1 = c(Phi = p), corCAR1 = c(Phi = exp(-exp(p))), corCompSymm = c(Rho = p),
+                         corARMA = arma_coefficients(p, rs$cor$p, rs$cor$q),
                          c(range = exp(p[1L]), if (rs$cor$nugget) c(nugget = p[2L])))
     }
     at <- rs$ncor

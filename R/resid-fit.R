@@ -137,7 +137,9 @@ varpar.lmmfit <- function(object, ...) {
 print_resid_structure <- function(fit, digits = max(3, getOption("digits") - 3)) {
     rs <- fit$resid
     if (!is.null(rs$cor)) {
-        cat("Correlation Structure: ", RESID_COR_TITLES[[rs$cor$class]], "\n", sep = "")
+        title <- RESID_COR_TITLES[[rs$cor$class]]
+        if (rs$cor$class == "corARMA") title <- sprintf(title, rs$cor$p, rs$cor$q)
+        cat("Correlation Structure: ", title, "\n", sep = "")
         cat(" Formula: ", deparse1(rs$cor$form), "\n", sep = "")
         cat(" Parameter estimate(s):\n")
         print(fit$corpar, digits = digits)

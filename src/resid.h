@@ -44,6 +44,15 @@ enum {
     RESID_COR_ARMA, RESID_COR_SYMM
 };
 
+/* ARMA: the largest lag within a group (its table of autocorrelations) and
+ * the orders p and q (its (p+1)-square system); corSymm: the positions T (T(T-1)/2 parameters; R/resid-components.R
+ * refuses more with the same limit).  Integer times stay within 2^52, where
+ * their differences are exact. */
+#define RESID_ARMA_MAX_LAG 1000000
+#define RESID_ARMA_MAX_ORDER 100
+#define RESID_SYMM_MAX_T 20
+#define RESID_MAX_INTEGER_TIME 4503599627370496.0
+
 /* Correlation kinds.  whiten: B (m x nc, column-major, leading dimension m)
  * holds the group's rows in time order (rows[i]: the data row of block row
  * i); replace B by C_g^{-1/2} B for some square root (any W with W'W =

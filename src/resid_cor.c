@@ -12,6 +12,7 @@
  * Spatial structures have no such form: C_g (unit diagonal, (1 - nugget)
  * f(d / range) off it) is formed and factored, C_g = L L', and B := L^{-1} B. */
 #include <math.h>
+#include <stdlib.h>
 #include "lapack.h"
 #include "resid.h"
 #include "lmmfit.h"
@@ -233,6 +234,141 @@ static void spatial_bounds(const resid_comp *c, double *lower, double *upper)
     }
 }
 
+/* ---- ARMA(p, q) on integer times ------------------------------------------ */
+
+/* x_t = sum_i phi_i x_{t-i} + a_t + sum_j theta_j a_{t-j} (nlme's and
+ * stats::arima's signs), stationary and invertible: both polynomials
+ * 1 - sum phi_i z^i and 1 + sum theta_j z^j without zeros in |z| <= 1.  The
+ * parameters are partial autocorrelations in (-1, 1), which map one to one
+ * onto the stationary polynomials (the Durbin-Levinson step below adds the
+ * order k coefficient r_k); the MA part's, with z -> -z (the zeros' moduli
+ * kept), gives theta_j = (-1)^(j+1) b_j.  At first order the parameter is
+ * the coefficient itself: ARMA(1, 0) is corAR1's phi. */
+
+/* In place, r_1..r_k (partial autocorrelations) -> a_1..a_k of the
+ * stationary 1 - sum a_i z^i: a^(j+1)_i = a^(j)_i - r_{j+1} a^(j)_{j+1-i}. */
+static void pacf_to_coef(int k, double *a)
+{
+    for (int j = 1; j < k; j++) {
+        double r = a[j];
+        for (int i = 0, l = j - 1; i <= l; i++, l--) {
+            double ai = a[i], al = a[l];
+            a[i] = ai - r * al;
+            if (l != i) a[l] = al - r * ai;
+        }
+    }
+}
+
+/* phi (p) and theta (q + 1, theta_0 = 1) from the parameters. */
+static void arma_coef(const resid_comp *c, const double *par, double *phi, double *theta)
+{
+    for (int i = 0; i < c->p; i++) phi[i] = par[i];
+    pacf_to_coef(c->p, phi);
+    theta[0] = 1;
+    for (int j = 0; j < c->q; j++) theta[j + 1] = par[c->p + j];
+    pacf_to_coef(c->q, theta + 1);
+    for (int j = 2; j <= c->q; j += 2) theta[j] = -theta[j];    /* (-1)^(j+1) */
+}
+
+/* Solve the n x n system A x = b (A column-major, overwritten; b := x) by
+ * Gaussian elimination with partial pivoting; -1 when A is singular. */
+static int solve_small(int n, double *A, double *b)
+{
+    for (int k = 0; k < n; k++) {
+        int piv = k;
+        for (int i = k + 1; i < n; i++)
+            if (fabs(A[i + (size_t) k * n]) > fabs(A[piv + (size_t) k * n])) piv = i;
+        if (!(fabs(A[piv + (size_t) k * n]) > 0)) return -1;
+        if (piv != k) {
+            for (int j = k; j < n; j++) {
+                double t = A[k + (size_t) j * n];
+                A[k + (size_t) j * n] = A[piv + (size_t) j * n];
+                A[piv + (size_t) j * n] = t;
+            }
+            double t = b[k]; b[k] = b[piv]; b[piv] = t;
+        }
+        for (int i = k + 1; i < n; i++) {
+            double f = A[i + (size_t) k * n] / A[k + (size_t) k * n];
+            for (int j = k + 1; j < n; j++) A[i + (size_t) j * n] -= f * A[k + (size_t) j * n];
+            b[i] -= f * b[k];
+        }
+    }
+    for (int k = n - 1; k >= 0; k--) {
+        for (int j = k + 1; j < n; j++) b[k] -= A[k + (size_t) j * n] * b[j];
+        b[k] /= A[k + (size_t) k * n];
+    }
+    return 0;
+}
+
+/* The autocovariances gamma_0..gamma_L (L >= p) with a unit innovation
+ * variance.  With x_t = sum_k psi_k a_{t-k} (psi_0 = 1, psi_k = theta_k +
+ * sum_{i <= min(k, p)} phi_i psi_{k-i}), multiplying the model by x_{t-k}
+ * and taking expectations,
+ *     gamma_k - sum_i phi_i gamma_{|k-i|} = c_k = sum_{j=k}^{q} theta_j psi_{j-k},
+ * c_k = 0 beyond q: for k = 0..p a (p+1)-square system in gamma_0..gamma_p,
+ * beyond p the recursion gamma_k = sum_i phi_i gamma_{k-i} + c_k.
+ * scratch: (q + 1) psi, (p + 1)^2 the system.  -1 when it has no solution. */
+static int arma_autocov(int p, int q, const double *phi, const double *theta, int L,
+                        double *gamma, double *scratch)
+{
+    double *psi = scratch, *A = scratch + q + 1;
+    for (int k = 0; k <= q; k++) {
+        psi[k] = theta[k];
+        for (int i = 1; i <= p && i <= k; i++) psi[k] += phi[i - 1] * psi[k - i];
+    }
+    for (int k = 0; k <= L; k++) {
+        gamma[k] = 0;
+        for (int j = k; j <= q; j++) gamma[k] += theta[j] * psi[j - k];
+    }
+    int n = p + 1;
+    for (size_t i = 0; i < (size_t) n * n; i++) A[i] = 0;
+    for (int k = 0; k <= p; k++) {
+        A[k + (size_t) k * n] += 1;
+        for (int i = 1; i <= p; i++) A[k + (size_t) abs(k - i) * n] -= phi[i - 1];
+    }
+    if (solve_small(n, A, gamma)) return -1;
+    for (int k = p + 1; k <= L; k++)
+        for (int i = 1; i <= p; i++) gamma[k] += phi[i - 1] * gamma[k - i];
+    return 0;
+}
+
+/* The scratch: phi, theta, the autocorrelations up to the largest lag (at
+ * least p), and arma_autocov's. */
+static size_t arma_scratch(const resid_comp *c)
+{
+    size_t p = (size_t) c->p, q = (size_t) c->q, L = (size_t) (c->span > c->p ? c->span : c->p);
+    return p + (q + 1) + (L + 1) + (q + 1) + (p + 1) * (p + 1);
+}
+
+/* Block rows are in increasing integer time (checked when unpacked): the
+ * lag of rows a > b is t_a - t_b, in 1..span. */
+static int arma_fill(const resid_comp *c, const double *par, const int *rows, int m, double *C,
+                     double *scratch)
+{
+    int p = c->p, q = c->q, L = (int) (c->x[rows[m - 1]] - c->x[rows[0]]);
+    if (L < p) L = p;
+    double *phi = scratch, *theta = phi + p, *rho = theta + q + 1;
+    arma_coef(c, par, phi, theta);
+    if (arma_autocov(p, q, phi, theta, L, rho, rho + L + 1)) return -1;
+    if (!(rho[0] > 0) || !R_FINITE(rho[0])) return -1;
+    for (int k = L; k >= 0; k--) rho[k] /= rho[0];
+    for (int b = 0; b < m; b++)
+        for (int a = b + 1; a < m; a++)
+            C[a + (size_t) b * m] = rho[(int) (c->x[rows[a]] - c->x[rows[b]])];
+    return 0;
+}
+
+DENSE_KIND(arma)
+
+/* Every partial autocorrelation in (-1, 1), as AR(1)'s phi. */
+static void arma_bounds(const resid_comp *c, double *lower, double *upper)
+{
+    for (int i = 0; i < c->p + c->q; i++) {
+        lower[i] = -(1 - RESID_COR_MARGIN);
+        upper[i] = 1 - RESID_COR_MARGIN;
+    }
+}
+
 /* The order is the codes R/resid-struct.R gives (RESID_COR_KINDS). */
 const resid_cor_kind resid_cor_kinds[] = {
     {"AR(1)", 0, NULL, ar1_whiten, ar1_color, ar1_bounds},
@@ -241,5 +377,6 @@ const resid_cor_kind resid_cor_kinds[] = {
     {"exponential spatial", 1, NULL, exp_whiten, exp_color, spatial_bounds},
     {"Gaussian spatial", 1, NULL, gaus_whiten, gaus_color, spatial_bounds},
     {"spherical spatial", 1, NULL, spher_whiten, spher_color, spatial_bounds},
+    {"ARMA", 1, arma_scratch, arma_whiten, arma_color, arma_bounds},
 };
 const int resid_ncor_kinds = (int) (sizeof resid_cor_kinds / sizeof resid_cor_kinds[0]);

@@ -3,8 +3,8 @@
 test_that("unsupported structures and arguments are refused by name", {
     Ovary <- nlme::Ovary
     fo <- follicles ~ Time + (1 | Mare)
-    expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corARMA(p = 1, q = 1, form = ~ 1 | Mare)),
-                 "corARMA\\(\\) is not supported")
+    expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corLin(form = ~ Time | Mare)),
+                 "corLin\\(\\) is not supported")
     expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corAR1(0.3, form = ~ 1 | Mare, fixed = TRUE)),
                  "fixed = TRUE")
     expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corCAR1(0.5, form = ~ Time | Mare)),
