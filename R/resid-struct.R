@@ -142,9 +142,19 @@ resid_numeric <- function(e, frame, env, what) {
 
 resid_factor <- function(e, frame, env, what) {
     if (is.null(e)) return(factor(rep.int(1L, nrow(frame))))
-    g <- resid_eval(e, frame, env, what)
+    g <- resid_group_value(e, frame, env, what)
     if (anyNA(g)) stop(sprintf("%s: the grouping '%s' has missing values", what, deparse1(e)), call. = FALSE)
     factor(g, levels = unique(g))    # levels in order of appearance, as nlme's strata
+}
+
+## A grouping's values; a:b (and nlme's a/b, also nested deeper) is the
+## interaction of the variables' factors, numeric codes too, where R's own
+## `:` would take numbers for a sequence and `/` for a division.
+resid_group_value <- function(e, frame, env, what) {
+    if (is.call(e) && length(e) == 3L && (identical(e[[1L]], quote(`:`)) || identical(e[[1L]], quote(`/`))))
+        return(interaction(resid_group_value(e[[2L]], frame, env, what),
+                           resid_group_value(e[[3L]], frame, env, what), drop = TRUE, lex.order = TRUE))
+    resid_eval(e, frame, env, what)
 }
 
 ## The structures of a fit: the correlation and the variance functions, or

@@ -45,6 +45,11 @@ test_that("nlme's a/b grouping is the interaction a:b", {
     parts <- resid_form_parts(~ time | a/b, "test")
     expect_identical(parts$group, quote(a:b))
     expect_length(parts$covs, 1L)
+    ## numeric codes: the interaction, not R's sequence or division
+    frame <- data.frame(a = rep(1:2, each = 4), b = rep(1:2, 4), c = rep(1:2, each = 2))
+    g <- resid_factor(resid_form_parts(~ 1 | a/b/c, "test")$group, frame, environment(), "test")
+    expect_equal(nlevels(g), 8L)
+    expect_equal(as.integer(g), as.integer(factor(paste(frame$a, frame$b, frame$c), unique(paste(frame$a, frame$b, frame$c)))))
 })
 
 test_that("a correlation without a grouping takes the random effects' innermost one, as lme does", {
