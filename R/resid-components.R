@@ -15,16 +15,17 @@ resid_cor_component <- function(cor, frame, env, reterms) {
     coords <- if (length(cor$parts$covs))
         vapply(cor$parts$covs, function(e) resid_numeric(e, frame, env, what), numeric(n))
     if (!is.null(coords)) coords <- matrix(coords, n)
-    serial <- cls %in% c("corAR1", "corCAR1", "corARMA")
+    ## serial: ordered in a time or position (corSymm's), each once in a group
+    serial <- cls %in% c("corAR1", "corCAR1", "corARMA", "corSymm")
     tm <- if (serial) resid_cor_times(cls, cor$parts, coords, g)
     o <- if (serial) order(as.integer(g), tm) else order(as.integer(g))
     gs <- as.integer(g)[o]
     same <- c(FALSE, gs[-1L] == gs[-n])
     if (serial && any(same & c(0, diff(tm[o])) == 0)) {
         i <- which(same & c(0, diff(tm[o])) == 0)[1L]
-        stop(sprintf("%s: times that repeat within a group: %s = %s occurs more than once in %s '%s'",
-                     what, deparse1(cor$parts$covs[[1L]]), format(tm[o][i]), gname, levels(g)[gs[i]]),
-             call. = FALSE)
+        stop(sprintf("%s: %s that repeat within a group: %s = %s occurs more than once in %s '%s'",
+                     what, if (cls == "corSymm") "positions" else "times", deparse1(cor$parts$covs[[1L]]),
+                     format(tm[o][i]), gname, levels(g)[gs[i]]), call. = FALSE)
     }
     for (t in reterms) {
         f <- as.integer(t$factor)[o]
@@ -35,9 +36,11 @@ resid_cor_component <- function(cor, frame, env, reterms) {
     }
     if (!serial && !is.null(coords) && !cor$nugget) spatial_check_distinct(coords, o, gs, what)
     if (cls == "corARMA") arma_check_lags(cor, tm, g)
+    if (cls == "corSymm") corsymm_check_positions(tm, g, cor$parts)
     x <- if (serial) tm else if (cls %in% c("corExp", "corGaus", "corSpher")) coords
     list(kind = RESID_COR_KINDS[[cls]], x = x, strata = NULL, nstrata = 1L, nugget = as.integer(cor$nugget),
          p = if (is.null(cor$p)) 0L else cor$p, q = if (is.null(cor$q)) 0L else cor$q,
+         npos = if (cls == "corSymm") as.integer(max(tm)),
          class = cls, group = gname, form = cor$parts$form, order = o,
          gstart = c(0L, cumsum(tabulate(gs, nlevels(g)))), coords = coords, g = g)
 }
@@ -51,6 +54,10 @@ resid_cor_times <- function(cls, parts, coords, g) {
         pos[order(as.integer(g))] <- run_positions(sort(as.integer(g)))
         as.double(pos)
     } else coords[, 1L]
+    if (cls == "corSymm" && any(abs(tm - round(tm)) > INTEGER_TIME_TOL * pmax(1, abs(tm)) | tm < 1))
+        stop(sprintf(paste0("corSymm(): the position '%s' must be an integer 1, 2, ..., T (or form = ~ 1 | g: ",
+                            "the order of the rows within each group)"), deparse1(parts$covs[[1L]])), call. = FALSE)
+    if (cls == "corSymm") return(round(tm))
     if (cls %in% c("corAR1", "corARMA") && any(abs(tm - round(tm)) > INTEGER_TIME_TOL * pmax(1, abs(tm))))
         stop(sprintf(paste0("%s(): the time '%s' must be integer valued (%s is defined on integer ",
                             "times; %s)"), cls, deparse1(parts$covs[[1L]]),
@@ -63,6 +70,31 @@ resid_cor_times <- function(cls, parts, coords, g) {
 }
 ## times this close (relative) to an integer are integers
 INTEGER_TIME_TOL <- 1e-8
+
+## corSymm: T(T - 1)/2 correlations, each of positions 1..T observed (as
+## nlme asks) and each pair together in some group (a pair never seen
+## together has a correlation the data do not inform).  src/resid.h's
+## RESID_SYMM_MAX_T is the same limit.
+CORSYMM_MAX_T <- 20L
+corsymm_check_positions <- function(tm, g, parts) {
+    T <- max(tm)
+    pname <- if (length(parts$covs)) sprintf("the position '%s'", deparse1(parts$covs[[1L]]))
+             else "the largest group (its row order)"
+    if (T > CORSYMM_MAX_T)
+        stop(sprintf(paste0("corSymm(): %s reaches %d; at most %d positions are supported (a general ",
+                            "correlation of T positions has T(T-1)/2 parameters)"), pname, as.integer(T),
+                     CORSYMM_MAX_T), call. = FALSE)
+    missing <- setdiff(seq_len(T), tm)
+    if (length(missing))
+        stop(sprintf("corSymm(): the positions must be 1, 2, ..., T: %s never occurs", missing[1L]), call. = FALSE)
+    seen <- matrix(FALSE, T, T)
+    for (v in split(tm, as.integer(g))) seen[v, v] <- TRUE
+    if (!all(seen)) {
+        ij <- which(!seen, arr.ind = TRUE)[1L, ]
+        stop(sprintf(paste0("corSymm(): positions %d and %d never occur in the same group: their correlation ",
+                            "is not estimable"), min(ij), max(ij)), call. = FALSE)
+    }
+}
 
 ## ARMA(p, q) has p + q parameters; a group spanning L time units shows the
 ## autocorrelations at lags 1..L at most, so p + q > L cannot be estimated.
@@ -138,6 +170,7 @@ resid_var_component <- function(v, frame, env) {
 ## better end point.  A list of starts.
 resid_cor_start <- function(comp) {
     if (comp$class == "corARMA") return(arma_starts(comp$p, comp$q))
+    if (comp$class == "corSymm") return(list(numeric(comp$npos * (comp$npos - 1L) / 2)))    # independence, as nlme
     if (!comp$class %in% c("corExp", "corGaus", "corSpher"))
         return(list(switch(comp$class, corAR1 = 0, corCAR1 = log(-log(0.2)), corCompSymm = 0)))
     r <- spatial_start_ranges(comp)
@@ -204,6 +237,25 @@ arma_coefficients <- function(par, p, q) {
       setNames(theta, sprintf("Theta%d", seq_len(q))))
 }
 
+## corSymm's correlations (src/resid_cor.c: C = L L', row i of L from the
+## partial correlations z_i1..z_i,i-1), the lower triangle by columns as
+## coef(corSymm, unconstrained = FALSE), named by the positions' pairs.
+corsymm_matrix <- function(z, T) {
+    Z <- matrix(0, T, T)
+    Z[lower.tri(Z)] <- z
+    L <- diag(T)
+    for (i in seq_len(T)[-1L]) {
+        rem <- cumprod(c(1, 1 - Z[i, seq_len(i - 1L)]^2))
+        L[i, seq_len(i)] <- c(Z[i, seq_len(i - 1L)], 1) * sqrt(rem)
+    }
+    tcrossprod(L)
+}
+corsymm_correlations <- function(z, T) {
+    C <- corsymm_matrix(z, T)
+    ij <- which(lower.tri(C), arr.ind = TRUE)
+    setNames(C[lower.tri(C)], sprintf("Rho(%d,%d)", ij[, 1L], ij[, 2L]))
+}
+
 ## The optimizer's parameters as nlme reports them: the correlation's
 ## (Phi, Rho, range and nugget) and each variance function's (the sd ratios
 ## of varIdent, powers, exponents, varConstPower's const and power).
@@ -213,6 +265,7 @@ resid_report <- function(rs, par) {
         p <- par[seq_len(rs$ncor)]
         corpar <- switch(rs$cor$class, corAR1 = c(Phi = p), corCAR1 = c(Phi = exp(-exp(p))), corCompSymm = c(Rho = p),
                          corARMA = arma_coefficients(p, rs$cor$p, rs$cor$q),
+                         corSymm = corsymm_correlations(p, rs$cor$npos),
                          c(range = exp(p[1L]), if (rs$cor$nugget) c(nugget = p[2L])))
     }
     at <- rs$ncor

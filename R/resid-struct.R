@@ -5,12 +5,13 @@
 ## kind codes are the order of the C tables (src/resid_cor.c, resid_var.c).
 
 RESID_COR_KINDS <- c(corAR1 = 0L, corCAR1 = 1L, corCompSymm = 2L, corExp = 3L, corGaus = 4L, corSpher = 5L,
-                     corARMA = 6L)
+                     corARMA = 6L, corSymm = 7L)
 RESID_VAR_KINDS <- c(varIdent = 0L, varPower = 1L, varExp = 2L, varConstPower = 3L, varFixed = 4L)
 ## nlme's names for the printed structures
 RESID_COR_TITLES <- c(corAR1 = "AR(1)", corCAR1 = "Continuous AR(1)", corCompSymm = "Compound symmetry",
                       corExp = "Exponential spatial correlation", corGaus = "Gaussian spatial correlation",
-                      corSpher = "Spherical spatial correlation", corARMA = "ARMA(%d,%d)")
+                      corSpher = "Spherical spatial correlation", corARMA = "ARMA(%d,%d)",
+                      corSymm = "General")
 RESID_VAR_TITLES <- c(varIdent = "Different standard deviations per stratum",
                       varPower = "Power of variance covariate", varExp = "Exponential of variance covariate",
                       varConstPower = "Constant plus power of variance covariate",
@@ -80,6 +81,8 @@ resid_parse_cor <- function(correlation) {
         stop(sprintf("%s(): give the coordinates, e.g. form = ~ x + y | site", cls), call. = FALSE)
     if (cls %in% c("corAR1", "corCAR1", "corARMA") && length(parts$covs) > 1L)
         stop(sprintf("%s(): one time covariate, e.g. form = ~ time | id", cls), call. = FALSE)
+    if (cls == "corSymm" && length(parts$covs) > 1L)
+        stop("corSymm(): one position covariate (1, 2, ..., T), e.g. form = ~ visit | id", call. = FALSE)
     orders <- if (cls == "corARMA") arma_orders(correlation)
     list(class = cls, parts = parts, nugget = spatial && isTRUE(attr(correlation, "nugget")),
          p = orders[1L], q = orders[2L])

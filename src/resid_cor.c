@@ -1,5 +1,5 @@
 /* Residual correlation components (resid.h): nlme's corAR1, corCAR1,
- * corCompSymm, corExp, corGaus and corSpher.
+ * corCompSymm, corExp, corGaus, corSpher, corARMA and corSymm.
  *
  * Serial structures (AR(1) on integer times with gaps, continuous-time AR(1)
  * on real times) have a bidiagonal inverse square root: with r_k =
@@ -9,8 +9,11 @@
  * Compound symmetry C = (1 - rho) I + rho 11' has the symmetric root
  *     C^{-1/2} = (I - P) / sqrt(1 - rho) + P / sqrt(1 + (m - 1) rho),  P = 11'/m,
  *     log|C| = (m - 1) log(1 - rho) + log(1 + (m - 1) rho).
- * Spatial structures have no such form: C_g (unit diagonal, (1 - nugget)
- * f(d / range) off it) is formed and factored, C_g = L L', and B := L^{-1} B. */
+ * Spatial structures, ARMA and the general correlation have no such form:
+ * C_g (unit diagonal; spatial: (1 - nugget) f(d / range) off it; ARMA: the
+ * autocorrelation at the time difference; general: the entries of a T x T
+ * correlation matrix at the group's positions) is formed and factored,
+ * C_g = L L', and B := L^{-1} B. */
 #include <math.h>
 #include <stdlib.h>
 #include "lapack.h"
@@ -369,6 +372,61 @@ static void arma_bounds(const resid_comp *c, double *lower, double *upper)
     }
 }
 
+/* ---- general correlation (corSymm) on positions 1..T ------------------------ */
+
+/* C = L L', L lower triangular with unit rows: row i on the unit sphere
+ * by its angles, written through partial correlations z_ij in (-1, 1),
+ *     L_ij = z_ij prod_{k<j} sqrt(1 - z_ik^2),   L_ii = prod_{k<i} sqrt(1 - z_ik^2),
+ * so that sum_j L_ij^2 = 1 and L_ii > 0: a correlation matrix, positive
+ * definite, for every z, and every correlation matrix has one.  z_i1 is
+ * the correlation C_i1 itself.  Parameters in nlme's order, the lower
+ * triangle by columns: z_21, z_31, .., z_T1, z_32, ... */
+static void symm_factor(int T, const double *z, double *L)
+{
+    for (int i = 0; i < T; i++) {
+        double rem = 1;                    /* prod_{k<j} (1 - z_ik^2) */
+        for (int j = 0; j < i; j++) {
+            double zij = z[(size_t) j * T - (size_t) j * (j + 1) / 2 + (size_t) (i - j - 1)];
+            L[i + (size_t) j * T] = zij * sqrt(rem);
+            rem *= 1 - zij * zij;
+        }
+        L[i + (size_t) i * T] = sqrt(rem);
+    }
+}
+
+/* scratch: L (T x T). */
+static size_t symm_scratch(const resid_comp *c) { return (size_t) c->span * c->span; }
+
+/* C_g: the rows and columns of C at the group's positions (increasing,
+ * checked when unpacked), C_ab = sum_{k <= min} L_ak L_bk. */
+static int symm_fill(const resid_comp *c, const double *par, const int *rows, int m, double *C,
+                     double *scratch)
+{
+    int T = c->span;
+    symm_factor(T, par, scratch);
+    for (int b = 0; b < m; b++) {
+        int pb = (int) c->x[rows[b]] - 1;
+        for (int a = b + 1; a < m; a++) {
+            int pa = (int) c->x[rows[a]] - 1;
+            double s = 0;
+            for (int k = 0; k <= pb; k++) s += scratch[pa + (size_t) k * T] * scratch[pb + (size_t) k * T];
+            C[a + (size_t) b * m] = s;
+        }
+    }
+    return 0;
+}
+
+DENSE_KIND(symm)
+
+/* Every partial correlation in (-1, 1). */
+static void symm_bounds(const resid_comp *c, double *lower, double *upper)
+{
+    for (int i = 0; i < c->npar; i++) {
+        lower[i] = -(1 - RESID_COR_MARGIN);
+        upper[i] = 1 - RESID_COR_MARGIN;
+    }
+}
+
 /* The order is the codes R/resid-struct.R gives (RESID_COR_KINDS). */
 const resid_cor_kind resid_cor_kinds[] = {
     {"AR(1)", 0, NULL, ar1_whiten, ar1_color, ar1_bounds},
@@ -378,5 +436,6 @@ const resid_cor_kind resid_cor_kinds[] = {
     {"Gaussian spatial", 1, NULL, gaus_whiten, gaus_color, spatial_bounds},
     {"spherical spatial", 1, NULL, spher_whiten, spher_color, spatial_bounds},
     {"ARMA", 1, arma_scratch, arma_whiten, arma_color, arma_bounds},
+    {"general", 1, symm_scratch, symm_whiten, symm_color, symm_bounds},
 };
 const int resid_ncor_kinds = (int) (sizeof resid_cor_kinds / sizeof resid_cor_kinds[0]);

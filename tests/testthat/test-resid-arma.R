@@ -98,3 +98,68 @@ test_that("corARMA: bad times, orders and arguments get clear errors", {
     expect_error(lmmfit(ovary_lmm, data = d, correlation = nlme::corARMA(form = ~ t | Mare, p = 1)),
                  "span")
 })
+
+test_that("corSymm on Orthodont agrees with lme, by REML and ML", {
+    need("nlme")
+    ## a random intercept beside a general correlation of the same subject:
+    ## tau^2 11' + sigma^2 C has 7 free values for 8 parameters, a ridge
+    ## along which the likelihood is flat, so the fits are compared on what
+    ## the data identify (logLik, fixed effects, each subject's marginal
+    ## covariance), not on the correlations themselves
+    Orthodont <- nlme::Orthodont
+    cs <- nlme::corSymm(form = ~ 1 | Subject)
+    for (reml in c(TRUE, FALSE)) {
+        ours <- lmmfit(distance ~ age + Sex + (1 | Subject), data = Orthodont, REML = reml, correlation = cs)
+        theirs <- nlme::lme(distance ~ age + Sex, random = ~ 1 | Subject, data = Orthodont, correlation = cs,
+                            method = if (reml) "REML" else "ML", control = NLME_TIGHT())
+        expect_nlme_agree(ours, theirs)
+        V <- unname(VarCorr(ours)$Subject[1, 1]) + sigma(ours)^2 * corsymm_matrix(ours$resid$par, 4L)
+        Vn <- unclass(nlme::getVarCov(theirs, type = "marginal", individuals = "M01")[[1L]])
+        expect_equal(V, unname(Vn[, ]), tolerance = RESID_PAR_TOL)
+        expect_length(corpar(ours), 6L)
+    }
+    out <- capture.output(summary(ours))
+    expect_true(any(grepl("^Correlation Structure: General", out)))
+    expect_true(any(grepl("^ Correlation:", out)))
+})
+
+test_that("corSymm's correlations agree with lme where they are identified, groups missing positions", {
+    need("nlme")
+    d <- symm_clusters()
+    cs <- nlme::corSymm(form = ~ visit | cluster/subject)
+    for (reml in c(TRUE, FALSE)) {
+        ours <- lmmfit(z ~ x + (1 | cluster), data = d, REML = reml, correlation = cs)
+        theirs <- nlme::lme(z ~ x, random = ~ 1 | cluster, data = d, correlation = cs,
+                            method = if (reml) "REML" else "ML", control = NLME_TIGHT())
+        expect_nlme_agree(ours, theirs)
+        expect_equal(unname(corpar(ours)), unname(nlme_corpar(theirs)), tolerance = RESID_PAR_TOL)
+        expect_equal(sigma(ours), theirs$sigma, tolerance = RESID_PAR_TOL)
+    }
+    expect_named(corpar(ours)[1:2], c("Rho(2,1)", "Rho(3,1)"))
+})
+
+test_that("corSymm: bad positions get clear errors", {
+    d <- symm_clusters()
+    fo <- z ~ x + (1 | cluster)
+    d$half <- d$visit / 2
+    expect_error(lmmfit(fo, data = d, correlation = nlme::corSymm(form = ~ half | cluster/subject)),
+                 "must be an integer 1, 2, ..., T")
+    dup <- d
+    i <- which(diff(d$visit) == 1L)[1L]      # rows i and i + 1: one subject's consecutive visits
+    dup$visit[i + 1L] <- dup$visit[i]
+    expect_error(lmmfit(fo, data = dup, correlation = nlme::corSymm(form = ~ visit | cluster/subject)),
+                 "positions that repeat within a group")
+    d$v2 <- d$visit + 1L
+    expect_error(lmmfit(fo, data = d, correlation = nlme::corSymm(form = ~ v2 | cluster/subject)),
+                 "1 never occurs")
+    ## positions 1 and 2 never in one group: visits 1 and 3 for some, 2 and 4 for others
+    e <- d[(d$subject == 1 & d$visit %in% c(1, 3)) | (d$subject > 1 & d$visit %in% c(2, 4)), ]
+    expect_error(lmmfit(fo, data = e, correlation = nlme::corSymm(form = ~ visit | cluster/subject)),
+                 "positions 1 and 2 never occur in the same group")
+    big <- data.frame(g = rep(1:5, each = CORSYMM_MAX_T + 1L))
+    big$y <- rnorm(nrow(big)) + big$g
+    expect_error(lmmfit(y ~ 1 + (1 | g), data = big, correlation = nlme::corSymm(form = ~ 1 | g)),
+                 sprintf("at most %d positions", CORSYMM_MAX_T))
+    expect_error(lmmfit(fo, data = d, correlation = nlme::corSymm(c(0.1, 0.2, 0.3), form = ~ 1 | cluster/subject)),
+                 "value = ...")
+})
