@@ -47,18 +47,18 @@ test_that("corARMA(1, 0) is corAR1", {
 
 test_that("ARMA autocorrelations of higher orders are the process's (stats::ARMAacf), gaps and all", {
     d <- data.frame(g = rep(1:2, c(6, 5)), t = c(1, 2, 4, 5, 9, 12, 3, 4, 5, 6, 8))
-    cor <- resid_parse_cor(nlme::corARMA(form = ~ t | g, p = 3, q = 2))
-    rs <- resid_structure(cor, list(), d, environment(), list(list(factor = factor(d$g), group = "g")))
+    cor <- lmmfit:::resid_parse_cor(nlme::corARMA(form = ~ t | g, p = 3, q = 2))
+    rs <- lmmfit:::resid_structure(cor, list(), d, environment(), list(list(factor = factor(d$g), group = "g")))
     par <- c(0.5, -0.3, 0.2, 0.4, -0.6)     # partial autocorrelations
-    co <- arma_coefficients(par, 3, 2)
+    co <- lmmfit:::arma_coefficients(par, 3, 2)
     ## stationary and invertible
     expect_true(all(Mod(polyroot(c(1, -co[1:3]))) > 1))
     expect_true(all(Mod(polyroot(c(1, co[4:5]))) > 1))
     acf <- stats::ARMAacf(ar = co[1:3], ma = co[4:5], lag.max = 11)
     C <- outer(seq_len(11), seq_len(11), function(i, j) ifelse(d$g[i] == d$g[j], acf[abs(d$t[i] - d$t[j]) + 1], 0))
-    L <- .Call(C_lmm_resid_transform, rs$spec, par, diag(11), TRUE)
+    L <- .Call(lmmfit:::C_lmm_resid_transform, rs$spec, par, diag(11), TRUE)
     expect_equal(tcrossprod(L), C, tolerance = 1e-12)
-    W <- .Call(C_lmm_resid_transform, rs$spec, par, diag(11), FALSE)
+    W <- .Call(lmmfit:::C_lmm_resid_transform, rs$spec, par, diag(11), FALSE)
     expect_equal(attr(W, "logdet"), as.numeric(determinant(C)$modulus), tolerance = 1e-12)
 })
 
@@ -113,7 +113,7 @@ test_that("corSymm on Orthodont agrees with lme, by REML and ML", {
         theirs <- nlme::lme(distance ~ age + Sex, random = ~ 1 | Subject, data = Orthodont, correlation = cs,
                             method = if (reml) "REML" else "ML", control = NLME_TIGHT())
         expect_nlme_agree(ours, theirs)
-        V <- unname(VarCorr(ours)$Subject[1, 1]) + sigma(ours)^2 * corsymm_matrix(ours$resid$par, 4L)
+        V <- unname(VarCorr(ours)$Subject[1, 1]) + sigma(ours)^2 * lmmfit:::corsymm_matrix(ours$resid$par, 4L)
         Vn <- unclass(nlme::getVarCov(theirs, type = "marginal", individuals = "M01")[[1L]])
         expect_equal(V, unname(Vn[, ]), tolerance = RESID_PAR_TOL)
         expect_length(corpar(ours), 6L)
@@ -156,10 +156,10 @@ test_that("corSymm: bad positions get clear errors", {
     e <- d[(d$subject == 1 & d$visit %in% c(1, 3)) | (d$subject > 1 & d$visit %in% c(2, 4)), ]
     expect_error(lmmfit(fo, data = e, correlation = nlme::corSymm(form = ~ visit | cluster/subject)),
                  "positions 1 and 2 never occur in the same group")
-    big <- data.frame(g = rep(1:5, each = CORSYMM_MAX_T + 1L))
+    big <- data.frame(g = rep(1:5, each = lmmfit:::CORSYMM_MAX_T + 1L))
     big$y <- rnorm(nrow(big)) + big$g
     expect_error(lmmfit(y ~ 1 + (1 | g), data = big, correlation = nlme::corSymm(form = ~ 1 | g)),
-                 sprintf("at most %d positions", CORSYMM_MAX_T))
+                 sprintf("at most %d positions", lmmfit:::CORSYMM_MAX_T))
     expect_error(lmmfit(fo, data = d, correlation = nlme::corSymm(c(0.1, 0.2, 0.3), form = ~ 1 | cluster/subject)),
                  "value = ...")
 })
