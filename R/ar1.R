@@ -198,8 +198,10 @@ ar1_deviance <- function(fit, theta = fit$theta, phi = fit$corpar[["Phi"]], REML
 #' @return A named numeric vector: \code{c(Phi = ...)} for \code{\link{ar1}},
 #'   \code{corAR1} and \code{corCAR1} residuals, \code{c(Rho = ...)} for
 #'   \code{corCompSymm}, \code{c(range = ..., nugget = ...)} for the spatial
-#'   structures (as nlme reports them); empty for a fit without a correlation
-#'   structure.
+#'   structures, \code{c(Phi1 = ..., Theta1 = ...)} for \code{corARMA}, the
+#'   correlations \code{Rho(2,1), Rho(3,1), ...} (the lower triangle by
+#'   columns) for \code{corSymm} (as nlme reports them); empty for a fit
+#'   without a correlation structure.
 #' @examples
 #' data(BodyWeight, package = "nlme")
 #' fit <- lmmfit(weight ~ Time + Diet + (Time | Rat), data = BodyWeight,

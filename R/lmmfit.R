@@ -61,8 +61,12 @@
 #'   \code{ar1(~ time | id)}, or nlme's \code{corAR1}, \code{corCAR1}
 #'   (real-valued times), \code{corCompSymm}, \code{corExp},
 #'   \code{corGaus}, \code{corSpher} (coordinates \code{~ x + y | g},
-#'   optionally \code{nugget = TRUE}).  The grouping must be nested in every
-#'   random-effects grouping factor.  Structures combine with any
+#'   optionally \code{nugget = TRUE}), \code{corARMA(p = , q = )} (integer
+#'   times, gaps allowed, or \code{~ 1 | g}: the row order) and
+#'   \code{corSymm} (a general correlation of positions 1, ..., T, T at most
+#'   20).  The grouping must be nested in every random-effects grouping
+#'   factor; a form without one (nlme's default \code{~ 1}) takes the
+#'   innermost random-effects grouping, as \code{nlme::lme} does.  Structures combine with any
 #'   random-effects part and with a variance function; each evaluation
 #'   whitens the data by the structure in C.  Fits with a structure have no
 #'   Satterthwaite degrees of freedom, profiles or bootstrap yet.  See

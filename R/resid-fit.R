@@ -181,14 +181,28 @@ varpar.lmmfit <- function(object, ...) {
     if (is.null(object$varpar)) setNames(numeric(0), character(0)) else unlist(unname(object$varpar))
 }
 
+## corSymm's correlations as nlme prints them: the lower triangle, three decimals.
+print_corsymm <- function(corpar, T) {
+    C <- matrix(NA_real_, T, T)
+    C[lower.tri(C)] <- corpar
+    M <- C[-1L, -T, drop = FALSE]
+    out <- ifelse(is.na(M), "", format(round(M, 3L)))
+    dimnames(out) <- list(seq_len(T)[-1L], seq_len(T - 1L))
+    cat(" Correlation: \n")
+    print(out, quote = FALSE)
+}
+
 ## Printed in summary(): the structures and their parameters, in nlme's layout.
 print_resid_structure <- function(fit, digits = max(3, getOption("digits") - 3)) {
     rs <- fit$resid
     if (!is.null(rs$cor)) {
-        cat("Correlation Structure: ", RESID_COR_TITLES[[rs$cor$class]], "\n", sep = "")
+        title <- RESID_COR_TITLES[[rs$cor$class]]
+        if (rs$cor$class == "corARMA") title <- sprintf(title, rs$cor$p, rs$cor$q)
+        cat("Correlation Structure: ", title, "\n", sep = "")
         cat(" Formula: ", deparse1(rs$cor$form), "\n", sep = "")
         cat(" Parameter estimate(s):\n")
-        print(fit$corpar, digits = digits)
+        if (rs$cor$class == "corSymm") print_corsymm(fit$corpar, rs$cor$npos)
+        else print(fit$corpar, digits = digits)
     }
     if (length(rs$var) > 1L) cat("Combination of variance functions:\n")
     for (i in seq_along(rs$var)) {

@@ -4,19 +4,22 @@
 ## variance component gives each row's standard-deviation multiplier.  The
 ## kind codes are the order of the C tables (src/resid_cor.c, resid_var.c).
 
-RESID_COR_KINDS <- c(corAR1 = 0L, corCAR1 = 1L, corCompSymm = 2L, corExp = 3L, corGaus = 4L, corSpher = 5L)
+RESID_COR_KINDS <- c(corAR1 = 0L, corCAR1 = 1L, corCompSymm = 2L, corExp = 3L, corGaus = 4L, corSpher = 5L,
+                     corARMA = 6L, corSymm = 7L)
 RESID_VAR_KINDS <- c(varIdent = 0L, varPower = 1L, varExp = 2L, varConstPower = 3L, varFixed = 4L)
 ## nlme's names for the printed structures
 RESID_COR_TITLES <- c(corAR1 = "AR(1)", corCAR1 = "Continuous AR(1)", corCompSymm = "Compound symmetry",
                       corExp = "Exponential spatial correlation", corGaus = "Gaussian spatial correlation",
-                      corSpher = "Spherical spatial correlation")
+                      corSpher = "Spherical spatial correlation", corARMA = "ARMA(%d,%d)",
+                      corSymm = "General")
 RESID_VAR_TITLES <- c(varIdent = "Different standard deviations per stratum",
                       varPower = "Power of variance covariate", varExp = "Exponential of variance covariate",
                       varConstPower = "Constant plus power of variance covariate",
                       varFixed = "fixed weights")
-## nlme's default starting values, in its internal parametrisation: any
-## other 'value' is refused (lmmfit starts from its own)
-RESID_COR_DEFAULT_VALUE <- c(corAR1 = 0, corCAR1 = stats::qlogis(0.2), corCompSymm = 0)
+## nlme's default starting values, in its internal parametrisation (corARMA:
+## one per coefficient): any other 'value' is refused (lmmfit starts from
+## its own)
+RESID_COR_DEFAULT_VALUE <- c(corAR1 = 0, corCAR1 = stats::qlogis(0.2), corCompSymm = 0, corARMA = 0)
 ## the nugget's starting value: a tenth of the variance at distance zero
 SPATIAL_NUGGET_START <- 0.1
 
@@ -54,6 +57,9 @@ resid_parse_cor <- function(correlation) {
         stop("'correlation' must be a correlation structure: ar1(), or one of nlme's ",
              paste0(names(RESID_COR_KINDS), "()", collapse = ", "), call. = FALSE)
     cls <- class(correlation)[1L]
+    if (cls == "corIdent")
+        stop("correlation = corIdent() (what corARMA(p = 0, q = 0) gives) is no correlation: drop 'correlation'",
+             call. = FALSE)
     if (!cls %in% names(RESID_COR_KINDS))
         stop(sprintf("correlation = %s() is not supported; the structures available are %s", cls,
                      paste0(names(RESID_COR_KINDS), "()", collapse = ", ")), call. = FALSE)
@@ -63,7 +69,8 @@ resid_parse_cor <- function(correlation) {
     spatial <- inherits(correlation, "corSpatial")
     value <- as.numeric(unclass(correlation))
     default <- RESID_COR_DEFAULT_VALUE[cls]
-    if (length(value) && !(length(value) == 1L && !is.na(default) && abs(value - default) < 1e-12))
+    ndefault <- if (cls == "corARMA") length(value) else 1L
+    if (length(value) && !(length(value) == ndefault && !is.na(default) && all(abs(value - default) < 1e-12)))
         stop(sprintf("%s(value = ...): starting values are not taken; drop 'value' (lmmfit starts from its own)",
                      cls), call. = FALSE)
     if (spatial && !identical(attr(correlation, "metric"), "euclidean"))
@@ -72,9 +79,23 @@ resid_parse_cor <- function(correlation) {
     parts <- resid_form_parts(attr(correlation, "formula"), paste0(cls, "()"))
     if (spatial && !length(parts$covs))
         stop(sprintf("%s(): give the coordinates, e.g. form = ~ x + y | site", cls), call. = FALSE)
-    if (cls %in% c("corAR1", "corCAR1") && length(parts$covs) > 1L)
+    if (cls %in% c("corAR1", "corCAR1", "corARMA") && length(parts$covs) > 1L)
         stop(sprintf("%s(): one time covariate, e.g. form = ~ time | id", cls), call. = FALSE)
-    list(class = cls, parts = parts, nugget = spatial && isTRUE(attr(correlation, "nugget")))
+    if (cls == "corSymm" && length(parts$covs) > 1L)
+        stop("corSymm(): one position covariate (1, 2, ..., T), e.g. form = ~ visit | id", call. = FALSE)
+    orders <- if (cls == "corARMA") arma_orders(correlation)
+    list(class = cls, parts = parts, nugget = spatial && isTRUE(attr(correlation, "nugget")),
+         p = orders[1L], q = orders[2L])
+}
+
+## corARMA's p and q: non-negative integers, not both zero (nlme's
+## constructor turns p = q = 0 into corIdent; an object made otherwise may not).
+arma_orders <- function(correlation) {
+    pq <- c(attr(correlation, "p"), attr(correlation, "q"))
+    if (length(pq) != 2L || anyNA(pq) || any(pq < 0) || any(pq != round(pq)))
+        stop("corARMA(): 'p' and 'q' must be non-negative integers", call. = FALSE)
+    if (sum(pq) == 0) stop("corARMA(p = 0, q = 0) is no correlation: drop 'correlation'", call. = FALSE)
+    as.integer(pq)
 }
 
 ## Variance functions: nlme's varFunc objects (varComb: several).
@@ -127,9 +148,19 @@ resid_numeric <- function(e, frame, env, what) {
 
 resid_factor <- function(e, frame, env, what) {
     if (is.null(e)) return(factor(rep.int(1L, nrow(frame))))
-    g <- resid_eval(e, frame, env, what)
+    g <- resid_group_value(e, frame, env, what)
     if (anyNA(g)) stop(sprintf("%s: the grouping '%s' has missing values", what, deparse1(e)), call. = FALSE)
     factor(g, levels = unique(g))    # levels in order of appearance, as nlme's strata
+}
+
+## A grouping's values; a:b (and nlme's a/b, also nested deeper) is the
+## interaction of the variables' factors, numeric codes too, where R's own
+## `:` would take numbers for a sequence and `/` for a division.
+resid_group_value <- function(e, frame, env, what) {
+    if (is.call(e) && length(e) == 3L && (identical(e[[1L]], quote(`:`)) || identical(e[[1L]], quote(`/`))))
+        return(interaction(resid_group_value(e[[2L]], frame, env, what),
+                           resid_group_value(e[[3L]], frame, env, what), drop = TRUE, lex.order = TRUE))
+    resid_eval(e, frame, env, what)
 }
 
 ## The structures of a fit: the correlation and the variance functions, or

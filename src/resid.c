@@ -8,8 +8,11 @@
 
 size_t resid_work_size(const resid_model *rm)
 {
-    if (!rm->cor || !resid_cor_kinds[rm->cor->kind].dense) return 1;
-    return (size_t) rm->mmax * rm->mmax;
+    if (!rm->cor) return 1;
+    const resid_cor_kind *k = resid_cor_kinds + rm->cor->kind;
+    size_t size = k->dense ? (size_t) rm->mmax * rm->mmax : 0;
+    if (k->scratch) size += k->scratch(rm->cor);
+    return size > 0 ? size : 1;
 }
 
 void resid_bounds(const resid_model *rm, double *lower, double *upper)

@@ -33,17 +33,40 @@ typedef struct {
     int flag;            /* correlation: 1 with a nugget */
     int mmax;            /* correlation: the largest group */
     const double *logx;  /* variance: log|x| formed once (the power kinds), or NULL */
+    int p, q;            /* ARMA: the autoregressive and moving-average orders */
+    int span;            /* ARMA: the largest time difference within a group;
+                          * general correlation: the number of positions */
 } resid_comp;
+
+/* The correlation kinds' codes: their order in resid_cor_kinds, as
+ * R/resid-struct.R's RESID_COR_KINDS. */
+enum {
+    RESID_COR_AR1, RESID_COR_CAR1, RESID_COR_CS, RESID_COR_EXP, RESID_COR_GAUS, RESID_COR_SPHER,
+    RESID_COR_ARMA, RESID_COR_SYMM
+};
+
+/* ARMA: the largest lag within a group (its table of autocorrelations) and
+ * the orders p and q (its (p+1)-square system); corSymm: the positions T (T(T-1)/2 parameters; R/resid-components.R
+ * refuses more with the same limit).  Integer times stay within 2^52, where
+ * their differences are exact. */
+#define RESID_ARMA_MAX_LAG 1000000
+#define RESID_ARMA_MAX_ORDER 100
+#define RESID_SYMM_MAX_T 20
+#define RESID_MAX_INTEGER_TIME 4503599627370496.0
 
 /* Correlation kinds.  whiten: B (m x nc, column-major, leading dimension m)
  * holds the group's rows in time order (rows[i]: the data row of block row
  * i); replace B by C_g^{-1/2} B for some square root (any W with W'W =
  * C_g^{-1}) and return log|C_g|, or R_PosInf when C_g is not positive
- * definite at par.  work: m * m doubles when the kind is dense, else
+ * definite at par.  work: mmax * mmax doubles when the kind is dense (C_g
+ * and its factor), then scratch(c) more when the kind has scratch; else
  * unused. */
 typedef struct {
     const char *name;
-    int dense;           /* 1: whiten and color need their m * m work */
+    int dense;           /* 1: whiten and color need their mmax * mmax work */
+    /* doubles of scratch beyond the dense part (what forming C_g takes:
+     * ARMA's autocorrelations, corSymm's factor), or NULL for none */
+    size_t (*scratch)(const resid_comp *c);
     double (*whiten)(const resid_comp *c, const double *par, const int *rows, int m,
                      double *B, int nc, double *work);
     /* multiply B by the square root itself, C_g^{1/2} B with the same
@@ -79,7 +102,8 @@ typedef struct {
     int npar;
 } resid_model;
 
-/* The correlation kinds' scratch: mmax^2 doubles for a dense kind, else 1. */
+/* The correlation kinds' scratch: mmax^2 doubles for a dense kind, plus its
+ * kind's scratch(); at least 1. */
 size_t resid_work_size(const resid_model *rm);
 /* Bounds of all the parameters. */
 void resid_bounds(const resid_model *rm, double *lower, double *upper);

@@ -40,12 +40,41 @@ static SEXP list_elt(SEXP l, const char *name)
 /* The parameters a component of this kind and data has. */
 static int comp_npar(int is_cor, const resid_comp *c)
 {
-    if (is_cor) return c->kind <= 2 ? 1 : 1 + c->flag;
+    if (is_cor) switch (c->kind) {
+        case RESID_COR_ARMA: return c->p + c->q;
+        case RESID_COR_SYMM: return c->span * (c->span - 1) / 2;
+        default: return c->kind <= RESID_COR_CS ? 1 : 1 + c->flag;
+        }
     switch (c->kind) {
     case 0: return c->nstrata - 1;
     case 1: case 2: return c->nstrata;
     case 3: return 2 * c->nstrata;
     default: return 0;
+    }
+}
+
+/* An integer time: exactly integer and small enough that differences of
+ * two are exact. */
+static int integer_time(double t) { return t == floor(t) && fabs(t) <= RESID_MAX_INTEGER_TIME; }
+
+/* ARMA's orders; corSymm's number of positions T, the largest, each an
+ * integer in 1..RESID_SYMM_MAX_T. */
+static void unpack_cor_orders(SEXP s, resid_comp *c)
+{
+    if (c->kind == RESID_COR_ARMA) {
+        c->p = list_int(s, "p");
+        c->q = list_int(s, "q");
+        if (c->p < 0 || c->q < 0 || c->p + c->q < 1) error(_("corrupt residual structure: ARMA orders"));
+        if (c->p > RESID_ARMA_MAX_ORDER || c->q > RESID_ARMA_MAX_ORDER)
+            error(_("corARMA(): orders above %d are not supported"), RESID_ARMA_MAX_ORDER);
+    }
+    if (c->kind == RESID_COR_SYMM) {
+        for (R_xlen_t t = 0; t < c->n; t++) {
+            double v = c->x[t];
+            if (!integer_time(v) || v < 1 || v > RESID_SYMM_MAX_T)
+                error(_("corrupt residual structure: corSymm positions"));
+            if (v > c->span) c->span = (int) v;
+        }
     }
 }
 
@@ -85,10 +114,33 @@ static void unpack_comp(SEXP s, R_xlen_t n, int is_cor, resid_comp *c)
         for (R_xlen_t t = 0; t < n; t++) lx[t] = log(fabs(c->x[t]));
         c->logx = lx;
     }
-    c->npar = comp_npar(is_cor, c);
+    c->p = c->q = c->span = 0;
     /* compound symmetry and varIdent read no covariate */
-    int needs_x = is_cor ? c->kind != 2 : c->kind >= 1;
+    int needs_x = is_cor ? c->kind != RESID_COR_CS : c->kind >= 1;
     if (needs_x && !c->x) error(_("corrupt residual structure: a component needs its covariate"));
+    if (is_cor) unpack_cor_orders(s, c);
+    c->npar = comp_npar(is_cor, c);
+}
+
+/* ARMA and corSymm index their correlations by integer times (positions):
+ * each group's rows strictly increasing in them.  ARMA's span, the largest
+ * lag within a group, sizes its table of autocorrelations. */
+static void check_integer_times(const resid_model *rm, resid_comp *c)
+{
+    if (c->kind != RESID_COR_ARMA && c->kind != RESID_COR_SYMM) return;
+    double span = 0;
+    for (int g = 0; g < rm->ngroups; g++) {
+        const int *rows = rm->order + rm->gstart[g];
+        int m = rm->gstart[g + 1] - rm->gstart[g];
+        for (int i = 0; i < m; i++)
+            if (!integer_time(c->x[rows[i]]) || (i > 0 && !(c->x[rows[i]] > c->x[rows[i - 1]])))
+                error(_("corrupt residual structure: times not increasing integers within a group"));
+        span = fmax(span, c->x[rows[m - 1]] - c->x[rows[0]]);
+    }
+    if (c->kind == RESID_COR_SYMM) return;
+    if (span > RESID_ARMA_MAX_LAG)
+        error(_("corARMA(): the times within a group span %.0f units, more than %d"), span, RESID_ARMA_MAX_LAG);
+    c->span = (int) span;
 }
 
 /* spec: list(order, gstart, cor, var[, fixed_theta]) from R/resid-components.R. */
@@ -125,11 +177,13 @@ static void unpack_resid(SEXP spec, R_xlen_t n, resid_model *rm)
             if (m > rm->mmax) rm->mmax = m;
         }
         if (resid_cor_kinds[c->kind].dense && rm->mmax > LMM_MAX_DENSE)
-            error(_("a group of a spatial correlation has more than %d observations"), LMM_MAX_DENSE);
+            error(_("a group of a %s correlation has more than %d observations"),
+                  resid_cor_kinds[c->kind].name, LMM_MAX_DENSE);
         c->mmax = rm->mmax;
         rm->cor = c;
         rm->order = order;
         rm->gstart = gs;
+        check_integer_times(rm, c);
         rm->npar += c->npar;
     }
     if (!isNewList(var)) error(_("corrupt residual structure: variance components"));

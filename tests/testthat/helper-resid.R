@@ -40,3 +40,16 @@ ovary_plain <- function() {
     d$Mare <- factor(as.character(d$Mare), levels = as.character(1:11))
     d
 }
+
+## corSymm within subjects nested in clusters with a random intercept (the
+## correlations are identified: the cluster variance shows between
+## subjects), a general 4 x 4 correlation over visits, 40 visits missing.
+symm_clusters <- function(seed = 3, K = 40, S = 3) {
+    set.seed(seed)
+    C <- matrix(c(1, 0.6, 0.3, 0.1, 0.6, 1, 0.5, 0.2, 0.3, 0.5, 1, 0.7, 0.1, 0.2, 0.7, 1), 4)
+    d <- expand.grid(visit = 1:4, subject = seq_len(S), cluster = seq_len(K))
+    d$x <- rnorm(nrow(d))
+    e <- as.vector(t(chol(C)) %*% matrix(rnorm(nrow(d)), 4))
+    d$z <- 1 + 0.5 * d$x + rnorm(K)[d$cluster] + e
+    d[-sample(nrow(d), 40), ]
+}

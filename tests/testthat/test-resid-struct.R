@@ -3,8 +3,8 @@
 test_that("unsupported structures and arguments are refused by name", {
     Ovary <- nlme::Ovary
     fo <- follicles ~ Time + (1 | Mare)
-    expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corARMA(p = 1, q = 1, form = ~ 1 | Mare)),
-                 "corARMA\\(\\) is not supported")
+    expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corLin(form = ~ Time | Mare)),
+                 "corLin\\(\\) is not supported")
     expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corAR1(0.3, form = ~ 1 | Mare, fixed = TRUE)),
                  "fixed = TRUE")
     expect_error(lmmfit(fo, data = Ovary, correlation = nlme::corCAR1(0.5, form = ~ Time | Mare)),
@@ -45,4 +45,27 @@ test_that("nlme's a/b grouping is the interaction a:b", {
     parts <- resid_form_parts(~ time | a/b, "test")
     expect_identical(parts$group, quote(a:b))
     expect_length(parts$covs, 1L)
+    ## numeric codes: the interaction, not R's sequence or division
+    frame <- data.frame(a = rep(1:2, each = 4), b = rep(1:2, 4), c = rep(1:2, each = 2))
+    g <- resid_factor(resid_form_parts(~ 1 | a/b/c, "test")$group, frame, environment(), "test")
+    expect_equal(nlevels(g), 8L)
+    expect_equal(as.integer(g), as.integer(factor(paste(frame$a, frame$b, frame$c), unique(paste(frame$a, frame$b, frame$c)))))
+})
+
+test_that("a correlation without a grouping takes the random effects' innermost one, as lme does", {
+    Ovary <- nlme::Ovary
+    fo <- follicles ~ sin(2 * pi * Time) + (1 | Mare)
+    a <- lmmfit(fo, data = Ovary, correlation = nlme::corCompSymm())
+    b <- lmmfit(fo, data = Ovary, correlation = nlme::corCompSymm(form = ~ 1 | Mare))
+    expect_equal(deviance(a), deviance(b), tolerance = 1e-10)
+    expect_true(any(grepl("Formula: ~1 \\| Mare", capture.output(summary(a)))))
+    ## nested terms: the finest grouping
+    d <- nlme::Orthodont
+    a <- lmmfit(distance ~ age + (1 | Sex/Subject), data = d, correlation = nlme::corCompSymm())
+    b <- lmmfit(distance ~ age + (1 | Sex/Subject), data = d, correlation = nlme::corCompSymm(form = ~ 1 | Subject))
+    expect_equal(deviance(a), deviance(b), tolerance = 1e-10)
+    ## crossed terms: no innermost grouping
+    d$h <- rep(1:2, length.out = nrow(d))
+    expect_error(lmmfit(distance ~ age + (1 | Subject) + (1 | h), data = d, correlation = nlme::corCompSymm()),
+                 "no grouping and the random-effects groupings are crossed")
 })
