@@ -14,9 +14,8 @@ RESID_DDF_STEP <- 1e-3
 
 ## The structure fit's evaluator: function(theta, rpar, sigma) giving the
 ## deviance not profiled over sigma and vcov(beta) there (a fit without a
-## structure: rpar is empty).
-resid_evaluator <- function(fit) {
-    REML <- fit$REML
+## structure: rpar is empty); REML = FALSE: the ML deviance of a REML fit.
+resid_evaluator <- function(fit, REML = fit$REML) {
     m <- length(fit$y) - if (REML) length(fit$beta) else 0L
     if (!is.null(fit$resid)) {
         gls <- is_gls(fit)

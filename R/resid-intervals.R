@@ -20,6 +20,10 @@ nlme::intervals
 ## rounding ~ eps / h ~ 1e-13.
 INTERVALS_JAC_STEP <- 1e-3
 
+## exp() stays finite below this: compound symmetry's map back reaches its
+## bounds -a and 1 at u = -Inf, Inf instead of NaN.
+COMPSYMM_EXP_CAP <- 700
+
 ## nlme's unconstrained scale of one reported parameter: the map to it (to)
 ## and back (from).  log: standard deviations, sd ratios, constants, a
 ## spatial range, sigma; fisher: log((1 + r) / (1 - r)) for random-effect
@@ -33,27 +37,35 @@ nlme_scale <- function(kind, a = NULL) {
            fisher = list(to = function(x) log((1 + x) / (1 - x)), from = function(u) tanh(u / 2)),
            logit = list(to = stats::qlogis, from = stats::plogis),
            compsymm = list(to = function(x) log((x + a) / (1 - x)),
-                           from = function(u) (exp(u) - a) / (exp(u) + 1)))
+                           from = function(u) { e <- exp(pmin(pmax(u, -COMPSYMM_EXP_CAP), COMPSYMM_EXP_CAP))
+                                                (e - a) / (e + 1) }))
 }
 
-## The correlation structure's parameters: class, names and scales.
+## The correlation structure's parameters: class and scales.  Each scale
+## also has opt, the map from nlme's unconstrained value to the optimizer's
+## (R/resid-components.R: AR1 Phi itself, CAR1 log(-log Phi), compound
+## symmetry Rho, a spatial range's log, a nugget itself), for the profiles.
 nlme_cor_scales <- function(fit) {
-    if (!is.null(fit$ar1)) return(list(class = "corAR1", scales = list(nlme_scale("fisher"))))
+    ar1 <- c(nlme_scale("fisher"), list(opt = function(u) tanh(u / 2)))
+    if (!is.null(fit$ar1)) return(list(class = "corAR1", scales = list(ar1)))
     cc <- fit$resid$cor
     if (is.null(cc)) return(NULL)
+    a <- if (cc$class == "corCompSymm") 1 / (max(diff(cc$gstart)) - 1)
     sc <- switch(cc$class,
-                 corAR1 = list(nlme_scale("fisher")),
-                 corCAR1 = list(nlme_scale("logit")),
-                 corCompSymm = list(nlme_scale("compsymm", a = 1 / (max(diff(cc$gstart)) - 1))),
+                 corAR1 = list(ar1),
+                 corCAR1 = list(c(nlme_scale("logit"), list(opt = function(u) log(log1p(exp(-u)))))),
+                 corCompSymm = { cs <- nlme_scale("compsymm", a = a); list(c(cs, list(opt = cs$from))) },
                  corExp = , corGaus = , corSpher =
-                     c(list(nlme_scale("log")), if (isTRUE(cc$nugget == 1L)) list(nlme_scale("logit"))),
+                     c(list(c(nlme_scale("log"), list(opt = identity))),
+                       if (isTRUE(cc$nugget == 1L)) list(c(nlme_scale("logit"), list(opt = stats::plogis)))),
                  stop(sprintf("intervals(): the correlation structure %s() is not handled", cc$class),
                       call. = FALSE))
     list(class = cc$class, scales = sc)
 }
 
 ## The variance functions' parameters: varIdent's ratios and varConstPower's
-## constants on the log scale, powers and exponents as they are.
+## constants on the log scale, powers and exponents as they are (nlme's
+## unconstrained scale is the optimizer's: opt is the identity).
 nlme_var_scales <- function(fit) {
     unlist(lapply(fit$resid$var, function(v) {
         K <- v$npar
@@ -61,7 +73,7 @@ nlme_var_scales <- function(fit) {
                         varConstPower = rep(c("log", "identity"), each = K / 2), varFixed = character(0),
                         stop(sprintf("intervals(): the variance function %s() is not handled", v$class),
                              call. = FALSE))
-        lapply(kinds, nlme_scale)
+        lapply(kinds, function(k) c(nlme_scale(k), list(opt = identity)))
     }), recursive = FALSE)
 }
 
