@@ -118,3 +118,93 @@ test_that("bad arguments are refused by name", {
     expect_error(intervals(fit, which = "nope"), "should be one of")
     expect_error(intervals(fit, foo = 1), "unused argument 'foo'")
 })
+
+## ---- profile intervals (R/resid-profile.R) ----
+
+## The profile limits are roots found to RESID_PROFILE_ROOT_TOL of an inner
+## minimum good to ~1e-8: the deviance there is checked to the issue's 1e-6.
+PROFILE_CHECK_TOL <- 1e-6
+
+## The ML deviance of y ~ X with Var = sigma^2 (gamma 11' + R) per group, by
+## dense algebra independent of the package: profiled over beta, and over
+## sigma when sigma is NULL.
+dense_ml_deviance <- function(y, X, g, Rfun, gamma = 0, sigma = NULL) {
+    ld <- 0
+    Xw <- X
+    yw <- y
+    for (b in split(seq_along(y), g)) {
+        U <- chol(gamma + Rfun(length(b)))
+        ld <- ld + 2 * sum(log(diag(U)))
+        Xw[b, ] <- backsolve(U, X[b, , drop = FALSE], transpose = TRUE)
+        yw[b] <- backsolve(U, y[b], transpose = TRUE)
+    }
+    rss <- sum(stats::lm.fit(Xw, yw)$residuals^2)
+    n <- length(y)
+    if (is.null(sigma)) n * log(2 * pi * rss / n) + n + ld else n * log(2 * pi * sigma^2) + ld + rss / sigma^2
+}
+ar1_cor <- function(phi) function(m) phi^abs(outer(seq_len(m), seq_len(m), "-"))
+cs_cor <- function(rho) function(m) (1 - rho) * diag(m) + rho
+
+test_that("profile limits of a one-parameter structure: the deviance rises by qchisq there (dense refits)", {
+    Ovary <- ovary_plain()
+    X <- model.matrix(~ sin(2 * pi * Time) + cos(2 * pi * Time), Ovary)
+    y <- Ovary$follicles
+    q <- qchisq(0.95, 1)
+    ## gls with corAR1: phi alone, sigma and beta profiled out in closed form
+    g <- lmmfit(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time), Ovary, correlation = nlme::corAR1(form = ~ 1 | Mare))
+    ci <- confint(g, method = "profile")
+    d <- function(phi) dense_ml_deviance(y, X, Ovary$Mare, ar1_cor(phi))
+    dmin <- optimize(d, c(0, 0.99), tol = 1e-12)$objective
+    for (e in ci["cor_Phi", ]) expect_lt(abs(d(e) - dmin - q), PROFILE_CHECK_TOL)
+    ## lme with corAR1 (a REML fit: the ML deviance is profiled, as lme4): at
+    ## each limit the random intercept's variance ratio is refitted by optimize
+    m <- lmmfit(follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare), Ovary,
+                correlation = nlme::corAR1(form = ~ 1 | Mare))
+    ci <- confint(m, method = "profile", parm = "cor_Phi")
+    dl <- function(phi) optimize(function(lg) dense_ml_deviance(y, X, Ovary$Mare, ar1_cor(phi), exp(lg)),
+                                 c(-8, 4), tol = 1e-10)$objective
+    dmin <- optimize(dl, c(0, 0.99), tol = 1e-10)$objective
+    for (e in ci["cor_Phi", ]) expect_lt(abs(dl(e) - dmin - q), PROFILE_CHECK_TOL)
+    expect_equal(dimnames(ci), list("cor_Phi", c("2.5 %", "97.5 %")))
+})
+
+test_that("gls compound symmetry: profile limits of sigma and rho against a dense computation", {
+    O <- nlme::Orthodont
+    X <- model.matrix(~ age + Sex, O)
+    y <- O$distance
+    q <- qchisq(0.9, 1)
+    g <- lmmfit(distance ~ age + Sex, O, REML = FALSE, correlation = nlme::corCompSymm(form = ~ 1 | Subject))
+    ci <- confint(g, method = "profile", level = 0.9)
+    ## rho: sigma profiled in closed form; sigma: rho refitted by optimize
+    a <- -1 / 3
+    drho <- function(rho) dense_ml_deviance(y, X, O$Subject, cs_cor(rho))
+    opt <- optimize(drho, c(a + 1e-6, 1 - 1e-6), tol = 1e-12)
+    rho_ci <- c(uniroot(function(r) drho(r) - opt$objective - q, c(a + 1e-6, opt$minimum), tol = 1e-12)$root,
+                uniroot(function(r) drho(r) - opt$objective - q, c(opt$minimum, 1 - 1e-6), tol = 1e-12)$root)
+    dsig <- function(s) optimize(function(r) dense_ml_deviance(y, X, O$Subject, cs_cor(r), sigma = s),
+                                 c(a + 1e-6, 1 - 1e-6), tol = 1e-12)$objective
+    s0 <- sigma(g)
+    sig_ci <- c(uniroot(function(s) dsig(s) - opt$objective - q, c(s0 / 2, s0), tol = 1e-12)$root,
+                uniroot(function(s) dsig(s) - opt$objective - q, c(s0, 2 * s0), tol = 1e-12)$root)
+    expect_equal(unname(ci["cor_Rho", ]), rho_ci, tolerance = PROFILE_CHECK_TOL)
+    expect_equal(unname(ci[".sigma", ]), sig_ci, tolerance = PROFILE_CHECK_TOL)
+    ## the fixed effects keep their Wald intervals
+    expect_equal(ci["age", ], confint(g, "age", level = 0.9)["age", ])
+})
+
+test_that("the structure profile's engine reproduces the plain fits' (C) profiles; plain fits unchanged", {
+    O <- nlme::Orthodont
+    p <- lmmfit(distance ~ age + Sex + (age | Subject), O)
+    plain <- confint(p, method = "profile")
+    expect_identical(plain, confint_profile(p))
+    ours <- lmmfit:::resid_confint_profile(p, level = 0.95)
+    v <- c(".sig01", ".sig02", ".sig03", ".sigma")
+    expect_equal(ours[v, ], plain[v, ], tolerance = PROFILE_CHECK_TOL)
+    ## a structure fit: profile() tables refused with the way to the intervals
+    v <- lmmfit(distance ~ age + (1 | Subject), O, weights = nlme::varIdent(form = ~ 1 | Sex))
+    expect_error(profile(v), "confint\\(fit, method = \"profile\"\\)")
+    expect_error(confint(v, method = "profile", alphamax = 0.1), "unused argument 'alphamax'")
+    ci <- confint(v, method = "profile", parm = "theta_")
+    expect_equal(rownames(ci), c(".sig01", ".sigma", "var_Female"))
+    expect_true(all(ci[, 1L] < c(unname(sqrt(unlist(VarCorr(v)))), sigma(v), varpar(v)) & ci[, 2L] > ci[, 1L]))
+})
