@@ -13,9 +13,12 @@
 ## relative (a few 1e-8 absolute for deviances ~ 1e3), well inside the 1e-6
 ## the limits are checked to.
 RESID_PROFILE_REL_TOL <- 1e-13
+## (a handful of parameters: nlminb converges in tens of iterations; the cap
+## only stops a runaway along a flat direction)
 RESID_PROFILE_MAX_EVAL <- 2000L
-## uniroot's tolerance on the unconstrained scale: the deviance's slope there
-## is ~ 2 sqrt(qchisq) / se ~ 4 / se, so 1e-9 se moves it by < 1e-8.
+## uniroot's absolute tolerance on the unconstrained scale: the deviance's
+## slope at a limit is ~ 2 sqrt(qchisq) / se ~ 4 / se, so for se >= 0.01 the
+## deviance there is off by < 4e-8.
 RESID_PROFILE_ROOT_TOL <- 1e-10
 ## Brackets: from est +- z se (nlme's approximate se) the step doubles up
 ## to this many times (2^12 se) before the limit is taken as the bound.
@@ -180,9 +183,10 @@ resid_profile_engine <- function(fit) {
     list(co = co, opt = opt, base = min(o$objective, d0), profile_at = profile_at)
 }
 
-## One limit of coordinate w (side -1 or 1): where the profiled deviance
-## exceeds the minimum by q, bracketed from est + side z se by doubling;
-## the scale's bound if it is not reached.
+## One limit of parameter w (side -1 or 1): where the profiled deviance
+## exceeds the minimum by q, bracketed from est + side sqrt(q) se by
+## doubling; the scale's bound (a sd's 0, a correlation's +-1) if it is not
+## reached.
 resid_profile_limit <- function(eng, w, side, q, se) {
     last <- eng$opt
     f <- function(u) {
@@ -195,9 +199,8 @@ resid_profile_limit <- function(eng, w, side, q, se) {
     a <- u0
     for (i in 0:RESID_PROFILE_DOUBLINGS) {
         b <- u0 + side * step * 2^i
-        if (f(b) > 0) {
+        if (f(b) > 0)
             return(eng$co$scales[[w]]$from(stats::uniroot(f, sort(c(a, b)), tol = RESID_PROFILE_ROOT_TOL)$root))
-        }
         a <- b
     }
     eng$co$scales[[w]]$from(side * Inf)
