@@ -4,8 +4,8 @@
 profile_engine <- function(fitted) {
     if (!inherits(fitted, "lmmfit")) stop("'fitted' must be an lmmfit fit", call. = FALSE)
     if (has_resid_structure(fitted))
-        stop("profiles are not available for fits with a residual variance or correlation structure",
-             call. = FALSE)
+        stop("profile() tables are not available for fits with a residual variance or correlation ",
+             "structure; confint(fit, method = \"profile\") gives their profile intervals", call. = FALSE)
     xp <- fitted$xprod
     ctl <- fitted$control
     ctl$factr <- min(ctl$factr, 1e3)
@@ -212,10 +212,19 @@ confint.lmmfit_profile <- function(object, parm, level = 0.95, ...) {
 #' profile); a standard deviation whose profile does not reach the lower
 #' quantile before zero has lower limit 0, a correlation +-1.
 #'
+#' For a fit with a residual variance or correlation structure (see
+#' \code{R/resid-profile.R}) the ML deviance is profiled in R over each
+#' random-effect sd and correlation, \code{.sigma} and the structure's
+#' parameters on nlme's scale (rows \code{cor_Phi}, \code{var_Female}, ...
+#' after \code{.sigma}), the others refitted at each point; the limits are
+#' exact roots on nlme's unconstrained scale of the parameter.  The fixed
+#' effects of such a fit keep their Wald intervals, and \code{profile()}
+#' tables are not available for it.
+#'
 #' @param object a fitted \code{lmmfit} model.
 #' @param parm parameters: names, indices, \code{"theta_"} or \code{"beta_"}; default all.
 #' @param level confidence level.
-#' @param ... passed to \code{\link{profile.lmmfit}}.
+#' @param ... passed to \code{\link{profile.lmmfit}} (none for a structure fit).
 #' @return A matrix with one row per parameter and the lower and upper limits.
 #' @examples
 #' data(Orthodont, package = "nlme")
@@ -225,6 +234,7 @@ confint.lmmfit_profile <- function(object, parm, level = 0.95, ...) {
 confint_profile <- function(object, parm, level = 0.95, ...) {
     if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1))
         stop("'level' must be a single number between 0 and 1", call. = FALSE)
+    if (has_resid_structure(object)) return(resid_confint_profile(object, parm, level, ...))
     which <- if (missing(parm)) NULL else parm
     pr <- profile.lmmfit(object, which = which, alphamax = min(0.01, (1 - level) / 2), ...)
     confint.lmmfit_profile(pr, level = level)

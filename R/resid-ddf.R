@@ -13,9 +13,9 @@
 RESID_DDF_STEP <- 1e-3
 
 ## The structure fit's evaluator: function(theta, rpar, sigma) giving the
-## deviance not profiled over sigma and vcov(beta) there.
-resid_evaluator <- function(fit) {
-    REML <- fit$REML
+## deviance not profiled over sigma and vcov(beta) there (a fit without a
+## structure: rpar is empty); REML = FALSE: the ML deviance of a REML fit.
+resid_evaluator <- function(fit, REML = fit$REML) {
     m <- length(fit$y) - if (REML) length(fit$beta) else 0L
     if (!is.null(fit$resid)) {
         gls <- is_gls(fit)
@@ -28,6 +28,9 @@ resid_evaluator <- function(fit) {
             sol$RX <- sol$RX %*% rows$cond$Tinv
             sol
         }
+    } else if (is.null(fit$ar1)) {
+        ## a fit without a structure (intervals() takes these too): the plain cross-products
+        solve_at <- function(theta, rpar) .Call(C_lmm_solution, fit$xprod, theta, REML, NULL)
     } else {
         st <- fit$ar1
         solve_at <- function(theta, rpar) {
@@ -48,7 +51,8 @@ resid_evaluator <- function(fit) {
 
 ## The fit's variance parameters phi and the evaluator on them.
 resid_phi <- function(fit) {
-    rpar <- if (!is.null(fit$resid)) fit$resid$par else unname(fit$corpar[["Phi"]])
+    rpar <- if (!is.null(fit$resid)) fit$resid$par else if (!is.null(fit$ar1)) unname(fit$corpar[["Phi"]])
+            else numeric(0)
     nt <- length(fit$theta)
     nr <- length(rpar)
     ev <- resid_evaluator(fit)
@@ -56,9 +60,11 @@ resid_phi <- function(fit) {
          at = function(phi) ev(phi[seq_len(nt)], phi[nt + seq_len(nr)], phi[nt + nr + 1L]))
 }
 
-## Satterthwaite's ingredients for a structure fit (as satterthwaite_setup()).
-resid_satterthwaite_setup <- function(object, tol = 1e-8) {
-    ph <- resid_phi(object)
+## Central differences of the C evaluation in phi, Richardson-extrapolated
+## from the steps h and h / 2: the Hessian H of the deviance and, when
+## asked, the Jacobian J of vcov(beta) (an array, one slice per element of
+## phi).  Shared by Satterthwaite's df and intervals() (R/resid-intervals.R).
+resid_derivatives <- function(ph, jacobian = TRUE) {
     phi <- ph$phi
     k <- length(phi)
     h <- RESID_DDF_STEP * pmax(abs(phi), 0.1)
@@ -69,10 +75,10 @@ resid_satterthwaite_setup <- function(object, tol = 1e-8) {
         e <- function(j, a) replace(numeric(k), j, a * s[j])
         plus <- lapply(seq_len(k), function(j) at(e(j, 1)))
         minus <- lapply(seq_len(k), function(j) at(e(j, -1)))
-        J <- array(0, c(dim(f0$vcov), k))
+        J <- if (jacobian) array(0, c(dim(f0$vcov), k))
         H <- matrix(0, k, k)
         for (j in seq_len(k)) {
-            J[, , j] <- (plus[[j]]$vcov - minus[[j]]$vcov) / (2 * s[j])
+            if (jacobian) J[, , j] <- (plus[[j]]$vcov - minus[[j]]$vcov) / (2 * s[j])
             H[j, j] <- (plus[[j]]$deviance - 2 * f0$deviance + minus[[j]]$deviance) / s[j]^2
         }
         for (j in seq_len(k)) for (l in seq_len(j - 1L)) {
@@ -84,14 +90,19 @@ resid_satterthwaite_setup <- function(object, tol = 1e-8) {
     }
     a <- jac_hess(h)
     b <- jac_hess(h / 2)
-    J <- (4 * b$J - a$J) / 3
-    H <- (4 * b$H - a$H) / 3
+    list(J = if (jacobian) (4 * b$J - a$J) / 3, H = (4 * b$H - a$H) / 3)
+}
+
+## Satterthwaite's ingredients for a structure fit (as satterthwaite_setup()).
+resid_satterthwaite_setup <- function(object, tol = 1e-8) {
+    d <- resid_derivatives(resid_phi(object))
+    H <- d$H
     e <- eigen(H, symmetric = TRUE)
     if (any(e$values < -tol * max(1, abs(e$values))))
         warning("the Hessian of the deviance has negative eigenvalues: the fit may not have converged",
                 call. = FALSE)
     pos <- e$values > tol * max(1, abs(e$values))
     hinv <- e$vectors[, pos, drop = FALSE] %*% (t(e$vectors[, pos, drop = FALSE]) / e$values[pos])
-    list(method = "Satterthwaite", vcov = vcov(object), vcov_varpar = 2 * hinv, jacobian = J,
+    list(method = "Satterthwaite", vcov = vcov(object), vcov_varpar = 2 * hinv, jacobian = d$J,
          sigma = sigma(object))
 }

@@ -1,0 +1,235 @@
+## Profile-likelihood intervals for fits with a residual variance or
+## correlation structure (confint(fit, method = "profile")).  As the plain
+## fits' profiles (R/profile.R, lme4's convention) the ML deviance is
+## profiled, a REML fit being refitted by ML.  Each variance parameter in
+## turn is held at a value and the deviance (not profiled over sigma, from
+## the C evaluation, R/resid-ddf.R) minimised over the others in R; the
+## limits are where the increase reaches qchisq(level, 1), found by root
+## finding on nlme's unconstrained scale of the parameter (R/resid-intervals.R),
+## where the profile is closest to a parabola and free of bounds.  The fixed
+## effects keep their Wald intervals.
+
+## nlminb's relative tolerance of each minimisation: the deviance to ~1e-10
+## relative (a few 1e-8 absolute for deviances ~ 1e3), well inside the 1e-6
+## the limits are checked to.
+RESID_PROFILE_REL_TOL <- 1e-13
+## (a handful of parameters: nlminb converges in tens of iterations; the cap
+## only stops a runaway along a flat direction)
+RESID_PROFILE_MAX_EVAL <- 2000L
+## uniroot's absolute tolerance on the unconstrained scale: the deviance's
+## slope at a limit is ~ 2 sqrt(qchisq) / se ~ 4 / se, so for se >= 0.01 the
+## deviance there is off by < 4e-8.
+RESID_PROFILE_ROOT_TOL <- 1e-10
+## Brackets: from est +- z se (nlme's approximate se) the step doubles up
+## to this many times (2^12 se) before the limit is taken as the bound.
+RESID_PROFILE_DOUBLINGS <- 12L
+## The bracket's step when the approximate se is not available.
+RESID_PROFILE_FALLBACK_SE <- 0.5
+
+## The profiled parameters (lme4's .sig01, ...: per random-effects term the
+## sds and correlations of its lower triangle column by column; .sigma; the
+## structure's, named as parboot's cor_, var_), their scales, and the
+## evaluator's coordinates phi = (theta, rpar, sigma) with their bounds.
+## psi(phi): every profiled parameter on nlme's unconstrained scale.
+resid_profile_coords <- function(fit) {
+    terms <- fit$reterms
+    isdiag <- theta_is_diag(terms)
+    nre <- length(isdiag)
+    st <- c(nlme_cor_scales(fit)$scales, nlme_var_scales(fit))
+    nr <- length(st)
+    scales <- c(lapply(isdiag, function(d) nlme_scale(if (d) "log" else "fisher")), list(nlme_scale("log")), st)
+    rpar <- if (!is.null(fit$resid)) fit$resid$par else if (!is.null(fit$ar1)) unname(fit$corpar[["Phi"]])
+    rlow <- if (!is.null(fit$resid)) fit$resid$lower else if (nr) -ar1_phimax
+    rup <- if (!is.null(fit$resid)) fit$resid$upper else if (nr) ar1_phimax
+    reported <- function(phi) {
+        r <- phi[nre + seq_len(nr)]
+        st <- if (!is.null(fit$ar1)) r else if (nr) {
+            rep <- resid_report(fit$resid, r)
+            c(rep$corpar, unlist(unname(rep$varpar)))
+        }
+        c(theta_to_sdcor(phi[seq_len(nre)], terms, phi[[nre + nr + 1L]]), st)
+    }
+    cp <- fit$corpar
+    vp <- varpar(fit)
+    list(phi = c(unname(fit$theta), rpar, sigma(fit)), lower = c(theta_lower(terms), rlow, 0),
+         upper = c(rep(Inf, nre), rup, Inf), scales = scales, nre = nre, nr = nr,
+         psi = function(phi) nlme_unconstrained(list(scales = scales), reported(phi)),
+         names = c(sprintf(".sig%02d", seq_len(nre)), ".sigma",
+                   if (length(cp)) paste0("cor_", names(cp)), if (length(vp)) paste0("var_", names(vp))))
+}
+
+## The coordinates y in which parameter w is profiled: sigma and the
+## structure's are coordinates of phi itself (theta's Cholesky coordinates
+## keep the others free of the flat directions and semidefinite corners of
+## the sd/correlation scale); a random-effects sd or correlation replaces
+## its term's theta by that term's sds and correlations (as R/profile.R).
+## k: w's place in y; value(u): its y at u; to_phi, from_phi, bounds.
+resid_profile_view <- function(fit, co, w) {
+    nre <- co$nre
+    if (w > nre) {
+        k <- if (w == nre + 1L) nre + co$nr + 1L else w - 1L
+        value <- function(u) if (w == nre + 1L) co$scales[[w]]$from(u) else co$scales[[w]]$opt(u)
+        return(list(k = k, value = value, to_phi = identity, from_phi = identity, lower = co$lower,
+                    upper = co$upper))
+    }
+    nk <- vapply(fit$reterms, function(t) (ncol(t$Z) * (ncol(t$Z) + 1L)) %/% 2L, 1L)
+    j <- findInterval(w - 1L, cumsum(c(0L, nk)))
+    idx <- sum(nk[seq_len(j - 1L)]) + seq_len(nk[j])
+    term <- fit$reterms[j]
+    isdiag <- theta_is_diag(term)
+    last <- length(co$phi)
+    list(k = w - idx[1L] + 1L, value = co$scales[[w]]$from,
+         to_phi = function(y) {
+             phi <- numeric(last)
+             phi[-idx] <- y[-seq_len(nk[j])]
+             phi[idx] <- sdcor_to_theta(c(y[seq_len(nk[j])], phi[[last]]), term)
+             phi
+         },
+         from_phi = function(phi) c(theta_to_sdcor(phi[idx], term, phi[[last]])[seq_len(nk[j])], phi[-idx]),
+         lower = c(ifelse(isdiag, 0, -1), co$lower[-idx]), upper = c(ifelse(isdiag, Inf, 1), co$upper[-idx]))
+}
+
+## theta from x's sds and correlations (then sigma), through a Cholesky
+## factor that allows semidefinite correlation matrices (|r| = 1 on the
+## bounds: a zero pivot gives a zero column), so the deviance stays
+## continuous up to the bounds the minimisations may touch.
+sdcor_to_theta <- function(x, terms) {
+    s <- x[[length(x)]]
+    i <- 0L
+    unlist(lapply(terms, function(t) {
+        k <- ncol(t$Z)
+        nk <- k * (k + 1L) / 2L
+        m <- matrix(0, k, k)
+        m[lower.tri(m, diag = TRUE)] <- x[i + seq_len(nk)]
+        i <<- i + nk
+        C <- m
+        diag(C) <- 1
+        C[upper.tri(C)] <- t(C)[upper.tri(C)]
+        L <- (diag(m) / s) * psd_chol(C)
+        L[lower.tri(L, diag = TRUE)]
+    }))
+}
+
+psd_chol <- function(C) {
+    k <- nrow(C)
+    L <- matrix(0, k, k)
+    for (j in seq_len(k)) {
+        prev <- seq_len(j - 1L)
+        L[j, j] <- sqrt(max(C[j, j] - sum(L[j, prev]^2), 0))
+        for (r in seq_len(k - j) + j)
+            L[r, j] <- if (L[j, j] > 0) (C[r, j] - sum(L[r, prev] * L[j, prev])) / L[j, j] else 0
+    }
+    L
+}
+
+## Per element of theta's sdcor order (per term the lower triangle column by
+## column), its position in nlme's (per term the sds, then the correlations).
+natural_order <- function(terms) {
+    o <- 0L
+    unlist(lapply(terms, function(t) {
+        k <- ncol(t$Z)
+        low <- which(lower.tri(diag(k), diag = TRUE), arr.ind = TRUE)
+        off <- low[, 1L] != low[, 2L]
+        pos <- o + ifelse(off, k + cumsum(off), low[, 1L])
+        o <<- o + nrow(low)
+        pos
+    }))
+}
+
+## nlme's approximate se of each psi (intervals()' apVar: the random
+## effects, the structure, sigma), in psi's order, for the brackets.
+resid_profile_se <- function(fit, co) {
+    ap <- tryCatch(nlme_apvar(fit, nlme_parameters(fit)), error = function(e) NULL)
+    if (is.null(ap)) return(rep(RESID_PROFILE_FALLBACK_SE, length(co$names)))
+    se <- sqrt(diag(ap$vcov))
+    k <- length(se)
+    c(se[natural_order(fit$reterms)], se[k], se[co$nre + seq_len(k - co$nre - 1L)])
+}
+
+## The ML deviance on phi (Inf where the evaluation fails, which nlminb
+## steps back from), its minimum (a REML fit refitted by ML from its
+## estimates; an ML fit polished), and one parameter's profile at u.
+resid_profile_engine <- function(fit) {
+    co <- resid_profile_coords(fit)
+    ev <- resid_evaluator(fit, REML = FALSE)
+    nre <- co$nre
+    dev <- function(phi) {
+        d <- tryCatch(ev(phi[seq_len(nre)], phi[nre + seq_len(co$nr)], phi[[length(phi)]])$deviance,
+                      error = function(e) Inf)
+        if (is.finite(d)) d else Inf
+    }
+    minimise <- function(f, start, lower, upper)
+        stats::nlminb(start, f, lower = lower, upper = upper,
+                      control = list(rel.tol = RESID_PROFILE_REL_TOL, eval.max = RESID_PROFILE_MAX_EVAL,
+                                     iter.max = RESID_PROFILE_MAX_EVAL))
+    o <- minimise(dev, co$phi, co$lower, co$upper)
+    d0 <- dev(co$phi)
+    opt <- if (o$objective < d0) o$par else co$phi
+    views <- lapply(seq_along(co$names), function(w) resid_profile_view(fit, co, w))
+    ## parameter w held at u, the others minimised from start (phi) and from
+    ## the optimum (a warm start alone can stay in a poorer local minimum)
+    profile_at <- function(w, u, start) {
+        v <- views[[w]]
+        k <- v$k
+        best <- NULL
+        for (s0 in list(start, opt)) {
+            y0 <- v$from_phi(s0)
+            put <- function(p) { y <- y0; y[-k] <- p; y[k] <- v$value(u); y }
+            r <- minimise(function(p) dev(v$to_phi(put(p))), y0[-k], v$lower[-k], v$upper[-k])
+            if (is.null(best) || r$objective < best$deviance) best <- list(deviance = r$objective, phi = v$to_phi(put(r$par)))
+        }
+        best
+    }
+    list(co = co, opt = opt, base = min(o$objective, d0), profile_at = profile_at)
+}
+
+## One limit of parameter w (side -1 or 1): where the profiled deviance
+## exceeds the minimum by q, bracketed from est + side sqrt(q) se by
+## doubling; the scale's bound (a sd's 0, a correlation's +-1) if it is not
+## reached.
+resid_profile_limit <- function(eng, w, side, q, se) {
+    last <- eng$opt
+    f <- function(u) {
+        r <- eng$profile_at(w, u, last)
+        last <<- r$phi
+        r$deviance - eng$base - q
+    }
+    u0 <- eng$co$psi(eng$opt)[[w]]
+    step <- sqrt(q) * se
+    a <- u0
+    for (i in 0:RESID_PROFILE_DOUBLINGS) {
+        b <- u0 + side * step * 2^i
+        if (f(b) > 0)
+            return(eng$co$scales[[w]]$from(stats::uniroot(f, sort(c(a, b)), tol = RESID_PROFILE_ROOT_TOL)$root))
+        a <- b
+    }
+    eng$co$scales[[w]]$from(side * Inf)
+}
+
+## confint(fit, method = "profile") for a structure fit: the variance
+## parameters' profile limits on their reported scales, the fixed effects'
+## Wald intervals; rows as confint()'s Wald table, the structure's after .sigma.
+resid_confint_profile <- function(object, parm, level, ...) {
+    refuse_extra_args("confint(method = \"profile\")", list(...),
+                      " (a fit with a residual structure takes no profile() arguments)")
+    eng <- resid_profile_engine(object)
+    vnames <- eng$co$names
+    bnames <- names(fixef(object))
+    all <- c(vnames, bnames)
+    sel <- if (missing(parm)) all else select_parm(parm, all, vnames, bnames)
+    a <- (1 - level) / 2
+    ci <- matrix(NA_real_, length(sel), 2L, dimnames = list(sel, paste(format(100 * c(a, 1 - a), trim = TRUE,
+                 scientific = FALSE, digits = 3), "%")))
+    vs <- intersect(sel, vnames)
+    if (length(vs)) {
+        se <- resid_profile_se(object, eng$co)
+        q <- stats::qchisq(level, 1)
+        for (p in vs) {
+            w <- match(p, vnames)
+            ci[p, ] <- c(resid_profile_limit(eng, w, -1, q, se[w]), resid_profile_limit(eng, w, 1, q, se[w]))
+        }
+    }
+    bs <- intersect(sel, bnames)
+    if (length(bs)) ci[bs, ] <- confint.lmmfit(object, parm = bs, level = level, method = "Wald")
+    ci
+}
