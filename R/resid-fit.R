@@ -71,7 +71,12 @@ resid_crossed_terms <- function(rs, reterms) {
 ## AR(1) grouping.
 ar1_crossed <- function(cor, frame, env, reterms) {
     g <- as.integer(resid_factor(cor$parts$group, frame, env, "ar1()"))
-    any(vapply(reterms, function(t) anyDuplicated(unique(cbind(g, as.integer(t$factor)))[, 1L]) > 0L, NA))
+    G <- max(g)
+    ## (integer keys of the (group, level) pairs: unique() of a matrix pastes its rows)
+    any(vapply(reterms, function(t) {
+        key <- unique(g + G * (as.integer(t$factor) - 1))
+        anyDuplicated((key - 1L) %% G) > 0L
+    }, NA))
 }
 
 ## The largest dense tail a crossed term may need (its order): 5000^2
