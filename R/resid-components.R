@@ -28,14 +28,11 @@ resid_cor_component <- function(cor, frame, env, reterms) {
                      format(tm[o][i]), gname, levels(g)[gs[i]]), call. = FALSE)
     }
     ## terms with fewer levels may cross the grouping (src/resid_crossed.c)
-    if (length(reterms)) {
-        f <- as.integer(reterms[[1L]]$factor)[o]
-        if (any(same & c(FALSE, f[-1L] != f[-n])))
-            stop(sprintf(paste0("%s: the correlation grouping '%s' must be nested in the random-effects ",
-                                "grouping factor with the most levels, '%s', which varies within it (terms ",
-                                "with fewer levels may cross it: add (1 | %s) if it is the subjects' grouping)"),
-                         what, gname, reterms[[1L]]$group, gname), call. = FALSE)
-    }
+    if (length(reterms) && !is_nested_in(g, reterms[[1L]]$factor))
+        stop(sprintf(paste0("%s: the correlation grouping '%s' must be nested in the random-effects ",
+                            "grouping factor with the most levels, '%s', which varies within it (terms ",
+                            "with fewer levels may cross it: add (1 | %s) if it is the subjects' grouping)"),
+                     what, gname, reterms[[1L]]$group, gname), call. = FALSE)
     if (!serial && !is.null(coords) && !cor$nugget) spatial_check_distinct(coords, o, gs, what)
     if (cls == "corARMA") arma_check_lags(cor, tm, g)
     if (cls == "corSymm") corsymm_check_positions(tm, g, cor$parts)
@@ -112,21 +109,31 @@ arma_check_lags <- function(cor, tm, g) {
 ## effects: here the grouping factor nested in every other one (terms come
 ## by decreasing levels, so the first such is the finest).  Crossed
 ## groupings have none.
+## Whether factor a is nested in factor b: each level of a meets one of b.
+is_nested_in <- function(a, b) {
+    ka <- as.integer(a)
+    !anyDuplicated(ka[!duplicated(ka + (as.integer(b) - 1) * max(ka))])
+}
+
+## The random-effects term nested in every other one (the innermost
+## grouping), or NULL when the groupings are crossed.
+innermost_term <- function(reterms) {
+    for (t in reterms)
+        if (all(vapply(reterms, function(u) is_nested_in(t$factor, u$factor), TRUE))) return(t)
+    NULL
+}
+
 resid_default_group <- function(parts, reterms, what) {
-    nested_in <- function(a, b) {
-        ka <- as.integer(a)
-        !anyDuplicated(ka[!duplicated(ka + (as.integer(b) - 1) * max(ka))])
-    }
     ## without random effects (gls) the whole data are one group, as in nlme
     if (!length(reterms)) return(parts)
-    for (t in reterms)
-        if (all(vapply(reterms, function(u) nested_in(t$factor, u$factor), TRUE))) {
-            parts$group <- str2lang(t$group)
-            parts$group_factor <- t$factor
-            rhs <- if (length(parts$covs)) Reduce(function(a, b) call("+", a, b), parts$covs) else 1
-            parts$form <- stats::as.formula(call("~", call("|", rhs, parts$group)), env = globalenv())
-            return(parts)
-        }
+    t <- innermost_term(reterms)
+    if (!is.null(t)) {
+        parts$group <- str2lang(t$group)
+        parts$group_factor <- t$factor
+        rhs <- if (length(parts$covs)) Reduce(function(a, b) call("+", a, b), parts$covs) else 1
+        parts$form <- stats::as.formula(call("~", call("|", rhs, parts$group)), env = globalenv())
+        return(parts)
+    }
     stop(sprintf(paste0("%s: the correlation has no grouping and the random-effects groupings are crossed ",
                         "(none is nested in the others): give it, e.g. form = ~ 1 | %s"),
                  what, reterms[[1L]]$group), call. = FALSE)

@@ -59,24 +59,14 @@ resid_fit_core <- function(X, y, w, off, reterms, REML, control, rs) {
 resid_crossed_terms <- function(rs, reterms) {
     cc <- rs$cor
     if (is.null(cc) || !length(reterms)) return(logical(length(reterms)))
-    gs <- rep.int(seq_len(length(cc$gstart) - 1L), diff(cc$gstart))
-    same <- c(FALSE, gs[-1L] == gs[-length(gs)])
-    vapply(reterms, function(t) {
-        f <- as.integer(t$factor)[cc$order]
-        any(same & c(FALSE, f[-1L] != f[-length(f)]))
-    }, NA)
+    vapply(reterms, function(t) !is_nested_in(cc$g, t$factor), NA)
 }
 
 ## Whether a random-effects term's level varies within the levels of an
 ## AR(1) grouping.
 ar1_crossed <- function(cor, frame, env, reterms) {
-    g <- as.integer(resid_factor(cor$parts$group, frame, env, "ar1()"))
-    G <- max(g)
-    ## (integer keys of the (group, level) pairs: unique() of a matrix pastes its rows)
-    any(vapply(reterms, function(t) {
-        key <- unique(g + G * (as.integer(t$factor) - 1))
-        anyDuplicated((key - 1L) %% G) > 0L
-    }, NA))
+    g <- resid_factor(cor$parts$group, frame, env, "ar1()")
+    any(vapply(reterms, function(t) !is_nested_in(g, t$factor), NA))
 }
 
 ## The largest dense tail a crossed term may need (its order): 5000^2

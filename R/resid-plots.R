@@ -92,16 +92,11 @@ structure_cor <- function(info, i, j) {
 innermost_grouping <- function(fit, what) {
     terms <- fit$reterms
     if (!length(terms)) return(list(g = factor(rep.int(1L, length(fit$y))), gname = "(all data)"))
-    nlev <- vapply(terms, `[[`, 1L, "nlev")
-    t <- terms[[which.max(nlev)]]
-    f <- as.integer(t$factor)
-    for (u in terms) {
-        pairs <- unique(cbind(f, as.integer(u$factor)))
-        if (anyDuplicated(pairs[, 1L]))
-            stop(sprintf(paste0("%s: the random-effects groupings %s and %s are crossed, so there is no ",
-                                "innermost group; give the grouping as form = ~ 1 | g"),
-                         what, t$group, u$group), call. = FALSE)
-    }
+    t <- innermost_term(terms)
+    if (is.null(t))
+        stop(sprintf(paste0("%s: the random-effects groupings (%s) are crossed, so there is no ",
+                            "innermost group; give the grouping as form = ~ 1 | g"),
+                     what, paste(vapply(terms, `[[`, "", "group"), collapse = ", ")), call. = FALSE)
     list(g = factor(t$factor), gname = t$group)
 }
 
@@ -124,31 +119,17 @@ form_data <- function(fit, form, data, what) {
     data[rows, , drop = FALSE]
 }
 
-## A one-sided form ~ covariates | g: its parts, checked.
+## A one-sided form ~ covariates | g as the structures read it
+## (resid_form_parts()), with the covariates as one expression.
 plot_form_parts <- function(form, what) {
-    if (!inherits(form, "formula") || length(form) != 2L)
-        stop(sprintf("%s: 'form' must be a one-sided formula such as ~ time | g", what), call. = FALSE)
-    rhs <- form[[2L]]
-    group <- NULL
-    if (is.call(rhs) && identical(rhs[[1L]], quote(`|`))) {
-        group <- rhs[[3L]]
-        while (is.call(group) && identical(group[[1L]], quote(`/`))) group[[1L]] <- quote(`:`)
-        rhs <- rhs[[2L]]
-    }
-    cov <- if (!(is.numeric(rhs) && identical(as.numeric(rhs), 1))) rhs
-    list(cov = cov, group = group)
+    parts <- resid_form_parts(form, what)
+    cov <- if (length(parts$covs)) Reduce(function(a, b) call("+", a, b), parts$covs)
+    list(cov = cov, group = parts$group)
 }
 
-form_grouping <- function(group, d, fit, what) {
-    g <- tryCatch(eval(group, d, environment(fit$formula)), error = function(e)
-        stop(sprintf("%s: cannot evaluate the grouping '%s': %s", what, deparse1(group), conditionMessage(e)),
-             call. = FALSE))
-    if (length(g) != nrow(d))
-        stop(sprintf("%s: the grouping '%s' has %d values for %d observations", what, deparse1(group),
-                     length(g), nrow(d)), call. = FALSE)
-    if (anyNA(g)) stop(sprintf("%s: the grouping '%s' has missing values", what, deparse1(group)), call. = FALSE)
-    factor(g)
-}
+## A form's grouping on the data, as a structure's (a:b and a/b are
+## interactions of factors).
+form_grouping <- function(group, d, fit, what) resid_factor(group, d, environment(fit$formula), what)
 
 ## The default lag grouping: the correlation structure's, else the innermost
 ## random-effects grouping.
