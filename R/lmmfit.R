@@ -218,17 +218,20 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
 #'   a singular fit does, as lme4's \code{check.conv.grad} and
 #'   \code{check.conv.singular} actions: \code{"ignore"}, \code{"message"},
 #'   \code{"warning"} or \code{"stop"}.
+#' @param pirls_maxit the most PIRLS iterations per evaluation of a
+#'   generalized model's criterion (\code{\link{glmmfit}}).
 #' @return A list of settings.
 #' @export
 lmmfit_control <- function(maxit = 1000L, factr = 10, fdstep = 1e-6, singular_tol = 1e-4,
                            check_grad_tol = 2e-3, check_grad_action = "warning",
-                           singular_action = "message") {
+                           singular_action = "message", pirls_maxit = 200L) {
     actions <- c("ignore", "message", "warning", "stop")
     check_grad_action <- match.arg(check_grad_action, actions)
     singular_action <- match.arg(singular_action, actions)
     list(maxit = maxit, factr = factr, pgtol = 0, fdstep = fdstep,
          singular_tol = singular_tol, check_grad_tol = check_grad_tol,
-         check_grad_action = check_grad_action, singular_action = singular_action)
+         check_grad_action = check_grad_action, singular_action = singular_action,
+         pirls_maxit = pirls_maxit)
 }
 
 ## Drop aliased columns of X, as lm() does, with a message.  For a tall X the

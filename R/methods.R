@@ -283,9 +283,12 @@ format_varcorr <- function(vc, digits, comp = c("Variance", "Std.Dev.")) {
         C <- attr(m, "correlation")
         for (i in seq_len(k)) corr[[length(corr) + 1L]] <- if (i > 1L) C[i, seq_len(i - 1L)] else numeric()
     }
-    s <- attr(vc, "sc")
-    grp <- c(grp, "Residual"); nm <- c(nm, ""); v <- c(v, s^2); sd <- c(sd, s)
-    corr[[length(corr) + 1L]] <- numeric()
+    ## a family with a fixed scale (binomial, Poisson) has no residual row
+    if (!isFALSE(attr(vc, "useSc"))) {
+        s <- attr(vc, "sc")
+        grp <- c(grp, "Residual"); nm <- c(nm, ""); v <- c(v, s^2); sd <- c(sd, s)
+        corr[[length(corr) + 1L]] <- numeric()
+    }
     out <- cbind(Groups = grp, Name = nm)
     if ("Variance" %in% comp) out <- cbind(out, Variance = format(v, digits = digits))
     if ("Std.Dev." %in% comp) out <- cbind(out, Std.Dev. = format(sd, digits = digits))
@@ -317,7 +320,8 @@ as.data.frame.VarCorr.lmmfit <- function(x, row.names = NULL, optional = FALSE, 
                                                     vcov = m[i, j], sdcor = C[i, j])
     }
     s <- attr(x, "sc")
-    rows[[length(rows) + 1L]] <- data.frame(grp = "Residual", var1 = NA_character_,
-                                            var2 = NA_character_, vcov = s^2, sdcor = s)
+    if (!isFALSE(attr(x, "useSc")))
+        rows[[length(rows) + 1L]] <- data.frame(grp = "Residual", var1 = NA_character_,
+                                                var2 = NA_character_, vcov = s^2, sdcor = s)
     do.call(rbind, rows)
 }

@@ -27,6 +27,8 @@ static const R_CallMethodDef call_methods[] = {
     CALLDEF("lmm_resid_xprod", lmm_resid_xprod, 7),
     CALLDEF("lmm_resid_optimize", lmm_resid_optimize, 9),
     CALLDEF("lmm_resid_transform", lmm_resid_transform, 4),
+    CALLDEF("lmm_glmm_eval", lmm_glmm_eval, 6),
+    CALLDEF("lmm_glmm_optimize", lmm_glmm_optimize, 6),
     CALLDEF("lmm_boot_run", lmm_boot_run, 6),
     CALLDEF("lmm_boot_simulate", lmm_boot_simulate, 3),
     CALLDEF("lmm_boot_skip", lmm_boot_skip, 1),

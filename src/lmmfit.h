@@ -32,6 +32,9 @@ SEXP lmm_resid_xprod(SEXP xprod, SEXP X, SEXP y, SEXP codes, SEXP Z, SEXP spec, 
 SEXP lmm_resid_optimize(SEXP xprod, SEXP X, SEXP y, SEXP codes, SEXP Z, SEXP spec, SEXP par,
                         SEXP reml, SEXP control);
 SEXP lmm_resid_transform(SEXP spec, SEXP par, SEXP M, SEXP color);
+/* generalized linear mixed models (glmm_fit.c) */
+SEXP lmm_glmm_eval(SEXP model, SEXP theta, SEXP beta, SEXP u0, SEXP nagq, SEXP nodes);
+SEXP lmm_glmm_optimize(SEXP model, SEXP theta, SEXP beta, SEXP nagq, SEXP nodes, SEXP control);
 /* bootstrap.c */
 SEXP lmm_boot_run(SEXP spec, SEXP Y, SEXP nsim, SEXP use_u, SEXP reml, SEXP control);
 SEXP lmm_boot_simulate(SEXP spec, SEXP nsim, SEXP use_u);

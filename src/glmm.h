@@ -1,0 +1,95 @@
+/* Generalized linear mixed models (DESIGN.md section 8): the family
+ * component (glmm_family.c) and penalized IRLS on the engine's factor
+ * (glmm_pirls.c).  Nothing here knows about SEXPs. */
+#ifndef LMMFIT_GLMM_H
+#define LMMFIT_GLMM_H
+
+#include "model.h"
+#include "lmmfit.h"
+
+/* ---- the family component --------------------------------------------- */
+
+enum { GLMM_BINOMIAL, GLMM_POISSON, GLMM_NEGBIN, GLMM_NFAMILIES };
+enum { GLMM_LOGIT, GLMM_PROBIT, GLMM_CLOGLOG, GLMM_CAUCHIT, GLMM_LOG, GLMM_IDENTITY,
+       GLMM_INVERSE, GLMM_SQRT, GLMM_NLINKS };
+
+typedef struct {
+    int family, link;
+    double nb_theta;     /* the negative binomial's shape (GLMM_NEGBIN) */
+} glmm_family;
+
+/* mu = g^{-1}(eta) and d mu / d eta, as R's make.link() bounds them */
+double glmm_linkinv(int link, double eta);
+double glmm_mu_eta(int link, double eta);
+/* 1: mu is inside the family's support (a step that leaves it is halved) */
+int glmm_valid_mu(const glmm_family *fam, double mu);
+double glmm_variance(const glmm_family *fam, double mu);
+/* the unit deviance times the prior weight */
+double glmm_dev_resid(const glmm_family *fam, double y, double mu, double wt);
+/* -2 log p(y) at mu = y (the saturated model): -2 log p(y | mu) =
+ * dev_resid(y, mu) + this; trials: the binomial's number of trials m (the
+ * observation counts wt / m times, as in glm()'s aic) */
+double glmm_saturated(const glmm_family *fam, double y, double wt, double trials);
+
+/* ---- the model -------------------------------------------------------- */
+
+/* One model on the engine: the rows, the pattern of the conditional modes'
+ * system (xu: no fixed-effect columns, beta held; xj: with X, beta and u
+ * solved jointly, lme4's nAGQ = 0 stage) with their factors, and the
+ * n-long state of the current iteration, all allocated once per fit. */
+typedef struct {
+    R_xlen_t n;
+    int p, nterms, q;
+    const double *X, *y, *prior, *offset;   /* offset may be NULL */
+    const double *trials;        /* the binomial's trials per row (else NULL) */
+    const int *const *codes;
+    const double *const *Z;
+    glmm_family fam;
+    double sat;                  /* sum of the saturated -2 log p(y) */
+    int *start, *order;          /* rows by level of the first term */
+    lmm_xprod xu, xj;            /* values in bufu, bufj */
+    lmm_value_layout layu, layj;
+    double *bufu, *bufj;
+    lmm_factor *fau, *faj;
+    lmm_accum_ws awsu, awsj;
+    double *lam;                 /* each term's k x k lambda at lamoff */
+    int *lamoff;
+    double *eta0, *eta, *mu, *w, *z, *dev;
+    int *uoff;                   /* each term's first coordinate in u */
+    double *u, *unew, *utry, *beta, *bnew, *btry, *b;
+    double pdev, sumdev;         /* sum dev + |u|^2; sum dev */
+    int iter, halvings, maxit;
+    double tol;
+} glmm_model;
+
+/* Gauss-Hermite nodes at most, as glmer allows */
+#define GLMM_MAX_AGQ 25
+/* PIRLS iterations per evaluation by default: from a warm start 2-4 are
+ * typical, from u = 0 on a badly scaled start a few dozen */
+#define GLMM_PIRLS_MAXIT 200
+
+/* PIRLS outcomes */
+enum { GLMM_OK, GLMM_NOT_CONVERGED, GLMM_FACTOR_FAILED, GLMM_DIVERGED };
+
+/* The conditional modes at theta: with joint = 0 given beta (m->beta), else
+ * beta solved with them.  Starts from m->u (and m->beta); the factor of the
+ * last accumulation is at the returned point. */
+int glmm_pirls(glmm_model *m, const double *theta, int joint);
+/* The Laplace approximation of -2 log-likelihood at the point PIRLS left:
+ * sum dev + saturated + |u|^2 + log|L|^2 */
+double glmm_laplace(const glmm_model *m, int joint);
+/* Adaptive Gauss-Hermite quadrature for one scalar term (nodes t, weights
+ * wk for the standard normal, nq of them) at the point PIRLS left */
+double glmm_agq(glmm_model *m, int nq, const double *t, const double *wk);
+/* eta0 = offset + X beta */
+void glmm_set_beta(glmm_model *m, const double *beta);
+/* eta = eta0 + Z Lambda u, mu and the deviance residuals at u (lambda as
+ * last set); returns sum dev + |u|^2 (R_PosInf outside the support) */
+double glmm_set_point(glmm_model *m, const double *u);
+/* lambda of each term from theta */
+void glmm_set_lambda(glmm_model *m, const double *theta);
+/* the n-long and q-long state, once per fit (n, p, nterms, the patterns and
+ * codes set) */
+void glmm_model_alloc(glmm_model *m);
+
+#endif

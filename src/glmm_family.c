@@ -1,0 +1,116 @@
+/* The family component of a generalized linear mixed model: the inverse
+ * link and its derivative, the variance function, the unit deviance and
+ * the saturated log density, for the built-in families.  The links are
+ * bounded as R's make.link() bounds them (so that mu stays strictly inside
+ * the support and the working weights finite), which makes the fits agree
+ * with glm() and glmer() where the linear predictor is extreme. */
+#include <float.h>
+#include <math.h>
+#include <Rmath.h>
+#include "glmm.h"
+
+/* make.link("logit"): beyond +-30 the odds are held at DBL_EPSILON^{-+1} */
+#define LOGIT_THRESH 30.0
+/* make.link("cloglog"): exp(eta) overflows past 700 */
+#define CLOGLOG_MAX_ETA 700.0
+
+static double clamp(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+double glmm_linkinv(int link, double eta)
+{
+    switch (link) {
+    case GLMM_LOGIT: {
+        double t = eta < -LOGIT_THRESH ? DBL_EPSILON : (eta > LOGIT_THRESH ? 1 / DBL_EPSILON : exp(eta));
+        return t / (1 + t);
+    }
+    case GLMM_PROBIT: {
+        double th = -qnorm(DBL_EPSILON, 0, 1, 1, 0);
+        return pnorm(clamp(eta, -th, th), 0, 1, 1, 0);
+    }
+    case GLMM_CAUCHIT: {
+        double th = -qcauchy(DBL_EPSILON, 0, 1, 1, 0);
+        return pcauchy(clamp(eta, -th, th), 0, 1, 1, 0);
+    }
+    case GLMM_CLOGLOG: return clamp(-expm1(-exp(eta)), DBL_EPSILON, 1 - DBL_EPSILON);
+    case GLMM_LOG: return fmax(exp(eta), DBL_EPSILON);
+    case GLMM_INVERSE: return 1 / eta;
+    case GLMM_SQRT: return eta * eta;
+    default: return eta;
+    }
+}
+
+double glmm_mu_eta(int link, double eta)
+{
+    switch (link) {
+    case GLMM_LOGIT: {
+        if (eta > LOGIT_THRESH || eta < -LOGIT_THRESH) return DBL_EPSILON;
+        double e = exp(eta);
+        return e / ((1 + e) * (1 + e));
+    }
+    case GLMM_PROBIT: return fmax(dnorm(eta, 0, 1, 0), DBL_EPSILON);
+    case GLMM_CAUCHIT: return fmax(dcauchy(eta, 0, 1, 0), DBL_EPSILON);
+    case GLMM_CLOGLOG: {
+        double e = fmin(eta, CLOGLOG_MAX_ETA);
+        return fmax(exp(e) * exp(-exp(e)), DBL_EPSILON);
+    }
+    case GLMM_LOG: return fmax(exp(eta), DBL_EPSILON);
+    case GLMM_INVERSE: return -1 / (eta * eta);
+    case GLMM_SQRT: return 2 * eta;
+    default: return 1;
+    }
+}
+
+int glmm_valid_mu(const glmm_family *fam, double mu)
+{
+    if (!R_FINITE(mu)) return 0;
+    return fam->family == GLMM_BINOMIAL ? mu > 0 && mu < 1 : mu > 0;
+}
+
+double glmm_variance(const glmm_family *fam, double mu)
+{
+    switch (fam->family) {
+    case GLMM_BINOMIAL: return mu * (1 - mu);
+    case GLMM_NEGBIN: return mu + mu * mu / fam->nb_theta;
+    default: return mu;
+    }
+}
+
+/* y log(y / mu), 0 at y = 0 */
+static double ylogy(double y, double mu) { return y > 0 ? y * log(y / mu) : 0; }
+
+double glmm_dev_resid(const glmm_family *fam, double y, double mu, double wt)
+{
+    switch (fam->family) {
+    case GLMM_BINOMIAL: return 2 * wt * (ylogy(y, mu) + ylogy(1 - y, 1 - mu));
+    case GLMM_NEGBIN: {
+        double th = fam->nb_theta;
+        return 2 * wt * (ylogy(y, mu) - (y + th) * log((y + th) / (mu + th)));
+    }
+    default: return 2 * wt * (ylogy(y, mu) - (y - mu));
+    }
+}
+
+/* The log densities take the counts as real numbers (lgamma), so that a
+ * non-integer count, which glm() warns about, still has a finite value. */
+double glmm_saturated(const glmm_family *fam, double y, double wt, double trials)
+{
+    switch (fam->family) {
+    case GLMM_BINOMIAL: {
+        /* glm()'s binomial aic: round(m y) successes of round(m) trials,
+         * each such observation weighted by wt / m */
+        double m = nearbyint(trials), k = nearbyint(trials * y);
+        if (trials <= 0) return 0;
+        return -2 * (wt / trials) * dbinom(k, m, y, 1);
+    }
+    case GLMM_NEGBIN: {
+        double th = fam->nb_theta;
+        double lp = lgammafn(y + th) - lgammafn(th) - lgammafn(y + 1) + th * log(th / (th + y)) +
+                    (y > 0 ? y * log(y / (th + y)) : 0);
+        return -2 * wt * lp;
+    }
+    default: {
+        double lp = (y > 0 ? y * log(y) - y : 0) - lgammafn(y + 1);
+        return -2 * wt * lp;
+    }
+    }
+}

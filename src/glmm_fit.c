@@ -1,0 +1,330 @@
+/* Generalized linear mixed models on the one optimizer driver, as glmer
+ * fits them: first theta with beta solved inside PIRLS (lme4's nAGQ = 0
+ * stage), then theta and beta jointly with PIRLS for u alone and the
+ * Laplace or adaptive Gauss-Hermite criterion (glmm_pirls.c).  beta moves
+ * in coordinates whitened by the first stage's R_X, in which it has unit
+ * scale, so that the driver's finite differences and tolerances do not
+ * depend on the units of the covariates. */
+#include <math.h>
+#include <string.h>
+#include <Rinternals.h>
+#include "glmm.h"
+
+typedef struct {
+    glmm_model m;
+    int ntheta, nagq, nevals, failures;
+    const double *nodes, *weights;
+    double *beta1, *RX;          /* stage 1's beta and R_X (p x p upper) */
+    double *theta_start;
+} glmm_fit;
+
+/* ---- unpacking ---------------------------------------------------------- */
+
+static SEXP model_elt(SEXP l, const char *name)
+{
+    SEXP names = getAttrib(l, R_NamesSymbol);
+    if (!isNewList(l) || isNull(names)) error(_("corrupt GLMM: not a named list"));
+    for (int i = 0; i < LENGTH(l); i++)
+        if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return VECTOR_ELT(l, i);
+    error(_("corrupt GLMM: no '%s'"), name);
+}
+
+static const double *row_vector(SEXP s, R_xlen_t n, const char *what, int optional)
+{
+    if (optional && isNull(s)) return NULL;
+    if (!isReal(s) || XLENGTH(s) != n) error(_("'%s' must be a numeric vector of length %lld"), what, (long long) n);
+    return REAL(s);
+}
+
+static void unpack_family(SEXP s, glmm_family *fam)
+{
+    fam->family = lmm_arg_int(model_elt(s, "family"), "family", 0, GLMM_NFAMILIES - 1);
+    fam->link = lmm_arg_int(model_elt(s, "link"), "link", 0, GLMM_NLINKS - 1);
+    fam->nb_theta = fam->family == GLMM_NEGBIN ? lmm_arg_real(model_elt(s, "nb_theta"), "nb_theta") : 1;
+    if (!(fam->nb_theta > 0) || !R_FINITE(fam->nb_theta)) error(_("the negative binomial's theta must be positive"));
+}
+
+/* The model list from R/glmm-fit.R: patterns xu (no X) and xj (with X),
+ * the rows and the family. */
+static void glmm_setup(SEXP model, glmm_fit *f)
+{
+    glmm_model *m = &f->m;
+    memset(f, 0, sizeof(*f));
+    lmm_unpack_xprod(model_elt(model, "xu"), &m->xu);
+    lmm_unpack_xprod(model_elt(model, "xj"), &m->xj);
+    SEXP sX = model_elt(model, "X"), sy = model_elt(model, "y");
+    R_xlen_t n = XLENGTH(sy);
+    m->n = n;
+    m->p = m->xj.p;
+    m->nterms = m->xu.nterms;
+    if (m->xu.p != 0 || m->xj.nterms != m->nterms || m->xu.nobs != n || m->xj.nobs != n)
+        error(_("corrupt GLMM: the patterns do not match the data"));
+    if (!isReal(sX) || !isMatrix(sX) || nrows(sX) != n || ncols(sX) != m->p)
+        error(_("'X' must be a numeric matrix with one row per observation"));
+    m->X = REAL(sX);
+    m->y = row_vector(sy, n, "y", 0);
+    m->prior = row_vector(model_elt(model, "prior"), n, "prior", 0);
+    m->trials = row_vector(model_elt(model, "trials"), n, "trials", 1);
+    m->offset = row_vector(model_elt(model, "offset"), n, "offset", 1);
+    unpack_family(model_elt(model, "family"), &m->fam);
+    SEXP scodes = model_elt(model, "codes"), sZ = model_elt(model, "Z");
+    if (!isNewList(scodes) || !isNewList(sZ) || LENGTH(scodes) != m->nterms || LENGTH(sZ) != m->nterms)
+        error(_("'codes' and 'Z' must be lists with one entry per random-effects term"));
+    const int **codes = (const int **) R_alloc((size_t) m->nterms, sizeof(int *));
+    const double **Z = (const double **) R_alloc((size_t) m->nterms, sizeof(double *));
+    for (int j = 0; j < m->nterms; j++) {
+        SEXP cj = VECTOR_ELT(scodes, j), zj = VECTOR_ELT(sZ, j);
+        if (!isInteger(cj) || XLENGTH(cj) != n) error(_("grouping codes of term %d have the wrong type or length"), j + 1);
+        if (!isReal(zj) || !isMatrix(zj) || nrows(zj) != n || ncols(zj) != m->xu.ncol[j])
+            error(_("model matrix of term %d has the wrong type or size"), j + 1);
+        for (R_xlen_t t = 0; t < n; t++)
+            if (INTEGER(cj)[t] < 1 || INTEGER(cj)[t] > m->xu.nlev[j])
+                error(_("grouping codes of term %d are out of range"), j + 1);
+        codes[j] = INTEGER(cj);
+        Z[j] = REAL(zj);
+    }
+    m->codes = codes;
+    m->Z = Z;
+    m->sat = 0;
+    for (R_xlen_t i = 0; i < n; i++) {
+        if (!(m->prior[i] > 0)) error(_("prior weights must be positive"));
+        m->sat += glmm_saturated(&m->fam, m->y[i], m->prior[i], m->trials ? m->trials[i] : m->prior[i]);
+    }
+    m->start = (int *) R_alloc((size_t) m->xu.nlev[0] + 1, sizeof(int));
+    m->order = (int *) R_alloc((size_t) (n > 0 ? n : 1), sizeof(int));
+    lmm_order_by_level(n, codes[0], m->xu.nlev[0], m->start, m->order);
+    lmm_xprod *xps[] = {&m->xu, &m->xj};
+    lmm_value_layout *lays[] = {&m->layu, &m->layj};
+    double **bufs[] = {&m->bufu, &m->bufj};
+    lmm_factor **fas[] = {&m->fau, &m->faj};
+    lmm_accum_ws *wss[] = {&m->awsu, &m->awsj};
+    for (int s = 0; s < 2; s++) {
+        /* the symbolic factor from the pattern, before the values move
+         * into the buffer that each iteration refills */
+        *fas[s] = (lmm_factor *) R_alloc(1, sizeof(lmm_factor));
+        lmm_factor_alloc(xps[s], *fas[s]);
+        lmm_value_layout_of(xps[s], lays[s]);
+        *bufs[s] = (double *) R_alloc((size_t) (lays[s]->off[6] > 0 ? lays[s]->off[6] : 1), sizeof(double));
+        lmm_point_values(xps[s], lays[s], *bufs[s]);
+        lmm_accum_ws_alloc(xps[s], xps[s]->p, wss[s]);
+    }
+    glmm_model_alloc(m);
+    f->ntheta = lmm_ntheta(&m->xu);
+    int p = m->p > 0 ? m->p : 1;
+    f->beta1 = (double *) R_alloc((size_t) p, sizeof(double));
+    f->RX = (double *) R_alloc((size_t) p * p, sizeof(double));
+}
+
+/* PIRLS iterations per evaluation; Gauss-Hermite nodes and weights */
+static void unpack_options(SEXP snagq, SEXP nodes, SEXP control, glmm_fit *f)
+{
+    f->nagq = lmm_arg_int(snagq, "nAGQ", 0, GLMM_MAX_AGQ);
+    if (f->nagq > 1) {
+        if (f->m.nterms != 1 || f->m.xu.ncol[0] != 1)
+            error(_("nAGQ > 1 is available for one scalar random-effects term only"));
+        if (!isReal(nodes) || !isMatrix(nodes) || nrows(nodes) != f->nagq || ncols(nodes) != 2)
+            error(_("corrupt GLMM: Gauss-Hermite rule"));
+        f->nodes = REAL(nodes);
+        f->weights = REAL(nodes) + f->nagq;
+    }
+    SEXP names = getAttrib(control, R_NamesSymbol);
+    f->m.maxit = GLMM_PIRLS_MAXIT;
+    for (int i = 0; !isNull(names) && i < LENGTH(control); i++)
+        if (!strcmp(CHAR(STRING_ELT(names, i)), "pirls_maxit"))
+            f->m.maxit = lmm_arg_int(VECTOR_ELT(control, i), "pirls_maxit", 1, 100000);
+}
+
+/* ---- the two stages' objectives ----------------------------------------- */
+
+/* beta = beta1 + R_X^{-1} v */
+static void beta_from_whitened(const glmm_fit *f, const double *v, double *beta)
+{
+    int p = f->m.p;
+    for (int i = p - 1; i >= 0; i--) {
+        double s = v[i];
+        for (int l = i + 1; l < p; l++) s -= f->RX[i + (size_t) l * p] * beta[l];
+        beta[i] = s / f->RX[i + (size_t) i * p];
+    }
+    for (int i = 0; i < p; i++) beta[i] += f->beta1[i];
+}
+
+static double criterion(glmm_fit *f, int joint)
+{
+    if (joint || f->nagq <= 1) return glmm_laplace(&f->m, joint);
+    return glmm_agq(&f->m, f->nagq, f->nodes, f->weights);
+}
+
+/* Stage 1: theta alone, beta found by PIRLS with u */
+static double joint_objective(const double *theta, void *ex)
+{
+    glmm_fit *f = (glmm_fit *) ex;
+    f->nevals++;
+    if (glmm_pirls(&f->m, theta, 1) != GLMM_OK) {
+        f->failures++;
+        return R_PosInf;
+    }
+    return criterion(f, 1);
+}
+
+/* Stage 2: theta and the whitened beta, PIRLS for u alone */
+static double full_objective(const double *x, void *ex)
+{
+    glmm_fit *f = (glmm_fit *) ex;
+    f->nevals++;
+    beta_from_whitened(f, x + f->ntheta, f->m.beta);
+    glmm_set_beta(&f->m, f->m.beta);
+    if (glmm_pirls(&f->m, x, 0) != GLMM_OK) {
+        f->failures++;
+        return R_PosInf;
+    }
+    return criterion(f, 0);
+}
+
+/* ---- results ------------------------------------------------------------ */
+
+static SEXP real_copy(const double *x, int len)
+{
+    SEXP s = allocVector(REALSXP, len);
+    if (len) memcpy(REAL(s), x, (size_t) len * sizeof(double));
+    return s;
+}
+
+/* The state at (theta, beta, u) after PIRLS: the criterion, the modes, the
+ * weighted cross-products with X at the mode (their factor gives R_X and
+ * the conditional variances, as for a linear fit), the working weights and
+ * the PIRLS counts. */
+static SEXP glmm_state(SEXP model, glmm_fit *f, const double *theta, double crit, int code)
+{
+    int nprot = 0;
+    glmm_model *m = &f->m;
+    const char *names[] = {"deviance", "beta", "u", "xprod", "weights", "eta", "mu", "pirls", "sumdev", ""};
+    SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
+    SET_VECTOR_ELT(ans, 0, ScalarReal(crit));
+    SET_VECTOR_ELT(ans, 1, real_copy(m->beta, m->p));
+    SET_VECTOR_ELT(ans, 2, real_copy(m->u, m->q));
+    /* the joint system at the mode with beta held: its factor's R_X is
+     * lme4's RX, whose inverse cross-product is vcov(beta) */
+    for (R_xlen_t i = 0; i < m->n; i++) m->eta0[i] = m->offset ? m->offset[i] : 0.0;
+    int rc = code == GLMM_OK ? 0 : 1;
+    if (!rc) {
+        glmm_set_lambda(m, theta);
+        for (R_xlen_t i = 0; i < m->n; i++) {
+            double me = glmm_mu_eta(m->fam.link, m->eta[i]), mu = m->mu[i];
+            m->w[i] = m->prior[i] * me * me / glmm_variance(&m->fam, mu);
+            m->z[i] = m->eta[i] - m->eta0[i] + (m->y[i] - mu) / me;
+        }
+        memset(m->bufj, 0, (size_t) m->layj.off[6] * sizeof(double));
+        lmm_accumulate(m->n, m->p, m->X, m->z, m->w, NULL, NULL, m->codes, m->Z, &m->xj, m->start, m->order,
+                       m->bufj + m->layj.off[0], m->bufj + m->layj.off[1], m->bufj + m->layj.off[2],
+                       m->bufj + m->layj.off[3], m->bufj + m->layj.off[4], m->bufj + m->layj.off[5], &m->awsj);
+        SET_VECTOR_ELT(ans, 3, lmm_xprod_with_values(model_elt(model, "xj"), &m->layj, m->bufj));
+    }
+    SEXP w = PROTECT(allocVector(REALSXP, m->n)); nprot++;
+    SEXP eta = PROTECT(allocVector(REALSXP, m->n)); nprot++;
+    SEXP mu = PROTECT(allocVector(REALSXP, m->n)); nprot++;
+    memcpy(REAL(w), m->w, (size_t) m->n * sizeof(double));
+    memcpy(REAL(eta), m->eta, (size_t) m->n * sizeof(double));
+    memcpy(REAL(mu), m->mu, (size_t) m->n * sizeof(double));
+    SET_VECTOR_ELT(ans, 4, w);
+    SET_VECTOR_ELT(ans, 5, eta);
+    SET_VECTOR_ELT(ans, 6, mu);
+    SEXP pi = PROTECT(allocVector(INTSXP, 3)); nprot++;
+    INTEGER(pi)[0] = code;
+    INTEGER(pi)[1] = m->iter;
+    INTEGER(pi)[2] = m->halvings;
+    SET_VECTOR_ELT(ans, 7, pi);
+    SET_VECTOR_ELT(ans, 8, ScalarReal(m->sumdev));
+    UNPROTECT(nprot);
+    return ans;
+}
+
+static const char *pirls_failure(int code)
+{
+    switch (code) {
+    case GLMM_NOT_CONVERGED: return _("PIRLS did not converge");
+    case GLMM_FACTOR_FAILED: return _("the weighted fixed-effects system is singular (complete separation?)");
+    default: return _("PIRLS diverged: the penalized deviance rose at every step");
+    }
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+/* The criterion and the state at theta and beta (beta NULL: solved with u,
+ * the nAGQ = 0 criterion), PIRLS from u0 (NULL: 0). */
+SEXP lmm_glmm_eval(SEXP model, SEXP stheta, SEXP sbeta, SEXP su0, SEXP snagq, SEXP nodes)
+{
+    glmm_fit f;
+    glmm_setup(model, &f);
+    unpack_options(snagq, nodes, R_NilValue, &f);
+    const double *theta = lmm_arg_finite(stheta, f.ntheta, "theta");
+    int joint = isNull(sbeta);
+    if (!joint) memcpy(f.m.beta, lmm_arg_finite(sbeta, f.m.p, "beta"), (size_t) f.m.p * sizeof(double));
+    if (!isNull(su0)) memcpy(f.m.u, lmm_arg_finite(su0, f.m.q, "u0"), (size_t) f.m.q * sizeof(double));
+    if (!joint) glmm_set_beta(&f.m, f.m.beta);
+    int code = glmm_pirls(&f.m, theta, joint);
+    double crit = code == GLMM_OK ? criterion(&f, joint) : NA_REAL;
+    return glmm_state(model, &f, theta, crit, code);
+}
+
+/* lme4's two stages from theta0 and beta0 (the glm fit's); nAGQ = 0 stops
+ * after the first. */
+SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nodes, SEXP control)
+{
+    int nprot = 0;
+    glmm_fit f;
+    glmm_setup(model, &f);
+    unpack_options(snagq, nodes, control, &f);
+    lmm_optctl ctl;
+    lmm_unpack_control(control, &ctl);
+    int nt = f.ntheta, p = f.m.p;
+    SEXP theta = PROTECT(duplicate(stheta)); nprot++;
+    lmm_arg_finite(theta, nt, "theta");
+    memcpy(f.m.beta, lmm_arg_finite(sbeta, p, "beta"), (size_t) p * sizeof(double));
+    /* stage 1 from the start; its values condition theta in the driver */
+    int code = glmm_pirls(&f.m, REAL(theta), 1);
+    if (code != GLMM_OK) error(_("%s at the starting values"), pirls_failure(code));
+    lmm_problem pb1 = {&f.m.xj, 0, NULL, NULL, joint_objective, &f, NULL, 0};
+    lmm_optres res1, res2;
+    int npar = nt + (f.nagq > 0 ? p : 0);
+    SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
+    SEXP scaled = PROTECT(allocVector(REALSXP, npar)); nprot++;
+    lmm_drive(&pb1, REAL(theta), &ctl, &res1, f.nagq == 0 ? REAL(grad) : NULL, f.nagq == 0 ? REAL(scaled) : NULL);
+    int evals1 = f.nevals;
+    code = glmm_pirls(&f.m, REAL(theta), 1);
+    if (code != GLMM_OK) error(_("%s at the first stage's optimum"), pirls_failure(code));
+    double crit = criterion(&f, 1);
+    SEXP par = PROTECT(allocVector(REALSXP, npar)); nprot++;
+    memcpy(REAL(par), REAL(theta), (size_t) nt * sizeof(double));
+    if (f.nagq > 0) {
+        memcpy(f.beta1, f.m.beta, (size_t) p * sizeof(double));
+        lmm_rx_from_factor(&f.m.xj, f.m.faj, f.RX);
+        double *lower = (double *) R_alloc((size_t) (p > 0 ? p : 1), sizeof(double));
+        double *upper = (double *) R_alloc((size_t) (p > 0 ? p : 1), sizeof(double));
+        for (int i = 0; i < p; i++) {
+            lower[i] = R_NegInf;
+            upper[i] = R_PosInf;
+            REAL(par)[nt + i] = 0;
+        }
+        /* the u-only system's values at the start condition theta */
+        glmm_set_beta(&f.m, f.m.beta);
+        code = glmm_pirls(&f.m, REAL(theta), 0);
+        if (code != GLMM_OK) error(_("%s at the first stage's optimum"), pirls_failure(code));
+        lmm_problem pb2 = {&f.m.xu, p, lower, upper, full_objective, &f, NULL, 0};
+        lmm_drive(&pb2, REAL(par), &ctl, &res2, REAL(grad), REAL(scaled));
+        crit = full_objective(REAL(par), &f);
+        beta_from_whitened(&f, REAL(par) + nt, f.m.beta);
+        code = crit < R_PosInf ? GLMM_OK : GLMM_NOT_CONVERGED;
+    } else res2 = res1;
+    SEXP st = PROTECT(glmm_state(model, &f, REAL(par), crit, code)); nprot++;
+    const char *names[] = {"par", "deviance", "feval", "convergence", "message", "gradient",
+                           "scaled_gradient", "settled", "state", "feval_stage1", "failures", ""};
+    SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
+    SEXP th = PROTECT(real_copy(REAL(par), nt)); nprot++;
+    lmm_fill_drive_result(ans, th, &res2, f.nevals, grad, scaled);
+    SET_VECTOR_ELT(ans, 1, ScalarReal(crit));
+    SET_VECTOR_ELT(ans, 8, st);
+    SET_VECTOR_ELT(ans, 9, ScalarInteger(evals1));
+    SET_VECTOR_ELT(ans, 10, ScalarInteger(f.failures));
+    UNPROTECT(nprot);
+    return ans;
+}
