@@ -21,6 +21,8 @@ typedef struct {
 /* mu = g^{-1}(eta) and d mu / d eta, as R's make.link() bounds them */
 double glmm_linkinv(int link, double eta);
 double glmm_mu_eta(int link, double eta);
+/* d mu / d eta given mu = g^{-1}(eta) too (cheaper where it is mu's function) */
+double glmm_mu_eta_at(int link, double eta, double mu);
 /* 1: mu is inside the family's support (a step that leaves it is halved) */
 int glmm_valid_mu(const glmm_family *fam, double mu);
 double glmm_variance(const glmm_family *fam, double mu);
@@ -47,6 +49,7 @@ typedef struct {
     glmm_family fam;
     double sat;                  /* sum of the saturated -2 log p(y) */
     int *start, *order;          /* rows by level of the first term */
+    const int *perm;             /* row i here is row perm[i] of the data */
     lmm_xprod xu, xj;            /* values in bufu, bufj */
     lmm_value_layout layu, layj;
     double *bufu, *bufj;

@@ -150,7 +150,7 @@ static int weighted_factor(glmm_model *m, const double *theta, int joint)
 {
     R_xlen_t n = m->n;
     for (R_xlen_t i = 0; i < n; i++) {
-        double me = glmm_mu_eta(m->fam.link, m->eta[i]), mu = m->mu[i];
+        double mu = m->mu[i], me = glmm_mu_eta_at(m->fam.link, m->eta[i], mu);
         m->w[i] = m->prior[i] * me * me / glmm_variance(&m->fam, mu);
         double base = joint ? (m->offset ? m->offset[i] : 0.0) : m->eta0[i];
         m->z[i] = m->eta[i] - base + (m->y[i] - mu) / me;
