@@ -86,9 +86,12 @@ double glmm_laplace(const glmm_model *m, int joint);
 double glmm_agq(glmm_model *m, int nq, const double *t, const double *wk);
 /* eta0 = offset + X beta */
 void glmm_set_beta(glmm_model *m, const double *beta);
-/* eta = eta0 + Z Lambda u, mu and the deviance residuals at u (lambda as
- * last set); returns sum dev + |u|^2 (R_PosInf outside the support) */
-double glmm_set_point(glmm_model *m, const double *u);
+/* eta = eta0 + Z Lambda u and mu at u (lambda as last set); 0 when mu
+ * leaves the family's support */
+int glmm_set_point(glmm_model *m, const double *u);
+/* the deviance residuals at the point set, their sum (sumdev) and
+ * pdev = sumdev + |u|^2 (R_PosInf when not finite) */
+double glmm_point_pdev(glmm_model *m, const double *u);
 /* lambda of each term from theta */
 void glmm_set_lambda(glmm_model *m, const double *theta);
 /* the n-long and q-long state, once per fit (n, p, nterms, the patterns and

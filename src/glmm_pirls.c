@@ -41,6 +41,11 @@
  * the mode linearly, its last steps changing pdev by less than the noise). */
 #define PIRLS_NOISE_ULPS 8.0
 
+/* Newton steps this short (relative) are taken without the halving test:
+ * near the mode a full step cannot raise pdev, whose second-order change
+ * there is below 1e-6 relative, and the warm-started evaluations of the
+ * optimizer's finite differences take only such steps. */
+#define PIRLS_TRUSTED_STEP 1e-3
 /* Halvings of one step before PIRLS gives up on it. */
 #define PIRLS_MAX_HALVINGS 30
 
@@ -114,7 +119,7 @@ static void spherical_to_b(glmm_model *m, const double *u)
     }
 }
 
-double glmm_set_point(glmm_model *m, const double *u)
+int glmm_set_point(glmm_model *m, const double *u)
 {
     R_xlen_t n = m->n;
     spherical_to_b(m, u);
@@ -126,21 +131,30 @@ double glmm_set_point(glmm_model *m, const double *u)
         for (int c = 0; c < k; c++)
             for (R_xlen_t i = 0; i < n; i++) m->eta[i] += Z[i + (size_t) c * n] * b[(size_t) (code[i] - 1) * k + c];
     }
-    double sd = 0, uu = 0;
-    int valid = 1;
     for (R_xlen_t i = 0; i < n; i++) {
         double mu = glmm_linkinv(m->fam.link, m->eta[i]);
         m->mu[i] = mu;
-        if (!glmm_valid_mu(&m->fam, mu)) {
-            valid = 0;
-            break;
-        }
-        m->dev[i] = glmm_dev_resid(&m->fam, m->y[i], mu, m->prior[i]);
+        if (!glmm_valid_mu(&m->fam, mu)) return 0;
+    }
+    return 1;
+}
+
+double glmm_point_pdev(glmm_model *m, const double *u)
+{
+    double sd = 0, uu = 0;
+    for (R_xlen_t i = 0; i < m->n; i++) {
+        m->dev[i] = glmm_dev_resid(&m->fam, m->y[i], m->mu[i], m->prior[i]);
         sd += m->dev[i];
     }
     for (int r = 0; r < m->q; r++) uu += u[r] * u[r];
     m->sumdev = sd;
-    return valid && R_FINITE(sd) ? sd + uu : R_PosInf;
+    return R_FINITE(sd) ? sd + uu : R_PosInf;
+}
+
+/* pdev at a trial point: R_PosInf outside the support */
+static double trial_pdev(glmm_model *m, const double *u)
+{
+    return glmm_set_point(m, u) ? glmm_point_pdev(m, u) : R_PosInf;
 }
 
 /* Working weights and response at the current point into w and z (z - X
@@ -182,18 +196,65 @@ static void blend(int len, const double *old, const double *dst, double t, doubl
     for (int i = 0; i < len; i++) out[i] = old[i] + t * (dst[i] - old[i]);
 }
 
+/* One step from the current point to unew (and bnew), halved while pdev
+ * rises; 0, or 1 when no halving lowered it (the point is then restored). */
+static int halved_step(glmm_model *m, const double *theta, int joint)
+{
+    int q = m->q, p = joint ? m->p : 0, h;
+    double noise = PIRLS_NOISE_ULPS * DBL_EPSILON * sqrt((double) m->n) * fabs(m->pdev);
+    double t = 1, pd = R_PosInf;
+    for (h = 0; h <= PIRLS_MAX_HALVINGS; h++, t *= 0.5) {
+        blend(q, m->u, m->unew, t, m->utry);
+        if (joint) {
+            blend(p, m->beta, m->bnew, t, m->btry);
+            glmm_set_beta(m, m->btry);
+        }
+        pd = trial_pdev(m, m->utry);
+        if (pd <= m->pdev + noise) break;
+    }
+    m->halvings += h;
+    if (h > PIRLS_MAX_HALVINGS) {
+        /* back to the last point, where the factor was formed */
+        if (joint) glmm_set_beta(m, m->beta);
+        m->pdev = trial_pdev(m, m->u);
+        weighted_factor(m, theta, joint);
+        return 1;
+    }
+    memcpy(m->u, m->utry, (size_t) q * sizeof(double));
+    if (joint) memcpy(m->beta, m->btry, (size_t) p * sizeof(double));
+    m->pdev = pd;
+    return 0;
+}
+
+/* A short Newton step taken whole, without pdev (its logs are a third of
+ * an iteration's cost); 0, or 1 when it leaves the support (the current
+ * point is then restored, with pdev). */
+static int trusted_step(glmm_model *m, int joint)
+{
+    int q = m->q, p = joint ? m->p : 0;
+    if (joint) glmm_set_beta(m, m->bnew);
+    if (glmm_set_point(m, m->unew)) {
+        memcpy(m->u, m->unew, (size_t) q * sizeof(double));
+        if (joint) memcpy(m->beta, m->bnew, (size_t) p * sizeof(double));
+        m->pdev = R_NaN;
+        return 0;
+    }
+    if (joint) glmm_set_beta(m, m->beta);
+    m->pdev = trial_pdev(m, m->u);
+    return 1;
+}
+
 int glmm_pirls(glmm_model *m, const double *theta, int joint)
 {
     int q = m->q, p = joint ? m->p : 0;
     glmm_set_lambda(m, theta);
     if (joint) glmm_set_beta(m, m->beta);
-    m->pdev = glmm_set_point(m, m->u);
-    if (!R_FINITE(m->pdev)) {
+    if (!glmm_set_point(m, m->u)) {
         /* the warm start is outside the support at this theta: from u = 0 */
         memset(m->u, 0, (size_t) q * sizeof(double));
-        m->pdev = glmm_set_point(m, m->u);
-        if (!R_FINITE(m->pdev)) return GLMM_DIVERGED;
+        if (!glmm_set_point(m, m->u)) return GLMM_DIVERGED;
     }
+    m->pdev = R_NaN;             /* pdev of the current point: formed when needed */
     m->halvings = 0;
     R_CheckUserInterrupt();
     for (m->iter = 0; m->iter < m->maxit; m->iter++) {
@@ -201,30 +262,13 @@ int glmm_pirls(glmm_model *m, const double *theta, int joint)
         lmm_solve_coef(joint ? &m->xj : &m->xu, joint ? m->faj : m->fau, m->bnew, m->unew);
         double scale = 1, step = max_abs_diff(q, m->unew, m->u, &scale);
         if (joint) step = fmax(step, max_abs_diff(p, m->bnew, m->beta, &scale));
-        if (step <= PIRLS_STEP_TOL * scale) return GLMM_OK;
-        double noise = PIRLS_NOISE_ULPS * DBL_EPSILON * sqrt((double) m->n) * fabs(m->pdev);
-        double t = 1, pd = R_PosInf;
-        int h;
-        for (h = 0; h <= PIRLS_MAX_HALVINGS; h++, t *= 0.5) {
-            blend(q, m->u, m->unew, t, m->utry);
-            if (joint) {
-                blend(p, m->beta, m->bnew, t, m->btry);
-                glmm_set_beta(m, m->btry);
-            }
-            pd = glmm_set_point(m, m->utry);
-            if (pd <= m->pdev + noise) break;
+        if (step <= PIRLS_STEP_TOL * scale) {
+            m->pdev = glmm_point_pdev(m, m->u);
+            return R_FINITE(m->pdev) ? GLMM_OK : GLMM_DIVERGED;
         }
-        m->halvings += h;
-        if (h > PIRLS_MAX_HALVINGS) {
-            /* back to the last point, where the factor was formed */
-            if (joint) glmm_set_beta(m, m->beta);
-            m->pdev = glmm_set_point(m, m->u);
-            weighted_factor(m, theta, joint);
-            return GLMM_DIVERGED;
-        }
-        memcpy(m->u, m->utry, (size_t) q * sizeof(double));
-        if (joint) memcpy(m->beta, m->btry, (size_t) p * sizeof(double));
-        m->pdev = pd;
+        if (step <= PIRLS_TRUSTED_STEP * scale && !trusted_step(m, joint)) continue;
+        if (ISNAN(m->pdev)) m->pdev = glmm_point_pdev(m, m->u);
+        if (halved_step(m, theta, joint)) return GLMM_DIVERGED;
     }
     return GLMM_NOT_CONVERGED;
 }
