@@ -16,6 +16,7 @@ enum { GLMM_LOGIT, GLMM_PROBIT, GLMM_CLOGLOG, GLMM_CAUCHIT, GLMM_LOG, GLMM_IDENT
 typedef struct {
     int family, link;
     double nb_theta;     /* the negative binomial's shape (GLMM_NEGBIN) */
+    int bounded;         /* 1: the link keeps every mu inside the support */
 } glmm_family;
 
 /* mu = g^{-1}(eta) and d mu / d eta, as R's make.link() bounds them */
@@ -25,6 +26,9 @@ double glmm_mu_eta(int link, double eta);
 double glmm_mu_eta_at(int link, double eta, double mu);
 /* 1: mu is inside the family's support (a step that leaves it is halved) */
 int glmm_valid_mu(const glmm_family *fam, double mu);
+/* whether the link alone keeps mu inside the family's support (make.link()'s
+ * bounds do for logit, probit, cauchit and cloglog in (0, 1), log in (0, Inf)) */
+int glmm_link_bounded(int family, int link);
 double glmm_variance(const glmm_family *fam, double mu);
 /* the unit deviance times the prior weight */
 double glmm_dev_resid(const glmm_family *fam, double y, double mu, double wt);

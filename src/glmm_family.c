@@ -72,6 +72,13 @@ double glmm_mu_eta_at(int link, double eta, double mu)
     }
 }
 
+int glmm_link_bounded(int family, int link)
+{
+    if (family == GLMM_BINOMIAL) return link == GLMM_LOGIT || link == GLMM_PROBIT || link == GLMM_CAUCHIT ||
+                                        link == GLMM_CLOGLOG;
+    return link == GLMM_LOG;
+}
+
 int glmm_valid_mu(const glmm_family *fam, double mu)
 {
     if (!R_FINITE(mu)) return 0;

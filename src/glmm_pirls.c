@@ -131,8 +131,13 @@ int glmm_set_point(glmm_model *m, const double *u)
         for (int c = 0; c < k; c++)
             for (R_xlen_t i = 0; i < n; i++) m->eta[i] += Z[i + (size_t) c * n] * b[(size_t) (code[i] - 1) * k + c];
     }
+    int link = m->fam.link;
+    if (m->fam.bounded) {
+        for (R_xlen_t i = 0; i < n; i++) m->mu[i] = glmm_linkinv(link, m->eta[i]);
+        return 1;
+    }
     for (R_xlen_t i = 0; i < n; i++) {
-        double mu = glmm_linkinv(m->fam.link, m->eta[i]);
+        double mu = glmm_linkinv(link, m->eta[i]);
         m->mu[i] = mu;
         if (!glmm_valid_mu(&m->fam, mu)) return 0;
     }
