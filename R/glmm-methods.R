@@ -69,8 +69,9 @@ ngrps.glmmfit <- function(object, ...) ngrps.lmmfit(object)
 #' @export
 isSingular.glmmfit <- function(x, tol = 1e-4, ...) isSingular.lmmfit(x, tol)
 
-## parameters counted by logLik: theta and beta
-glmm_npar <- function(object) length(object$theta) + length(object$beta)
+## parameters counted by logLik: theta and beta, and the negative
+## binomial's shape when it was estimated
+glmm_npar <- function(object) as.numeric(length(object$theta) + length(object$beta) + isTRUE(object$nb_theta_estimated))
 
 #' @rdname glmmfit-accessors
 #' @export
