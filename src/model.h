@@ -224,6 +224,11 @@ typedef struct {
      * move (a model without random effects, given a placeholder term with
      * theta 0: nlme's gls) */
     int fixed_theta;
+    /* 1: an objective whose evaluations cost a pass over the data (a
+     * GLMM's): a singular end point is searched again from one interior
+     * start (its zero diagonals set to 1) instead of three, and an
+     * interior one is not searched from boundary faces */
+    int local;
 } lmm_problem;
 
 /* The one optimizer driver (optimizer.c): L-BFGS-B and Newton steps in

@@ -847,13 +847,13 @@ static int on_boundary(const lmm_xprod *xp, const double *x)
                               the conditioned (unit-free) parameters */
 
 static void restart_from_interior(search_ws *w, double *x, double *f, int *settled,
-                                  const lmm_optctl *ctl, lmm_optres *res)
+                                  const lmm_optctl *ctl, lmm_optres *res, int nrestarts)
 {
     const lmm_xprod *xp = w->xp;
     int npar = w->npar;
     double *y = (double *) R_alloc((size_t) npar, sizeof(double));
     double noise = ESCAPE_GAIN * fmax(1.0, fabs(*f));
-    for (int start = 0; start < N_RESTARTS; start++) {
+    for (int start = 0; start < nrestarts; start++) {
         memcpy(y, x, (size_t) npar * sizeof(double));
         for (int j = 0, i = 0; j < xp->nterms; j++) {
             int k = xp->ncol[j];
@@ -1003,8 +1003,8 @@ void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_op
     if (sp.any) start_in_space(&sp, x, ew.xt);
     double f;
     int settled = search(&w, x, ctl, res, &f);
-    if (on_boundary(xp, x)) restart_from_interior(&w, x, &f, &settled, ctl, res);
-    else search_faces(&w, x, &f, &settled, ctl, res);
+    if (on_boundary(xp, x)) restart_from_interior(&w, x, &f, &settled, ctl, res, pb->local ? 1 : N_RESTARTS);
+    else if (!pb->local) search_faces(&w, x, &f, &settled, ctl, res);
     map_space(&sp, x, par, 0);
     res->fmin = pb->fn(par, pb->ex);
     if (grad) {
@@ -1038,7 +1038,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     lmm_factor_alloc(xp, &fa);
     deviance_ex dev;
     deviance_ex_init(&dev, xp, &fa, reml, ctl->sigma, 1);
-    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL, 0};
+    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL, 0, 0};
     /* (gradient.c differentiates the profiled criterion only) */
     if (xp->nterms == 1 && xp->ncol[0] >= EXACT_GRADIENT_MIN_COLUMNS && ctl->sigma == 0) {
         /* one term: its exact gradient costs about two evaluations, finite
