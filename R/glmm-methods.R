@@ -8,8 +8,9 @@
 #' The methods lme4 users call on a \code{glmerMod}, with glmer's semantics:
 #' \code{fitted} is on the response scale, \code{residuals} default to
 #' deviance residuals, \code{logLik} is the Laplace (or quadrature)
-#' approximation, \code{deviance} is minus twice it, as glmer's summary
-#' prints it, and \code{vcov} is the inverse of the finite-difference Hessian
+#' approximation (the criterion, minus twice it, is in the summary's
+#' \code{deviance} column), \code{deviance} is the conditional deviance
+#' (the sum of squared deviance residuals, as lme4's), and \code{vcov} is the inverse of the finite-difference Hessian
 #' of the criterion in (theta, beta) (glmer's default) or, with
 #' \code{use.hessian = FALSE}, from the weighted fixed-effects factor R_X.
 #'
@@ -79,9 +80,11 @@ logLik.glmmfit <- function(object, ...) {
     structure(-object$deviance_value / 2, nobs = nobs(object), df = glmm_npar(object), class = "logLik")
 }
 
+## As lme4's deviance() of a glmer fit: the conditional deviance (the sum of
+## the squared deviance residuals at the modes); -2 logLik is the criterion.
 #' @rdname glmmfit-accessors
 #' @export
-deviance.glmmfit <- function(object, ...) object$deviance_value
+deviance.glmmfit <- function(object, ...) sum(glmm_dev_resids(object))
 
 #' @rdname glmmfit-accessors
 #' @export

@@ -53,7 +53,7 @@ glmmfit_nb <- function(formula, data = NULL, nAGQ = 1L, ...) {
     crit <- function(lth) {
         nfit <<- nfit + 1L
         last <<- nb_refit(last, exp(lth))
-        deviance(last)
+        last$deviance_value
     }
     lo <- log(th0) - NB_LOG_THETA_HALFWIDTH
     hi <- log(th0) + NB_LOG_THETA_HALFWIDTH

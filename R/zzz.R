@@ -29,6 +29,15 @@
     s3_register("car", "deltaMethod", "lmmfit", deltaMethod.lmmfit)
     s3_register("multcomp", "modelparm", "lmmfit", modelparm.lmmfit)
     s3_register("effects", "effSources", "lmmfit", effSources.lmmfit)
+    ## generalized fits (R/glmm-ext.R)
+    s3_register("emmeans", "recover_data", "glmmfit", recover_data.glmmfit)
+    s3_register("emmeans", "emm_basis", "glmmfit", emm_basis.glmmfit)
+    s3_register("car", "Anova", "glmmfit", Anova.glmmfit)
+    lapply(c("generics", "broom"), function(pkg) {
+        s3_register(pkg, "tidy", "glmmfit", tidy.glmmfit)
+        s3_register(pkg, "glance", "glmmfit", glance.glmmfit)
+        s3_register(pkg, "augment", "glmmfit", augment.glmmfit)
+    })
     ## (lapply, not for: s3_register()'s arguments are evaluated when the
     ## package loads, possibly later)
     easystats <- list(insight = c("find_formula", "find_parameters", "get_parameters", "get_statistic",

@@ -158,14 +158,17 @@ static void glmm_setup(SEXP model, glmm_fit *f)
 static void unpack_options(SEXP snagq, SEXP nodes, SEXP control, glmm_fit *f)
 {
     f->nagq = lmm_arg_int(snagq, "nAGQ", 0, GLMM_MAX_AGQ);
-    if (f->nagq > 1) {
-        if (f->m.nterms != 1 || f->m.xu.ncol[0] != 1)
-            error(_("nAGQ > 1 is available for one scalar random-effects term only"));
-        if (!isReal(nodes) || !isMatrix(nodes) || nrows(nodes) != f->nagq || ncols(nodes) != 2)
-            error(_("corrupt GLMM: Gauss-Hermite rule"));
-        f->nodes = REAL(nodes);
-        f->weights = REAL(nodes) + f->nagq;
-    }
+    if (f->nagq > 1 && (f->m.nterms != 1 || f->m.xu.ncol[0] != 1))
+        error(_("nAGQ > 1 is available for one scalar random-effects term only"));
+    /* the rule (one node at 0 for nAGQ 0 and 1) */
+    int nq = f->nagq > 1 ? f->nagq : 1;
+    if (!isReal(nodes) || !isMatrix(nodes) || nrows(nodes) != nq || ncols(nodes) != 2)
+        error(_("the Gauss-Hermite rule must be a numeric %d x 2 matrix"), nq);
+    for (int k = 0; k < nq; k++)
+        if (!R_FINITE(REAL(nodes)[k]) || !(REAL(nodes)[nq + k] > 0) || !R_FINITE(REAL(nodes)[nq + k]))
+            error(_("the Gauss-Hermite rule must have finite nodes and positive weights"));
+    f->nodes = REAL(nodes);
+    f->weights = REAL(nodes) + nq;
     SEXP names = getAttrib(control, R_NamesSymbol);
     f->m.maxit = GLMM_PIRLS_MAXIT;
     for (int i = 0; !isNull(names) && i < LENGTH(control); i++)
@@ -337,9 +340,9 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
     int nprot = 0;
     glmm_fit f;
     glmm_setup(model, &f);
-    unpack_options(snagq, nodes, control, &f);
     lmm_optctl ctl;
     lmm_unpack_control(control, &ctl);
+    unpack_options(snagq, nodes, control, &f);
     int nt = f.ntheta, p = f.m.p;
     SEXP theta = PROTECT(duplicate(stheta)); nprot++;
     lmm_arg_finite(theta, nt, "theta");

@@ -37,6 +37,10 @@ entry_args <- local({
     spec <- lmmfit:::boot_spec(fit)
     vp <- c(theta, sigma(fit))
     sdc <- c(1, 0.1, 0.2, 0.5, sigma(fit))
+    ## a binomial GLMM's model on the same design
+    d$yb <- as.double(d$y > median(d$y))
+    gfit <- suppressMessages(glmmfit(yb ~ x + (1 | g), d, family = binomial))
+    rule <- lmmfit:::gauss_hermite_rule(3L)
     list(
         lmm_crossprod = list(X, y, NULL, codes, Z, nlev, c(0, mean(d$x)), c(0.1, 0.2), 100L),
         lmm_x_rfactor = list(X),
@@ -58,6 +62,8 @@ entry_args <- local({
         lmm_resid_optimize = list(fit1$xprod, X, y, codes1, Z1, rs$spec, c(as.double(fit1$theta), rpar),
                                   TRUE, ctl),
         lmm_resid_transform = list(rs$spec, rpar, cbind(y, X), FALSE),
+        lmm_glmm_eval = list(gfit$model, as.double(gfit$theta), as.double(gfit$beta), gfit$u, 3L, rule),
+        lmm_glmm_optimize = list(gfit$model, as.double(gfit$theta), as.double(gfit$beta), 3L, rule, ctl),
         lmm_boot_run = list(spec, NULL, 2L, FALSE, TRUE, ctl),
         lmm_boot_simulate = list(spec, 2L, FALSE),
         lmm_boot_skip = list(10),
@@ -90,6 +96,10 @@ accepted <- list(
     lmm_solution = list(`4` = c("NULL", "big")),
     lmm_ar1_optimize = list(`7` = "list0"),
     lmm_resid_optimize = list(`9` = "list0"),
+    ## NULL beta: solved with u (nAGQ = 0's criterion); NULL u0: from 0; a
+    ## theta where PIRLS fails answers NA with the failure's code
+    lmm_glmm_eval = list(`2` = "big", `3` = "NULL", `4` = "NULL"),
+    lmm_glmm_optimize = list(`6` = "list0"),
     lmm_boot_run = list(`2` = "NULL", `6` = "list0"),
     lmm_refit = list(`5` = "list0"),
     lmm_profile_vc = list(`3` = c("big", "neg"), `5` = "list0"),
