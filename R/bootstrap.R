@@ -182,7 +182,14 @@ boot_draws_per_replicate <- function(fit, use.u) {
 #' parameters on nlme's scale, named \code{"cor_Phi"}, \code{"var_Female"},
 #' ...; a refit that warns about convergence counts as not converged.
 #'
-#' @param fit a fitted \code{\link{lmmfit}} model.
+#' A \code{\link{glmmfit}} model is bootstrapped the same way with its
+#' family: the responses of all replicates drawn first, as
+#' \code{\link[=simulate.glmmfit]{simulate}} (and lme4's \code{bootMer})
+#' draws them, each refitted from the estimates by both of glmer's stages;
+#' the default statistic has no \code{sigma}, and a replicate whose
+#' optimizer or PIRLS does not converge counts as not converged.
+#'
+#' @param fit a fitted \code{\link{lmmfit}} or \code{\link{glmmfit}} model.
 #' @param FUN \code{NULL} for the default statistic, computed in C: the fixed
 #'   effects, for each random-effects term its standard deviations and
 #'   correlations (lme4's order of \code{.sig01}, \code{.sig02}, ..., named
@@ -223,7 +230,10 @@ boot_draws_per_replicate <- function(fit, use.u) {
 parboot <- function(fit, FUN = NULL, nsim = 1000, use.u = FALSE, seed = NULL,
                     parallel = c("no", "multicore"), ncpus = 1L, progress = interactive()) {
     call <- match.call()
-    if (!inherits(fit, "lmmfit")) stop("'fit' must be a model fitted by lmmfit()", call. = FALSE)
+    ## a generalized linear mixed model is simulated and refitted in R/glmm-simulate.R
+    if (inherits(fit, "glmmfit"))
+        return(glmm_parboot(fit, FUN, nsim, use.u, seed, parallel, ncpus, progress, call))
+    if (!inherits(fit, "lmmfit")) stop("'fit' must be a model fitted by lmmfit() or glmmfit()", call. = FALSE)
     nsim <- boot_check_count(nsim, "nsim")
     use.u <- boot_check_flag(use.u, "use.u")
     progress <- boot_check_flag(progress, "progress")
