@@ -59,6 +59,40 @@ test_that("simulate() draws lme4's responses, in the form of the model's respons
     expect_identical(rowSums(s$sim_1), as.numeric(cbpp$size))
 })
 
+test_that("simulate() pads the rows na.exclude dropped and refit() drops them again", {
+    d <- cbpp
+    d$incidence[c(3, 10)] <- NA
+    fx <- glmmfit(cbpp_formula, d, family = binomial, na.action = na.exclude)
+    fo <- glmmfit(cbpp_formula, d, family = binomial, na.action = na.omit)
+    sx <- simulate(fx, nsim = 2, seed = 12)
+    so <- simulate(fo, nsim = 2, seed = 12)
+    expect_identical(rownames(sx), rownames(cbpp))
+    expect_true(all(is.na(sx$sim_2[c(3, 10), ])))
+    expect_identical(sx$sim_2[-c(3, 10), ], so$sim_2)
+    ## (lme4's simulate pads vectors, as here, but not count matrices)
+    g <- suppressWarnings(glmer(incidence ~ period + (1 | herd), d, family = poisson, na.action = na.exclude))
+    fp <- glmmfit(incidence ~ period + (1 | herd), d, family = poisson, na.action = na.exclude)
+    expect_identical(simulate(fp, nsim = 2, seed = 13),
+                     simulate(g, nsim = 2, seed = 13, newparams = as_newparams(fp, g)),
+                     ignore_attr = c("seed", "na.action"))
+    expect_equal(fixef(refit(fx, sx[1])), fixef(refit(fo, so[1])), tolerance = 1e-12)
+})
+
+test_that("a negative binomial of given theta simulates lme4's counts", {
+    skip_if_not_installed("MASS")
+    set.seed(14)
+    d <- sim
+    d$nb <- MASS::rnegbin(sim_n, exp(1 + 0.3 * d$x + 0.5 * sim_re[d$g]), theta = 2)
+    fam <- MASS::negative.binomial(2)
+    fit <- glmmfit(nb ~ x + (1 | g), d, family = fam)
+    g <- suppressWarnings(glmer(nb ~ x + (1 | g), d, family = fam))
+    expect_identical(simulate(fit, nsim = 2, seed = 15),
+                     simulate(g, nsim = 2, seed = 15, newparams = as_newparams(fit, g)),
+                     ignore_attr = c("seed", "na.action"))
+    d$nb <- simulate(fit, seed = 16)$sim_1
+    expect_equal(fixef(refit(fit, d$nb)), fixef(glmmfit(nb ~ x + (1 | g), d, family = fam)), tolerance = 1e-8)
+})
+
 test_that("use.u = TRUE draws lme4's responses at the conditional modes", {
     fit <- glmmfit(cbpp_formula, cbpp, family = binomial)
     g <- tight_glmer(cbpp_formula, cbpp, family = binomial)
