@@ -72,7 +72,7 @@ glmm_anova_single <- function(object) {
 ## the family, the response as the family's deviance takes it, the prior
 ## weights.
 glmm_fit_target <- function(f) {
-    call <- getCall(f)
+    call <- stats::getCall(f)
     if (inherits(f, "glmmfit")) list(data = call$data, subset = call$subset, family = f$family$family,
                                      link = f$family$link, y = f$y, prior = f$prior)
     else list(data = call$data, subset = call$subset, family = f$family$family, link = f$family$link,

@@ -178,6 +178,16 @@ test_that("refit() of a simulated response equals glmmfit() on it", {
     expect_equal(r$theta, direct$theta, tolerance = 1e-8)
     expect_equal(fitted(r), fitted(direct), tolerance = 1e-8)
     expect_identical(r$frame[[1L]], s$sim_1)
+    ## nAGQ = 0 and 25 refit with their own criteria (measured: 4e-10 apart)
+    for (q in c(0L, 25L)) {
+        fq <- glmmfit(cbpp_formula, cbpp, family = binomial, nAGQ = q)
+        rq <- refit(fq, s)
+        direct <- glmmfit(cbpp_formula, d, family = binomial, nAGQ = q)
+        expect_identical(rq$nAGQ, q)
+        expect_equal(deviance(rq), deviance(direct), tolerance = 1e-8)
+        expect_equal(fixef(rq), fixef(direct), tolerance = 1e-8)
+        expect_equal(rq$theta, direct$theta, tolerance = 1e-8)
+    }
     ## a Poisson count and a proportion response
     fc <- glmmfit(cnt ~ x + offset(log(expo)) + (1 | g), sim, family = poisson)
     d <- sim
