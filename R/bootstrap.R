@@ -778,6 +778,9 @@ boot_table <- function(x) {
                row.names = names(x$t0), check.names = FALSE)
 }
 
+## What was bootstrapped: glmm_parboot() marks its results model = "glmmfit".
+boot_model_label <- function(x) if (identical(x$model, "glmmfit")) "a glmmfit model" else "an lmmfit model"
+
 boot_failures <- function(x) {
     if (x$nfail + x$nnonconv == 0L) return(invisible())
     cat(sprintf("%d replicate%s failed and %d did not converge: %s rows of t are NA\n",
@@ -806,8 +809,8 @@ NULL
 #' @rdname lmmfit_boot-methods
 #' @export
 print.lmmfit_boot <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
-    cat(sprintf("Parametric bootstrap of an lmmfit model: %d replicates, use.u = %s, %s refits\n",
-                x$R, x$use.u, if (isTRUE(x$REML)) "REML" else "ML"))
+    cat(sprintf("Parametric bootstrap of %s: %d replicates, use.u = %s, %s refits\n",
+                boot_model_label(x), x$R, x$use.u, if (isTRUE(x$REML)) "REML" else "ML"))
     cat("Call: ", paste(deparse(x$call), collapse = "\n"), "\n\n", sep = "")
     print(boot_table(x)[, c("original", "bias", "std.error")], digits = digits)
     boot_failures(x)
@@ -819,15 +822,16 @@ print.lmmfit_boot <- function(x, digits = max(3L, getOption("digits") - 3L), ...
 summary.lmmfit_boot <- function(object, ...) {
     structure(list(table = boot_table(object), R = object$R, nfail = object$nfail,
                    nnonconv = object$nnonconv, messages = object$messages,
-                   use.u = object$use.u, REML = object$REML, call = object$call),
+                   use.u = object$use.u, REML = object$REML, call = object$call,
+                   model = object$model),
               class = "summary.lmmfit_boot")
 }
 
 #' @rdname lmmfit_boot-methods
 #' @export
 print.summary.lmmfit_boot <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
-    cat(sprintf("Parametric bootstrap of an lmmfit model (use.u = %s, %s refits)\n",
-                x$use.u, if (isTRUE(x$REML)) "REML" else "ML"))
+    cat(sprintf("Parametric bootstrap of %s (use.u = %s, %s refits)\n",
+                boot_model_label(x), x$use.u, if (isTRUE(x$REML)) "REML" else "ML"))
     cat(sprintf("Replicates: %d; usable: %d; failed: %d; not converged: %d\n\n",
                 x$R, x$R - x$nfail - x$nnonconv, x$nfail, x$nnonconv))
     print(x$table, digits = digits)

@@ -255,7 +255,7 @@ glmm_parboot <- function(fit, FUN, nsim, use.u, seed, parallel, ncpus, progress,
                    messages = msgs, use.u = use.u, seed = rng$state,
                    statistic = if (is.null(FUN)) "default" else "FUN",
                    mle = list(beta = fit$beta, theta = fit$theta, sigma = 1),
-                   REML = FALSE, call = call),
+                   REML = FALSE, call = call, model = "glmmfit"),
               class = "lmmfit_boot")
 }
 

@@ -249,7 +249,8 @@ test_that("parboot() is reproducible with a seed and refits simulate()'s respons
     ## the refits need no random numbers: two processes give the serial result
     if (.Platform$OS.type != "windows")
         expect_identical(parboot(fit, nsim = nsim, seed = 41, parallel = "multicore", ncpus = 2)$t, b$t)
-    expect_output(print(b), "20 replicates")
+    expect_output(print(b), "bootstrap of a glmmfit model: 20 replicates, use.u = FALSE, ML refits")
+    expect_output(print(summary(b)), "usable: 20; failed: 0")
 })
 
 test_that("bad input to simulate(), refit() and parboot() gets a clear error", {
