@@ -121,28 +121,32 @@ glmm_family_draws <- function(object, Mu) {
     n <- nrow(Mu)
     nsim <- ncol(Mu)
     mu <- as.vector(Mu)
+    per_sim <- function(v) unname(split(v, rep(seq_len(nsim), each = n)))
+    code <- object$spec$family
+    if (code == GLMM_FAMILIES[["binomial"]]) return(glmm_binomial_draws(object, mu, per_sim))
+    if (!code %in% GLMM_FAMILIES[c("poisson", "negbin")])
+        stop(sprintf("simulate(): not available for the %s family", object$family$family), call. = FALSE)
+    if (any(object$prior != 1)) warning("simulate(): ignoring prior weights (as lme4)", call. = FALSE)
+    per_sim(if (code == GLMM_FAMILIES[["poisson"]]) stats::rpois(length(mu), mu)
+            else stats::rnbinom(length(mu), mu = mu, size = object$spec$nb_theta))
+}
+
+## Binomial draws of the prior weights' trials, in the response's form:
+## factors (one trial each), cbind() counts or proportions.
+glmm_binomial_draws <- function(object, mu, per_sim) {
     w <- object$prior
-    per_sim <- function(v) split(v, rep(seq_len(nsim), each = n))
-    fam <- object$family$family
-    if (fam != "binomial") {
-        if (any(w != 1)) warning("simulate(): ignoring prior weights (as lme4)", call. = FALSE)
-        v <- if (object$spec$family == GLMM_FAMILIES[["poisson"]]) stats::rpois(n * nsim, mu)
-             else stats::rnbinom(n * nsim, mu = mu, size = object$spec$nb_theta)
-        return(unname(per_sim(v)))
-    }
     if (any(w %% 1 != 0))
         stop("simulate(): cannot simulate from non-integer prior weights (binomial trials)", call. = FALSE)
     r <- object$frame[[1L]]
     if (is.factor(r))
-        return(unname(per_sim(factor(levels(r)[1L + stats::rbinom(n * nsim, 1, mu)], levels = levels(r)))))
-    s <- stats::rbinom(n * nsim, w, mu)
-    if (is.matrix(r))
-        return(unname(lapply(per_sim(s), function(si) {
-            m <- cbind(si, w - si)
-            colnames(m) <- colnames(r)
-            m
-        })))
-    unname(per_sim(s / w))
+        return(per_sim(factor(levels(r)[1L + stats::rbinom(length(mu), 1, mu)], levels = levels(r))))
+    s <- stats::rbinom(length(mu), w, mu)
+    if (!is.matrix(r)) return(per_sim(s / w))
+    lapply(per_sim(s), function(si) {
+        m <- cbind(si, w - si)
+        colnames(m) <- colnames(r)
+        m
+    })
 }
 
 #' @rdname refit
