@@ -124,6 +124,8 @@ test_that("bootstrap intervals are the percentiles of parboot()'s replicates", {
     expect_equal(unname(ci[".sig01", ]), c(q("sd_(Intercept)|herd", 0.025), q("sd_(Intercept)|herd", 0.975)),
                  tolerance = 1e-14)
     expect_equal(unname(ci["period3", ]), c(q("period3", 0.025), q("period3", 0.975)), tolerance = 1e-14)
+    ## lme4's quiet = TRUE changes nothing when every replicate is usable
+    expect_identical(confint(f1, method = "boot", nsim = nsim, seed = 7, quiet = TRUE), ci)
     basic <- confint(f1, "period3", method = "boot", nsim = nsim, seed = 7, boot.type = "basic")
     expect_equal(unname(basic[1, ]), 2 * fixef(f1)[["period3"]] - c(q("period3", 0.975), q("period3", 0.025)),
                  tolerance = 1e-14)
