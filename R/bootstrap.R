@@ -665,9 +665,18 @@ confint_boot <- function(object, parm, level = 0.95, nsim = 1000, type = "perc",
 #' \eqn{10^{-8}} in absolute value (the alternative's optimum on the null's
 #' boundary, up to rounding) count as 0.
 #'
+#' For a \code{\link{glmmfit}} alternative the null is a \code{glmmfit} or a
+#' \code{glm} fit of the same response and family; the responses are drawn
+#' from the null fit as \code{simulate} draws them (for a \code{glm}: as
+#' \code{stats::simulate}) and both models refitted to each by their own
+#' criterion (the Laplace or quadrature approximation; \code{glm}'s exact
+#' likelihood).
+#'
 #' @param fit0 the null model: an \code{lmmfit} fit or an \code{lm} fit (no
-#'   random effects) of the same response.
-#' @param fit1 the alternative model, an \code{lmmfit} fit with more parameters.
+#'   random effects) of the same response; for a \code{glmmfit}
+#'   alternative, a \code{glmmfit} or \code{glm} fit.
+#' @param fit1 the alternative model, an \code{lmmfit} or \code{glmmfit} fit
+#'   with more parameters.
 #' @param nsim number of bootstrap replicates.
 #' @param seed \code{NULL} or an integer for \code{set.seed} (the generator's
 #'   state is restored on exit).
@@ -683,7 +692,9 @@ confint_boot <- function(object, parm, level = 0.95, nsim = 1000, type = "perc",
 #' @export
 pbtest <- function(fit0, fit1, nsim = 1000, seed = NULL) {
     dname <- paste(deparse1(substitute(fit0)), "vs", deparse1(substitute(fit1)))
-    if (!inherits(fit1, "lmmfit")) stop("'fit1' must be a model fitted by lmmfit()", call. = FALSE)
+    ## generalized linear mixed models: R/glmm-inference.R
+    if (inherits(fit1, "glmmfit")) return(glmm_pbtest(fit0, fit1, nsim, seed, dname))
+    if (!inherits(fit1, "lmmfit")) stop("'fit1' must be a model fitted by lmmfit() or glmmfit()", call. = FALSE)
     null_lm <- inherits(fit0, "lm")
     if (inherits(fit0, "glm") || inherits(fit0, "mlm") || !(null_lm || inherits(fit0, "lmmfit")))
         stop("'fit0' must be an lmmfit() or lm() fit", call. = FALSE)

@@ -40,8 +40,8 @@ anova.glmmfit <- function(object, ..., model.names = NULL, refit = TRUE) {
         if (is.null(nm)) nm <- rep("", length(dots))
         bad <- which(!is_fit)[1L]
         stop(if (nzchar(nm[bad])) sprintf("anova(): unknown argument '%s'", nm[bad])
-             else sprintf("anova(): a glmmfit model can be compared with glmmfit or glm fits, not with an object of class \"%s\"",
-                          class(dots[[bad]])[1L]), call. = FALSE)
+             else sprintf(paste0("anova(): a glmmfit model can be compared with glmmfit or glm fits, ",
+                                 "not with an object of class \"%s\""), class(dots[[bad]])[1L]), call. = FALSE)
     }
     if (!length(dots)) {
         if (!is.null(model.names))
@@ -81,7 +81,7 @@ glmm_fit_target <- function(f) {
 
 ## The models of a comparison must be fitted to the same observations: each
 ## compared with the first, and refused by name.
-glmm_anova_check <- function(fits, nms) {
+glmm_anova_check <- function(fits, nms, caller = "anova()") {
     t1 <- glmm_fit_target(fits[[1L]])
     for (i in seq_along(fits)[-1L]) {
         ti <- glmm_fit_target(fits[[i]])
@@ -97,8 +97,8 @@ glmm_anova_check <- function(fits, nms) {
                         !isTRUE(all.equal(ti$prior, t1$prior, check.attributes = FALSE)))
                    sprintf("fitted to another response or other weights than '%s'", nms[1L])
         if (!is.null(why))
-            stop(sprintf("anova(): all models must be fitted to the same observations: '%s' is %s",
-                         nms[i], why), call. = FALSE)
+            stop(sprintf("%s: all models must be fitted to the same observations: '%s' is %s",
+                         caller, nms[i], why), call. = FALSE)
     }
 }
 
@@ -187,4 +187,71 @@ glmm_confint_boot <- function(object, level, nsim, type, vnames, dots) {
           else confint(b, parm = ord, level = level, type = type)
     rownames(ci) <- c(vnames, names(object$beta))
     ci
+}
+
+## ---- parametric bootstrap likelihood-ratio test ----------------------------------
+
+## A likelihood-ratio statistic this small is 0: the alternative's optimum on
+## the null's boundary, where the two criteria agree up to PIRLS's
+## convergence (~1e-11 relative, i.e. ~1e-9 on deviances of a few hundred)
+GLMM_LRT_ZERO <- 1e-8
+
+## pbtest() of a glmmfit alternative (R/bootstrap.R's pbtest() hands it
+## over): responses from the null (a glmmfit or glm fit), both models
+## refitted to each; the p-value and result as pbtest()'s.
+glmm_pbtest <- function(fit0, fit1, nsim, seed, dname) {
+    if (!inherits(fit0, c("glmmfit", "glm")))
+        stop("'fit0' must be a glmmfit() or glm() fit of the same response as 'fit1'", call. = FALSE)
+    nsim <- boot_check_count(nsim, "nsim")
+    glmm_anova_check(list(fit0, fit1), c("fit0", "fit1"), "pbtest()")
+    npar <- vapply(list(fit0, fit1), function(f) attr(logLik(f), "df"), 1)
+    df <- npar[2L] - npar[1L]
+    if (df <= 0) stop("'fit0' must have fewer parameters than 'fit1' (nested models)", call. = FALSE)
+    zap <- function(x) ifelse(abs(x) < GLMM_LRT_ZERO, 0, x)
+    LRT <- zap(-2 * as.numeric(logLik(fit0)) - deviance(fit1))
+    rng <- boot_rng_setup(seed)
+    if (!is.null(rng$restore)) on.exit(assign(".Random.seed", rng$restore, envir = .GlobalEnv))
+    sims <- if (inherits(fit0, "glmmfit")) glmm_simulate_responses(fit0, nsim, FALSE)
+            else glm_null_draws(fit0, nsim)
+    lrt <- zap(vapply(sims, function(y) glmm_null_deviance(fit0, y) - glmm_refit_deviance(fit1, y), 0))
+    ok <- is.finite(lrt)
+    structure(list(statistic = c(LRT = LRT), parameter = c(df = df),
+                   p.value = (1 + sum(lrt[ok] >= LRT)) / (sum(ok) + 1),
+                   p.value.chisq = pchisq(LRT, df, lower.tail = FALSE),
+                   method = "Parametric bootstrap likelihood-ratio test (ML refits)",
+                   data.name = dname, nsim = nsim, nvalid = sum(ok), nfail = sum(!ok),
+                   LRT_boot = lrt, seed = rng$state),
+              class = c("lmmfit_pbtest", "htest"))
+}
+
+## -2 log L of a glmmfit refitted to y (NA when the refit fails or does not
+## converge: the replicate is not counted)
+glmm_refit_deviance <- function(fit, y) {
+    f <- tryCatch(glmm_refit_core(fit, glmm_new_response(fit, y)), error = function(e) NULL)
+    if (is.null(f) || !glmm_refit_converged(f)) NA_real_ else f$deviance_value
+}
+
+glmm_null_deviance <- function(fit0, y) {
+    if (inherits(fit0, "glmmfit")) return(glmm_refit_deviance(fit0, y))
+    g <- suppressWarnings(stats::glm.fit(stats::model.matrix(fit0), y, weights = fit0$prior.weights,
+                                         offset = fit0$offset, family = fit0$family))
+    ## glm.fit's aic is -2 log L + 2 rank
+    if (!g$converged) NA_real_ else g$aic - 2 * g$rank
+}
+
+## nsim responses from a binomial or Poisson glm, drawn as stats::simulate()
+## draws them (binomial: proportions of the prior weights' trials).
+glm_null_draws <- function(fit0, nsim) {
+    mu <- fitted(fit0)
+    n <- length(mu)
+    w <- fit0$prior.weights
+    fam <- fit0$family$family
+    v <- if (fam == "binomial") {
+        if (any(w %% 1 != 0 | w == 0))
+            stop("pbtest(): the glm's prior weights (binomial trials) must be positive whole numbers",
+                 call. = FALSE)
+        stats::rbinom(n * nsim, w, mu) / w
+    } else if (fam == "poisson") stats::rpois(n * nsim, mu)
+    else stop(sprintf("pbtest(): a glm null of the %s family is not supported", fam), call. = FALSE)
+    unname(split(v, rep(seq_len(nsim), each = n)))
 }

@@ -274,17 +274,22 @@ glmm_boot_serial <- function(nsim, one, progress) {
     })
 }
 
-## One replicate: status 0 (ok), 1 (the optimizer or PIRLS did not converge
-## at the refit's estimates: its statistic is NA, as parboot's) or 2 (the
-## refit or the statistic failed, with its message).
+## One replicate: status 0 (ok), 1 (not converged: its statistic is NA, as
+## parboot's) or 2 (the refit or the statistic failed, with its message).
 glmm_boot_replicate <- function(fit, y, stat, k) {
-    r <- tryCatch({
+    tryCatch({
         f <- glmm_refit_core(fit, glmm_new_response(fit, y))
-        if (f$optinfo$convergence != 0L || f$pirls[1L] != 0L) list(status = 1L, message = NULL)
+        if (!glmm_refit_converged(f)) list(status = 1L, message = NULL)
         else list(status = 0L, value = boot_check_stat(stat(f), k))
     }, error = function(e) list(status = 2L, message = conditionMessage(e)))
-    r
 }
+
+## A refit converged when PIRLS did at its estimates and the optimizer's
+## check passes as for a fit (summary()'s convergence_messages(): the
+## gradient within check_grad_tol, outward gradients at a bound ignored,
+## the optimum settled).  L-BFGS-B's own code is no guide: at theta = 0 it
+## often ends in ABNORMAL_TERMINATION_IN_LNSRCH at a settled optimum.
+glmm_refit_converged <- function(f) f$pirls[1L] == 0L && !length(convergence_messages(f))
 
 ## The default statistic: the fixed effects, then per term the random
 ## effects' SDs and correlations (parboot()'s names, lme4's order within a

@@ -139,3 +139,37 @@ test_that("confint() refuses what it does not do, by name", {
     expect_error(confint(f1, method = "boot", nsim = 2, FUN = fixef), "'FUN' is not supported")
     expect_warning(confint(f1, bogus = 1), "'bogus' ignored")
 })
+
+test_that("pbtest() of a random effect: replicates refit simulate()'s responses of the null", {
+    nsim <- 100
+    p <- pbtest(cbpp_glm, f1, nsim = nsim, seed = 1)
+    expect_s3_class(p, "htest")
+    expect_equal(unname(p$statistic), anova(f1, cbpp_glm)$Chisq[2], tolerance = 1e-12)
+    expect_identical(unname(p$parameter), 1)
+    expect_identical(p$nfail, 0L)
+    expect_equal(p$p.value, (1 + sum(p$LRT_boot >= p$statistic)) / (nsim + 1), tolerance = 1e-14)
+    ## the null's boundary: about half the replicates' LRT is 0
+    expect_gt(sum(p$LRT_boot == 0), nsim / 4)
+    ## each replicate from stats::simulate() of the glm, refitted by glm()
+    ## and refit(): one at LRT = 0, one above
+    s <- simulate(cbpp_glm, nsim = nsim, seed = 1)
+    for (i in c(which(p$LRT_boot == 0)[1], which(p$LRT_boot > 0)[1])) {
+        d <- cbpp
+        d$incidence <- s[[i]][, 1]
+        g_i <- glm(cbind(incidence, size - incidence) ~ period, family = binomial, data = d)
+        lrt <- -2 * as.numeric(logLik(g_i)) - deviance(suppressMessages(refit(f1, s[[i]])))
+        expect_equal(p$LRT_boot[i], if (abs(lrt) < 1e-8) 0 else lrt, tolerance = 1e-8)
+    }
+    ## a glmmfit null: its own simulate() and refits
+    p0 <- pbtest(f0, f1, nsim = 10, seed = 2)
+    s0 <- simulate(f0, nsim = 10, seed = 2)
+    expect_equal(p0$LRT_boot[10], deviance(refit(f0, s0[[10]])) - deviance(refit(f1, s0[[10]])),
+                 tolerance = 1e-12)
+    expect_output(print(p0), "chi-square\\(3\\) p-value")
+    expect_error(pbtest(f1, f0, nsim = 2), "fewer parameters")
+    expect_error(pbtest(lm(incidence ~ period, cbpp), f1, nsim = 2),
+                 "'fit0' must be a glmmfit\\(\\) or glm\\(\\) fit")
+    fd <- glmmfit(cbpp_null, data = transform(cbpp), family = binomial)
+    expect_error(pbtest(fd, f1, nsim = 2),
+                 "pbtest\\(\\): .* 'fit1' is fitted to data 'cbpp', 'fit0' to 'transform\\(cbpp\\)'")
+})

@@ -25,7 +25,8 @@ as_newparams <- function(fit, g)
 set.seed(20261207)
 sim_n <- 300
 sim <- data.frame(g = factor(sample(20, sim_n, TRUE)), a = factor(sample(5, sim_n, TRUE)),
-                  b = factor(sample(10, sim_n, TRUE)), b2 = factor(sample(10, sim_n, TRUE)), x = rnorm(sim_n), expo = runif(sim_n, 1, 3))
+                  b = factor(sample(10, sim_n, TRUE)), b2 = factor(sample(10, sim_n, TRUE)),
+                  x = rnorm(sim_n), expo = runif(sim_n, 1, 3))
 sim_re <- rnorm(20)
 sim$y <- rbinom(sim_n, 1, plogis(-0.3 + 0.8 * sim$x + sim_re[sim$g]))
 sim$yf <- factor(ifelse(sim$y == 1, "yes", "no"))
@@ -251,6 +252,22 @@ test_that("parboot() is reproducible with a seed and refits simulate()'s respons
         expect_identical(parboot(fit, nsim = nsim, seed = 41, parallel = "multicore", ncpus = 2)$t, b$t)
     expect_output(print(b), "bootstrap of a glmmfit model: 20 replicates, use.u = FALSE, ML refits")
     expect_output(print(summary(b)), "usable: 20; failed: 0")
+})
+
+test_that("parboot() counts refits that end at theta = 0 as converged", {
+    ## a fit at theta = 0 (cbpp's response drawn from its glm): most
+    ## replicates refit to theta = 0 too, where L-BFGS-B's own code reports
+    ## an abnormal line search at a settled optimum with zero gradient
+    fit <- glmmfit(cbpp_formula, cbpp, family = binomial)
+    gl <- glm(cbind(incidence, size - incidence) ~ period, family = binomial, data = cbpp)
+    fs <- suppressMessages(refit(fit, simulate(gl, nsim = 1, seed = 1)[[1]]))
+    expect_identical(unname(fs$theta), 0)
+    b <- parboot(fs, nsim = 30, seed = 3)
+    expect_identical(b$status, integer(30))
+    zero <- which(b$t[, "sd_(Intercept)|herd"] == 0)
+    expect_gt(length(zero), 10)
+    r <- suppressMessages(refit(fs, simulate(fs, nsim = 30, seed = 3)[[zero[1]]]))
+    expect_equal(b$t[zero[1], ], c(fixef(r), r$theta), tolerance = 1e-12, ignore_attr = TRUE)
 })
 
 test_that("bad input to simulate(), refit() and parboot() gets a clear error", {
