@@ -139,6 +139,13 @@ anova_lrt <- function(fits, nms, refit) {
         message("refitting model(s) with ML (instead of REML)")
         fits[reml] <- lapply(fits[reml], refit_as_ml)
     }
+    anova_lrt_table(fits, nms)
+}
+
+## The likelihood-ratio table of fits on the same observations (checked by
+## the caller), sorted by their numbers of parameters, in lme4's layout.
+anova_lrt_table <- function(fits, nms) {
+    n <- vapply(fits, nobs, 1L)
     ll <- lapply(fits, logLik)
     npar <- vapply(ll, attr, 1, "df")
     ord <- order(npar)

@@ -182,7 +182,14 @@ boot_draws_per_replicate <- function(fit, use.u) {
 #' parameters on nlme's scale, named \code{"cor_Phi"}, \code{"var_Female"},
 #' ...; a refit that warns about convergence counts as not converged.
 #'
-#' @param fit a fitted \code{\link{lmmfit}} model.
+#' A \code{\link{glmmfit}} model is bootstrapped the same way with its
+#' family: the responses of all replicates drawn first, as
+#' \code{\link[=simulate.glmmfit]{simulate}} (and lme4's \code{bootMer})
+#' draws them, each refitted from the estimates by both of glmer's stages;
+#' the default statistic has no \code{sigma}, and a replicate whose
+#' optimizer or PIRLS does not converge counts as not converged.
+#'
+#' @param fit a fitted \code{\link{lmmfit}} or \code{\link{glmmfit}} model.
 #' @param FUN \code{NULL} for the default statistic, computed in C: the fixed
 #'   effects, for each random-effects term its standard deviations and
 #'   correlations (lme4's order of \code{.sig01}, \code{.sig02}, ..., named
@@ -223,7 +230,10 @@ boot_draws_per_replicate <- function(fit, use.u) {
 parboot <- function(fit, FUN = NULL, nsim = 1000, use.u = FALSE, seed = NULL,
                     parallel = c("no", "multicore"), ncpus = 1L, progress = interactive()) {
     call <- match.call()
-    if (!inherits(fit, "lmmfit")) stop("'fit' must be a model fitted by lmmfit()", call. = FALSE)
+    ## a generalized linear mixed model is simulated and refitted in R/glmm-simulate.R
+    if (inherits(fit, "glmmfit"))
+        return(glmm_parboot(fit, FUN, nsim, use.u, seed, parallel, ncpus, progress, call))
+    if (!inherits(fit, "lmmfit")) stop("'fit' must be a model fitted by lmmfit() or glmmfit()", call. = FALSE)
     nsim <- boot_check_count(nsim, "nsim")
     use.u <- boot_check_flag(use.u, "use.u")
     progress <- boot_check_flag(progress, "progress")
@@ -655,9 +665,18 @@ confint_boot <- function(object, parm, level = 0.95, nsim = 1000, type = "perc",
 #' \eqn{10^{-8}} in absolute value (the alternative's optimum on the null's
 #' boundary, up to rounding) count as 0.
 #'
+#' For a \code{\link{glmmfit}} alternative the null is a \code{glmmfit} or a
+#' \code{glm} fit of the same response and family; the responses are drawn
+#' from the null fit as \code{simulate} draws them (for a \code{glm}: as
+#' \code{stats::simulate}) and both models refitted to each by their own
+#' criterion (the Laplace or quadrature approximation; \code{glm}'s exact
+#' likelihood).
+#'
 #' @param fit0 the null model: an \code{lmmfit} fit or an \code{lm} fit (no
-#'   random effects) of the same response.
-#' @param fit1 the alternative model, an \code{lmmfit} fit with more parameters.
+#'   random effects) of the same response; for a \code{glmmfit}
+#'   alternative, a \code{glmmfit} or \code{glm} fit.
+#' @param fit1 the alternative model, an \code{lmmfit} or \code{glmmfit} fit
+#'   with more parameters.
 #' @param nsim number of bootstrap replicates.
 #' @param seed \code{NULL} or an integer for \code{set.seed} (the generator's
 #'   state is restored on exit).
@@ -673,7 +692,9 @@ confint_boot <- function(object, parm, level = 0.95, nsim = 1000, type = "perc",
 #' @export
 pbtest <- function(fit0, fit1, nsim = 1000, seed = NULL) {
     dname <- paste(deparse1(substitute(fit0)), "vs", deparse1(substitute(fit1)))
-    if (!inherits(fit1, "lmmfit")) stop("'fit1' must be a model fitted by lmmfit()", call. = FALSE)
+    ## generalized linear mixed models: R/glmm-inference.R
+    if (inherits(fit1, "glmmfit")) return(glmm_pbtest(fit0, fit1, nsim, seed, dname))
+    if (!inherits(fit1, "lmmfit")) stop("'fit1' must be a model fitted by lmmfit() or glmmfit()", call. = FALSE)
     null_lm <- inherits(fit0, "lm")
     if (inherits(fit0, "glm") || inherits(fit0, "mlm") || !(null_lm || inherits(fit0, "lmmfit")))
         stop("'fit0' must be an lmmfit() or lm() fit", call. = FALSE)
@@ -768,6 +789,9 @@ boot_table <- function(x) {
                row.names = names(x$t0), check.names = FALSE)
 }
 
+## What was bootstrapped: glmm_parboot() marks its results model = "glmmfit".
+boot_model_label <- function(x) if (identical(x$model, "glmmfit")) "a glmmfit model" else "an lmmfit model"
+
 boot_failures <- function(x) {
     if (x$nfail + x$nnonconv == 0L) return(invisible())
     cat(sprintf("%d replicate%s failed and %d did not converge: %s rows of t are NA\n",
@@ -796,8 +820,8 @@ NULL
 #' @rdname lmmfit_boot-methods
 #' @export
 print.lmmfit_boot <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
-    cat(sprintf("Parametric bootstrap of an lmmfit model: %d replicates, use.u = %s, %s refits\n",
-                x$R, x$use.u, if (isTRUE(x$REML)) "REML" else "ML"))
+    cat(sprintf("Parametric bootstrap of %s: %d replicates, use.u = %s, %s refits\n",
+                boot_model_label(x), x$R, x$use.u, if (isTRUE(x$REML)) "REML" else "ML"))
     cat("Call: ", paste(deparse(x$call), collapse = "\n"), "\n\n", sep = "")
     print(boot_table(x)[, c("original", "bias", "std.error")], digits = digits)
     boot_failures(x)
@@ -809,15 +833,16 @@ print.lmmfit_boot <- function(x, digits = max(3L, getOption("digits") - 3L), ...
 summary.lmmfit_boot <- function(object, ...) {
     structure(list(table = boot_table(object), R = object$R, nfail = object$nfail,
                    nnonconv = object$nnonconv, messages = object$messages,
-                   use.u = object$use.u, REML = object$REML, call = object$call),
+                   use.u = object$use.u, REML = object$REML, call = object$call,
+                   model = object$model),
               class = "summary.lmmfit_boot")
 }
 
 #' @rdname lmmfit_boot-methods
 #' @export
 print.summary.lmmfit_boot <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
-    cat(sprintf("Parametric bootstrap of an lmmfit model (use.u = %s, %s refits)\n",
-                x$use.u, if (isTRUE(x$REML)) "REML" else "ML"))
+    cat(sprintf("Parametric bootstrap of %s (use.u = %s, %s refits)\n",
+                boot_model_label(x), x$use.u, if (isTRUE(x$REML)) "REML" else "ML"))
     cat(sprintf("Replicates: %d; usable: %d; failed: %d; not converged: %d\n\n",
                 x$R, x$R - x$nfail - x$nnonconv, x$nfail, x$nnonconv))
     print(x$table, digits = digits)

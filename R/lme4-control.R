@@ -15,15 +15,21 @@
 ## instead, so the two orders can differ; within a term both take the lower
 ## triangle of the relative covariance factor by columns.
 lme4_theta_order <- function(reterms) {
-    pos <- attr(reterms, "formula_pos")
     sizes <- vapply(reterms, function(t) (ncol(t$Z) * (ncol(t$Z) + 1L)) %/% 2L, 1L)
     ends <- cumsum(sizes)
     block <- lapply(seq_along(reterms), function(j) seq_len(sizes[j]) + ends[j] - sizes[j])
-    if (is.null(pos)) return(unlist(block))
+    ## theta index (lmmfit's order) of each element of lme4's theta
+    unlist(block[lme4_term_order(reterms)])
+}
+
+## lme4's order of the terms (above) as indices into reterms: also the
+## order of lme4's u and b, which simulate() draws in.
+lme4_term_order <- function(reterms) {
+    pos <- attr(reterms, "formula_pos")
+    if (is.null(pos)) return(seq_along(reterms))
     nl_formula <- vapply(reterms, `[[`, 1L, "nlev")[order(pos)]
     lme4_terms <- if (any(diff(nl_formula) > 0L)) rev(order(nl_formula)) else seq_along(nl_formula)
-    ## theta index (lmmfit's order) of each element of lme4's theta
-    unlist(block[match(lme4_terms, pos)])
+    match(lme4_terms, pos)
 }
 
 lme4_start <- function(start, reterms) {

@@ -20,6 +20,8 @@
     s3_register("metafor", "trimfill", "metafit", trimfill.metafit)
     ## lme4's generics (getME, ngrps, refit, ...) and lattice's plots
     register_idiom_methods()
+    ## refit() of a glmmfit through lme4's generic too, when lme4 masks lmmfit's
+    s3_register("lme4", "refit", "glmmfit", refit.glmmfit)
     ## the extension points of the packages users reach for after fitting
     ## (R/ext-*.R)
     s3_register("emmeans", "recover_data", "lmmfit", recover_data.lmmfit)
