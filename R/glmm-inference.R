@@ -208,7 +208,7 @@ glmm_pbtest <- function(fit0, fit1, nsim, seed, dname) {
     df <- npar[2L] - npar[1L]
     if (df <= 0) stop("'fit0' must have fewer parameters than 'fit1' (nested models)", call. = FALSE)
     zap <- function(x) ifelse(abs(x) < GLMM_LRT_ZERO, 0, x)
-    LRT <- zap(-2 * as.numeric(logLik(fit0)) - deviance(fit1))
+    LRT <- zap(-2 * as.numeric(logLik(fit0)) + 2 * as.numeric(logLik(fit1)))
     rng <- boot_rng_setup(seed)
     if (!is.null(rng$restore)) on.exit(assign(".Random.seed", rng$restore, envir = .GlobalEnv))
     sims <- if (inherits(fit0, "glmmfit")) glmm_simulate_responses(fit0, nsim, FALSE)
