@@ -1,0 +1,48 @@
+## lmmfit() on data that stay where they are: a database table (lmm_db(), a
+## dbplyr table) fitted from the aggregates the database computes.
+
+## lmmfit()'s arguments a fit from aggregates cannot honour (refused by name).
+DB_REFUSED_ARGS <- c("subset", "na.action", "offset", "contrasts", "correlation", "start")
+
+## Is `data` a table in a database (lmm_db() or a dbplyr lazy table)?
+is_db_data <- function(data) inherits(data, c("lmm_db", "tbl_lazy"))
+
+## The connection and SQL source of database data.
+db_source <- function(data) {
+    if (inherits(data, "lmm_db")) return(data)
+    db_require("dbplyr")
+    list(con = dbplyr::remote_con(data), table = as.character(dbplyr::sql_render(data)))
+}
+
+## The fit from a database: the queries of lmm_sql() run on the connection,
+## their results turned into statistics and fitted.  `call` is lmmfit()'s.
+lmmfit_db <- function(formula, data, REML, control, call) {
+    given <- intersect(DB_REFUSED_ARGS, names(call))
+    if (length(given))
+        stop(sprintf("%s %s not supported when fitting from a database table: %s",
+                     paste0("'", given, "'", collapse = ", "), if (length(given) > 1L) "are" else "is",
+                     "filter or transform in a query (lmm_db(con, \"SELECT ...\")) instead"), call. = FALSE)
+    weights <- call$weights
+    if (!is.null(weights) && !is.name(weights))
+        stop("'weights' must name a column of the table when fitting from a database", call. = FALSE)
+    src <- db_source(data)
+    t0 <- proc.time()[["elapsed"]]
+    plan <- lmm_sql(formula, src$con, src$table, weights = if (!is.null(weights)) as.character(weights))
+    results <- lapply(plan$queries, function(q) DBI::dbGetQuery(src$con, q))
+    agg <- sql_aggregates(plan, results)
+    t1 <- proc.time()[["elapsed"]]
+    fit <- fit_from_aggregates(agg, REML, control, formula, call)
+    fit$timing <- c(database = t1 - t0, fit = proc.time()[["elapsed"]] - t1)
+    fit$dropped_rows <- plan$dropped
+    fit
+}
+
+## A fit from aggregates, with what the fitted-object methods need.
+fit_from_aggregates <- function(agg, REML, control, formula, call) {
+    stats <- aggregates_to_stats(agg)
+    fit <- lmmfit_stats(stats, REML = REML, control = control)
+    fit$stats <- stats
+    fit$formula <- formula
+    fit$call <- call
+    fit
+}
