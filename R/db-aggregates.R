@@ -77,19 +77,30 @@ lmm_aggregates <- function(formula, data, weights = NULL) {
     ff <- if (is.null(weights)) parsed$frame else add_frame_terms(parsed$frame, list(as.name(weights)))
     frame <- model.frame(ff, data, na.action = stats::na.omit, drop.unused.levels = TRUE)
     if (!nrow(frame)) stop("no observations left to fit (zero rows after na.omit)", call. = FALSE)
-    X <- model.matrix(terms(parsed$fixed, data = frame), frame)
-    attr(X, "assign") <- attr(X, "contrasts") <- NULL
-    y <- as.double(frame[[1L]])
-    w <- if (!is.null(weights)) as.double(frame[[weights]])
-    if (!is.null(w) && any(!is.finite(w) | w <= 0)) stop("'weights' must be finite and positive", call. = FALSE)
-    reterms <- build_reterms(parsed$terms, frame, parsed$env)
+    mats <- frame_matrices(parsed, frame, weights)
+    X <- mats$X; y <- mats$y
     icpt <- identical(colnames(X)[1L], "(Intercept)")
     xshift <- if (icpt) c(0, colMeans(X)[-1L]) else numeric(ncol(X))
     model <- list(response = deparse1(formula[[2L]]), fixed = colnames(X), xshift = unname(xshift),
                   yshift = if (icpt) mean(y) else 0,
-                  terms = lapply(reterms, function(t)
+                  terms = lapply(mats$terms, function(t)
                       list(group = t$group, columns = colnames(t$Z), shift = slope_shifts(t$Z))))
-    aggregate_rows(model, X, y, w, lapply(reterms, `[[`, "factor"), lapply(reterms, `[[`, "Z"))
+    aggregate_rows(model, X, y, mats$w, lapply(mats$terms, `[[`, "factor"), lapply(mats$terms, `[[`, "Z"))
+}
+
+## The model's matrices from a model frame (NAs already omitted), without
+## lmmfit()'s checks of the levels: a chunk of a file may hold one level.
+frame_matrices <- function(parsed, frame, weights = NULL) {
+    X <- model.matrix(terms(parsed$fixed, data = frame), frame)
+    attr(X, "assign") <- attr(X, "contrasts") <- NULL
+    w <- if (!is.null(weights)) as.double(frame[[weights]])
+    if (!is.null(w) && any(!is.finite(w) | w <= 0)) stop("'weights' must be finite and positive", call. = FALSE)
+    terms <- lapply(parsed$terms, function(s) {
+        gname <- deparse1(s$group)
+        list(group = gname, factor = factor(eval_grouping(s$group, frame, parsed$env)),
+             Z = re_model_matrix(s$lhs, frame, gname))
+    })
+    list(X = X, y = as.double(frame[[1L]]), w = w, terms = terms)
 }
 
 ## The shifts of a term's columns: the means of those after a first
@@ -153,4 +164,27 @@ print.lmm_aggregates <- function(x, ...) {
         cat(sprintf("  level pairs: %s\n", paste(sprintf("%s (%d)", names(x$pairs),
                                                          vapply(x$pairs, nrow, 1L)), collapse = ", ")))
     invisible(x)
+}
+
+## The aggregates of two disjoint sets of rows of one model (the same shifts):
+## the sums added, levels and pairs matched by their labels (levels new to
+## `a` follow its own, in b's order).
+combine_aggregates <- function(a, b) {
+    if (is.null(a)) return(b)
+    if (is.null(b)) return(a)
+    if (!identical(a$model, b$model)) stop("internal: aggregates of different models or shifts", call. = FALSE)
+    sum_by <- function(d, key, keycols) {
+        num <- setdiff(names(d), keycols)
+        s <- rowsum(as.matrix(d[num]), factor(key, levels = unique(key)), reorder = TRUE)
+        out <- d[match(rownames(s), key), keycols, drop = FALSE]
+        rownames(out) <- NULL
+        cbind(out, as.data.frame(s, row.names = NULL))
+    }
+    ov <- a$overall
+    ov[] <- Map(`+`, a$overall, b$overall[names(a$overall)])
+    levels <- Map(function(x, y) { d <- rbind(x, y); sum_by(d, d$level, "level") }, a$levels, b$levels)
+    pairs <- Map(function(x, y) { d <- rbind(x, y); sum_by(d, paste(d$level1, d$level2, sep = "\r"),
+                                                           c("level1", "level2")) }, a$pairs, b$pairs)
+    structure(list(model = a$model, overall = ov, levels = levels, pairs = pairs[names(a$pairs)]),
+              class = "lmm_aggregates")
 }

@@ -4,8 +4,29 @@
 ## lmmfit()'s arguments a fit from aggregates cannot honour (refused by name).
 DB_REFUSED_ARGS <- c("subset", "na.action", "offset", "contrasts", "correlation", "start")
 
-## Is `data` a table in a database (lmm_db() or a dbplyr lazy table)?
-is_db_data <- function(data) inherits(data, c("lmm_db", "tbl_lazy"))
+## Is `data` outside R's memory: a table in a database (lmm_db() or a dbplyr
+## lazy table) or CSV files (lmm_csv())?
+is_db_data <- function(data) inherits(data, c("lmm_db", "tbl_lazy", "lmm_csv"))
+
+## lmmfit() on data outside memory.
+lmmfit_outside <- function(formula, data, REML, control, call) {
+    if (inherits(data, "lmm_csv")) lmmfit_csv(formula, data, REML, control, call)
+    else lmmfit_db(formula, data, REML, control, call)
+}
+
+## The weights column named in lmmfit()'s call, after refusing by name the
+## arguments a fit from aggregates cannot honour.
+db_weights_arg <- function(call, where) {
+    given <- intersect(DB_REFUSED_ARGS, names(call))
+    if (length(given))
+        stop(sprintf("%s %s not supported when fitting from %s: filter or transform the data first",
+                     paste0("'", given, "'", collapse = ", "), if (length(given) > 1L) "are" else "is", where),
+             call. = FALSE)
+    weights <- call$weights
+    if (!is.null(weights) && !is.name(weights))
+        stop(sprintf("'weights' must name a column when fitting from %s", where), call. = FALSE)
+    if (!is.null(weights)) as.character(weights)
+}
 
 ## The connection and SQL source of database data.
 db_source <- function(data) {
@@ -17,17 +38,10 @@ db_source <- function(data) {
 ## The fit from a database: the queries of lmm_sql() run on the connection,
 ## their results turned into statistics and fitted.  `call` is lmmfit()'s.
 lmmfit_db <- function(formula, data, REML, control, call) {
-    given <- intersect(DB_REFUSED_ARGS, names(call))
-    if (length(given))
-        stop(sprintf("%s %s not supported when fitting from a database table: %s",
-                     paste0("'", given, "'", collapse = ", "), if (length(given) > 1L) "are" else "is",
-                     "filter or transform in a query (lmm_db(con, \"SELECT ...\")) instead"), call. = FALSE)
-    weights <- call$weights
-    if (!is.null(weights) && !is.name(weights))
-        stop("'weights' must name a column of the table when fitting from a database", call. = FALSE)
+    weights <- db_weights_arg(call, "a database table (use a query: lmm_db(con, \"SELECT ...\"))")
     src <- db_source(data)
     t0 <- proc.time()[["elapsed"]]
-    plan <- lmm_sql(formula, src$con, src$table, weights = if (!is.null(weights)) as.character(weights))
+    plan <- lmm_sql(formula, src$con, src$table, weights = weights)
     results <- lapply(plan$queries, function(q) DBI::dbGetQuery(src$con, q))
     agg <- sql_aggregates(plan, results)
     t1 <- proc.time()[["elapsed"]]

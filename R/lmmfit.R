@@ -87,8 +87,8 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
                    offset, contrasts = NULL, control = lmmfit_control(),
                    correlation = NULL, start = NULL) {
     call <- match.call()
-    ## a table in a database: fitted from the aggregates it computes
-    if (is_db_data(data)) return(lmmfit_db(formula, data, REML, control, call))
+    ## a table in a database, or files: fitted from their aggregates
+    if (is_db_data(data)) return(lmmfit_outside(formula, data, REML, control, call))
     if (!is.null(start) && !is.null(correlation))
         stop("'start' cannot be combined with 'correlation =': the residual correlation structure's fit ",
              "starts from its own values; drop 'start'", call. = FALSE)

@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 # DESCRIPTION (Depends, Imports, LinkingTo, Suggests) is added to these.
 r_pkgs=(lme4 roxygen2 knitr rmarkdown lmerTest pbkrtest plm testthat broom generics
         emmeans car multcomp insight performance parameters broom.mixed effects ggeffects sjPlot
-        merTools RLRsim metafor metadat DBI RSQLite RPostgreSQL dbplyr dplyr data.table)
+        merTools RLRsim metafor metadat DBI RSQLite RPostgreSQL dbplyr dplyr readr withr)
 deb_of() { echo "r-cran-$(echo "$1" | tr '[:upper:]' '[:lower:]')"; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 
