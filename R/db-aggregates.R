@@ -83,6 +83,7 @@ lmm_aggregates <- function(formula, data, weights = NULL) {
     xshift <- if (icpt) c(0, colMeans(X)[-1L]) else numeric(ncol(X))
     model <- list(response = deparse1(formula[[2L]]), fixed = colnames(X), xshift = unname(xshift),
                   yshift = if (icpt) mean(y) else 0,
+                  xlev = .getXlevels(terms(parsed$fixed), frame),
                   terms = lapply(mats$terms, function(t)
                       list(group = t$group, columns = colnames(t$Z), shift = slope_shifts(t$Z))))
     aggregate_rows(model, X, y, mats$w, lapply(mats$terms, `[[`, "factor"), lapply(mats$terms, `[[`, "Z"))

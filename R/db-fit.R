@@ -53,10 +53,5 @@ lmmfit_db <- function(formula, data, REML, control, call) {
 
 ## A fit from aggregates, with what the fitted-object methods need.
 fit_from_aggregates <- function(agg, REML, control, formula, call) {
-    stats <- aggregates_to_stats(agg)
-    fit <- lmmfit_stats(stats, REML = REML, control = control)
-    fit$stats <- stats
-    fit$formula <- formula
-    fit$call <- call
-    fit
+    agg_fit_object(aggregates_to_stats(agg), REML, control, formula, call)
 }

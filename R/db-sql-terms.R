@@ -26,7 +26,7 @@ sql_environment <- function(con, src, parsed, weights) {
     type <- vapply(sample, function(v) if (is.character(v) || is.factor(v)) "text"
                                        else if (is.numeric(v) || all(is.na(v))) "number" else "other", "")
     env <- new.env(parent = emptyenv())
-    env$con <- con; env$src <- src; env$quoted <- q; env$type <- type; env$levels <- list()
+    env$con <- con; env$src <- src; env$quoted <- q; env$type <- type; env$levels <- list(); env$xlev <- list()
     env$weights <- weights
     env$where <- paste(sprintf("%s IS NOT NULL", q), collapse = " AND ")
     if (!is.null(weights) && type[[weights]] != "number")
@@ -146,6 +146,7 @@ sql_variable_columns <- function(v, label, coding, env) {
     categorical <- !is.null(col) && col %in% names(env$type) && (env$type[[col]] == "text" || !is.name(v))
     if (!categorical) return(list(names = label, exprs = sql_expression(v, env, label)))
     lv <- sql_levels(col, env)
+    env$xlev[[label]] <- as.character(lv)          # for predictions
     cm <- if (coding == 2L) diag(length(lv)) else stats::contrasts(factor(lv, levels = lv))
     cn <- if (coding == 2L) lv else if (is.null(colnames(cm))) seq_len(ncol(cm)) else colnames(cm)
     lit <- if (env$type[[col]] == "text") as.character(DBI::dbQuoteString(env$con, as.character(lv)))

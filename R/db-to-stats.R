@@ -47,13 +47,19 @@ aggregates_to_stats <- function(agg) {
     xp <- layout(raw)
     xo <- if (!is.null(zc)) layout(zc$shift)
     if (!is.null(zc)) zc <- list(Z = zc$Z[ord], Cinv = zc$Cinv[ord])
-    structure(list(version = LMM_STATS_VERSION, xprod = xp,
+    out <- structure(list(version = LMM_STATS_VERSION, xprod = xp,
                    terms = lapply(terms[ord], function(t) list(group = t$group, columns = t$columns,
                                                                levels = t$levels)),
                    fixed = m$fixed, response = m$response,
                    centring = list(transform = cond[c("xshift", "T", "Tinv", "b0")], slope = zc,
                                    centred_xprod = xo)),
               class = "lmm_stats")
+    ## what the fitted object needs beyond the statistics: the columns dropped
+    ## as aliased, the fixed part's factor levels (for predictions), and each
+    ## term's place in the formula
+    attr(out, "model") <- list(dropped = if (length(keep) < length(agg$model$fixed)) agg$model$fixed[-keep],
+                               xlev = agg$model$xlev, formula_pos = ord)
+    out
 }
 
 ## Schema checks of an aggregates object, with messages naming what is wrong.

@@ -108,18 +108,8 @@ stats_reterms <- function(stats) {
 #' @rdname lmm_stats
 #' @export
 lmmfit_stats <- function(stats, REML = TRUE, control = lmmfit_control()) {
-    check_stats(stats)
-    if (!is.logical(REML) || length(REML) != 1L || is.na(REML))
-        stop("'REML' must be TRUE or FALSE", call. = FALSE)
-    xp <- stats$xprod
-    terms <- stats_reterms(stats)
-    ## statistics from aggregates carry the conditioning of the data they were
-    ## summed from (centred columns keep their digits); others are as given
-    cen <- stats$centring
-    st <- if (is.null(cen)) list(xprod = xp, centring = identity_centring(xp$p), fixed = stats$fixed)
-          else list(xprod = xp, centring = cen$transform, slope_centring = cen$slope,
-                    centred_xprod = cen$centred_xprod, fixed = stats$fixed)
-    core <- fit_from_stats(st, terms, REML, control)
+    fc <- stats_fit_core(stats, REML, control)
+    core <- fc$core; terms <- fc$terms; xp <- stats$xprod
     sigma <- sigma_hat(core$pwrss, xp$nobs, xp$p, REML)
     Rinv <- backsolve(core$RX, diag(nrow(core$RX)))
     V <- sigma^2 * tcrossprod(Rinv)

@@ -39,7 +39,10 @@ db_test_formulas <- list(
 
 ## A fit from statistics (lmmfit_stats()) against the in-memory fit.
 expect_same_fit <- function(fs, fm, tol = DB_AGREEMENT_TOL) {
-    expect_equal(fs$deviance, fm$deviance, tolerance = tol)
+    ## a fit from aggregates (an lmmfit object), or lmmfit_stats()'s list
+    if (inherits(fs, "lmmfit")) fs <- list(deviance = deviance(fs), beta = fixef(fs), theta = fs$theta,
+                                           sigma = sigma(fs))
+    expect_equal(fs$deviance, deviance(fm), tolerance = tol)
     expect_equal(unname(fs$beta), unname(fixef(fm)), tolerance = tol)
     expect_equal(names(fs$beta), names(fixef(fm)))
     expect_equal(unname(fs$theta), unname(fm$theta), tolerance = tol)
