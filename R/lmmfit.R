@@ -31,7 +31,12 @@
 #'   \code{weights}) it may have none, for nlme's generalised least-squares
 #'   model (\code{nlme::gls}): \code{lmmfit(y ~ x, data, correlation =
 #'   nlme::corCompSymm(form = ~ 1 | g))}.
-#' @param data a data frame containing the variables in \code{formula}.
+#' @param data a data frame containing the variables in \code{formula}; or data
+#'   that stay where they are, fitted from the sums the fit needs: a table in a
+#'   database (\code{\link{lmm_db}(con, "table")} or a dbplyr table) or CSV
+#'   files (\code{\link{lmm_csv}(files)}).  Such fits take \code{weights} as a
+#'   column name and refuse \code{subset}, \code{na.action}, \code{offset},
+#'   \code{contrasts}, \code{correlation} and \code{start} by name.
 #' @param REML logical: fit by restricted maximum likelihood (default) or by
 #'   maximum likelihood.
 #' @param weights optional prior weights (positive), or nlme's variance
