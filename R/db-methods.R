@@ -30,12 +30,16 @@ agg_fit_object <- function(stats, REML, control, formula, call) {
                                        factor = factor(s$levels, levels = s$levels),
                                        label = sprintf("%s | %s", paste(s$columns, collapse = " + "), t$group)),
                    fc$terms, stats$terms)
+    fixed_terms <- if (!is.null(formula)) terms(parse_lmm_formula(formula)$fixed)
     fit <- structure(c(fc$core, list(
         call = call, formula = formula, REML = REML, control = control, reterms = reterms,
-        X = matrix(0, 0L, length(stats$fixed), dimnames = list(NULL, stats$fixed)),
+        fixed_terms = fixed_terms, X = matrix(0, 0L, length(stats$fixed), dimnames = list(NULL, stats$fixed)),
         nobs = as.integer(stats$xprod$nobs), sumlogw = stats$xprod$sumlogw, stats = stats,
         dropped = info$dropped, xlev = info$xlev, formula_pos = info$formula_pos)),
         class = c("lmmfit_agg", "lmmfit"))
+    ## the model matrix's column-to-term map (anova's tables), from made-up rows
+    if (!is.null(fixed_terms))
+        attr(fit$X, "assign") <- tryCatch(attr(agg_design_rows(fit)$X, "assign"), error = function(e) NULL)
     act <- function(a, default) if (is.null(a)) default else a
     if (isSingular(fit, control$singular_tol))
         lme4_check_action(act(control$singular_action, "message"), "boundary (singular) fit: see help('isSingular')")
@@ -113,13 +117,11 @@ rstudent.lmmfit_agg <- needs_rows("rstudent")
 weights.lmmfit_agg <- needs_rows("weights")
 #' @export
 update.lmmfit_agg <- needs_rows("update")
-#' @export
-profile.lmmfit_agg <- needs_rows("profile")
 
 #' @export
 confint.lmmfit_agg <- function(object, parm, level = 0.95, method = c("Wald", "boot", "profile"), ...) {
     method <- match.arg(method)
-    if (method != "Wald") needs_rows(sprintf("confint(method = \"%s\")", method))()
+    if (method == "boot") needs_rows("confint(method = \"boot\")")()
     NextMethod()
 }
 
@@ -156,4 +158,37 @@ predict.lmmfit_agg <- function(object, newdata = NULL, re.form = NULL, allow.new
         }
     }
     setNames(eta, rownames(newdata))
+}
+
+## Made-up rows with the fit's factor levels and its fixed-effects columns
+## (their model matrix and frame): what depends on the coding alone, as the
+## term-to-column map and the type 3 contrasts, is computed on them.  The
+## values are deterministic (no RNG): numeric variables in (1, 2), factors
+## cycling through their levels at different strides.
+AGG_DESIGN_MIN_ROWS <- 200L
+AGG_DESIGN_MAX_ROWS <- 20000L       # enough to span any model matrix one would F-test
+agg_design_rows <- function(object) {
+    tt <- delete.response(object$fixed_terms)
+    vars <- all.vars(object$fixed_terms)          # the response's too (term_contrasts() wants it)
+    xlev <- object$xlev
+    n <- min(AGG_DESIGN_MAX_ROWS, max(AGG_DESIGN_MIN_ROWS, 10L * length(object$beta), 3 * prod(lengths(xlev))))
+    i <- seq_len(n)
+    frame <- lapply(seq_along(vars), function(k) {
+        v <- vars[k]; stride <- c(1L, 3L, 7L, 11L, 13L, 17L)[(k - 1L) %% 6L + 1L]
+        lev <- if (!is.null(xlev[[v]])) xlev[[v]] else xlev[[sprintf("factor(%s)", v)]]
+        if (is.null(lev)) return(1 + ((i * (2 * k + 1)) %% 101) / 101)
+        vals <- lev[((i - 1L) %/% stride) %% length(lev) + 1L]
+        if (!is.null(xlev[[v]])) factor(vals, levels = lev) else as.numeric(vals)
+    })
+    frame <- stats::setNames(as.data.frame(frame), vars)
+    X <- model.matrix(tt, model.frame(tt, frame, xlev = xlev))
+    if (!identical(colnames(X), names(object$beta)) || qr(X)$rank < ncol(X))
+        stop("the fixed-effects columns cannot be rebuilt from the fit's levels for F tests", call. = FALSE)
+    list(X = X, frame = frame)
+}
+
+## X'X of the data, from the statistics (in the data's units).
+agg_xtx <- function(object) {
+    p <- length(object$beta)
+    matrix(object$xprod$AXX, p + 1L)[seq_len(p), seq_len(p), drop = FALSE]
 }

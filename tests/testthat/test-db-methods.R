@@ -55,6 +55,19 @@ test_that("anova compares fits from the same table by likelihood ratio (ML refit
     expect_true(all(is.finite(a_s$Chisq[2L])))
 })
 
+test_that("anova of one fit (F tests, types 1 and 3) and profile intervals equal the in-memory fit's", {
+    for (args in list(list(), list(type = 1), list(ddf = "lme4"), list(ddf = "Kenward-Roger"))) {
+        a_s <- do.call(anova, c(list(fs), args)); a_m <- do.call(anova, c(list(fm), args))
+        expect_equal(rownames(a_s), rownames(a_m))
+        num <- setdiff(names(a_m), "DenDF")
+        expect_equal(unname(as.matrix(a_s[num])), unname(as.matrix(a_m[num])), tolerance = DDF_AGREEMENT_TOL)
+        if ("DenDF" %in% names(a_m)) expect_equal(a_s$DenDF, a_m$DenDF, tolerance = DDF_AGREEMENT_TOL)
+    }
+    f1 <- y ~ x + (1 | g) + (1 | h)
+    expect_equal(confint(lmmfit(f1, data = lmm_db(con, "t")), method = "profile"),
+                 confint(lmmfit(f1, d), method = "profile"), tolerance = DDF_AGREEMENT_TOL)
+})
+
 test_that("predict(newdata) equals the in-memory predictions, new levels included", {
     nd <- d[c(1, 5, 900), ]
     nd$g[3] <- 999L
