@@ -27,7 +27,10 @@
 #'     names of the \eqn{p} fixed-effects columns, \code{"(Intercept)"} for
 #'     the intercept), \code{xshift} (the shift of each fixed column: 0 for
 #'     the intercept, and all 0 without an intercept), \code{yshift} (the
-#'     response's; 0 without an intercept), and \code{terms}: per
+#'     response's; 0 without an intercept), optionally \code{xlev} (the
+#'     levels of the fixed part's factors, as \code{.getXlevels()}, for
+#'     predictions) and \code{weights} (the weights column's name), and
+#'     \code{terms}: per
 #'     random-effects term a list of \code{group} (the grouping factor, as
 #'     written: \code{"g"}, \code{"a:b"}), \code{columns} (its columns'
 #'     names) and \code{shift} (each column's shift; non-zero only for columns
@@ -83,7 +86,7 @@ lmm_aggregates <- function(formula, data, weights = NULL) {
     xshift <- if (icpt) c(0, colMeans(X)[-1L]) else numeric(ncol(X))
     model <- list(response = deparse1(formula[[2L]]), fixed = colnames(X), xshift = unname(xshift),
                   yshift = if (icpt) mean(y) else 0,
-                  xlev = .getXlevels(terms(parsed$fixed), frame),
+                  xlev = .getXlevels(terms(parsed$fixed), frame), weights = weights,
                   terms = lapply(mats$terms, function(t)
                       list(group = t$group, columns = colnames(t$Z), shift = slope_shifts(t$Z))))
     aggregate_rows(model, X, y, mats$w, lapply(mats$terms, `[[`, "factor"), lapply(mats$terms, `[[`, "Z"))

@@ -183,6 +183,7 @@ csv_model <- function(ctx, formula) {
     list(response = deparse1(formula[[2L]]), fixed = colnames(mats$X),
          xshift = if (icpt) unname(c(0, colMeans(mats$X)[-1L])) else numeric(ncol(mats$X)),
          yshift = if (icpt) mean(mats$y) else 0, xlev = if (length(ctx$levels)) ctx$levels,
+         weights = ctx$weights,
          terms = lapply(mats$terms, function(t) list(group = t$group, columns = colnames(t$Z),
                                                      shift = slope_shifts(t$Z))))
 }

@@ -35,7 +35,8 @@ agg_fit_object <- function(stats, REML, control, formula, call) {
         call = call, formula = formula, REML = REML, control = control, reterms = reterms,
         fixed_terms = fixed_terms, X = matrix(0, 0L, length(stats$fixed), dimnames = list(NULL, stats$fixed)),
         nobs = as.integer(stats$xprod$nobs), sumlogw = stats$xprod$sumlogw, stats = stats,
-        dropped = info$dropped, xlev = info$xlev, formula_pos = info$formula_pos)),
+        dropped = info$dropped, xlev = info$xlev, formula_pos = info$formula_pos,
+        weights_column = info$weights)),
         class = c("lmmfit_agg", "lmmfit"))
     ## the model matrix's column-to-term map (anova's tables), from made-up rows
     if (!is.null(fixed_terms))

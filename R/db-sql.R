@@ -88,7 +88,8 @@ lmm_sql <- function(formula, con, table, weights = NULL) {
         list(group = t$group, columns = t$names,
              shift = if (t$shiftable) c(0, vapply(t$exprs[-1L], mean_of, 0)) else numeric(length(t$exprs))))
     model <- list(response = deparse1(formula[[2L]]), fixed = fixed$names, xshift = unname(xshift),
-                  yshift = yshift, xlev = if (length(env$xlev)) env$xlev, terms = terms)
+                  yshift = yshift, xlev = if (length(env$xlev)) env$xlev, weights = weights,
+                  terms = terms)
     cols <- c(centre_sql(fixed$exprs, xshift), centre_sql(y, yshift))
     zcols <- Map(function(t, m) centre_sql(t$exprs, m$shift), retms, terms)
     queries <- sql_aggregate_queries(env, cols, zcols, retms)

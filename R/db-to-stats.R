@@ -58,7 +58,7 @@ aggregates_to_stats <- function(agg) {
     ## as aliased, the fixed part's factor levels (for predictions), and each
     ## term's place in the formula
     attr(out, "model") <- list(dropped = if (length(keep) < length(agg$model$fixed)) agg$model$fixed[-keep],
-                               xlev = agg$model$xlev, formula_pos = ord)
+                               xlev = agg$model$xlev, formula_pos = ord, weights = agg$model$weights)
     out
 }
 

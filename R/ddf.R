@@ -326,6 +326,9 @@ term_contrasts <- function(object, type) {
     if (length(object$dropped))
         stop("F-tests of terms are not available when columns of X were dropped as aliased", call. = FALSE)
     if (type == 1L) {
+        if (agg && !is.null(object$weights_column))
+            stop("type 1 F tests of a weighted fit from aggregates need the unweighted X'X, which the sums ",
+                 "do not hold: use type 3", call. = FALSE)
         R <- chol(if (agg) agg_xtx(object) else crossprod(X))
         U <- R / diag(R)
         out <- lapply(seq_along(labels), function(i) U[asgn == i, , drop = FALSE])

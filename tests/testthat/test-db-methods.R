@@ -83,6 +83,8 @@ test_that("methods that need the rows say so by name", {
     expect_error(predict(fs), "predict without 'newdata'\\(\\) needs the data's rows")
     expect_error(parboot(fs, nsim = 2), "parboot\\(\\) needs the data's rows.*simulates a response for every row")
     expect_error(confint(fs, method = "boot"), "needs the data's rows")
+    fw <- lmmfit(y ~ x * f + (1 | g), data = lmm_db(con, "t"), weights = w)
+    expect_error(anova(fw, type = 1), "type 1 F tests of a weighted fit from aggregates")
 })
 
 DBI::dbDisconnect(con)
