@@ -12,6 +12,10 @@
 ## rows (default 1e7), groups (default 1e5), file (default
 ## /tmp/lmmfit-bench-<rows>.sqlite, built once and reused), check ("check"
 ## also fits the table in memory, for rows <= 2e6, and prints the agreement).
+## With file = "postgres" the table goes to a temporary PostgreSQL server
+## instead (started and stopped by the test helper; run from the repository
+## root), built and fitted in one process: R's heap peak is then measured
+## from a reset just before the fit (the server's memory is its own).
 
 args <- commandArgs(TRUE)
 rows <- if (length(args) >= 1L) as.numeric(args[1L]) else 1e7
@@ -28,9 +32,11 @@ CHECK_MAX_ROWS <- 2e6
 suppressPackageStartupMessages({ library(lmmfit); library(DBI); library(RSQLite) })
 formula <- y ~ x + z + (x | g)
 
-build_table <- function(file, rows, groups) {
-    con <- dbConnect(SQLite(), file)
-    on.exit(dbDisconnect(con))
+build_table <- function(file, rows, groups, con = NULL) {
+    if (is.null(con)) {
+        con <- dbConnect(SQLite(), file)
+        on.exit(dbDisconnect(con))
+    }
     if (dbExistsTable(con, "t") && dbGetQuery(con, "SELECT COUNT(*) AS n FROM t")$n == rows) return(invisible())
     if (dbExistsTable(con, "t")) dbRemoveTable(con, "t")
     set.seed(25)
@@ -42,7 +48,7 @@ build_table <- function(file, rows, groups) {
         g <- sample.int(groups, m, TRUE)
         x <- rnorm(m); z <- runif(m)
         d <- data.frame(g = g, x = x, z = z, y = 1 + 0.5 * x - z + b0[g] + b1[g] * x + rnorm(m))
-        dbWriteTable(con, "t", d, append = done > 0)
+        dbWriteTable(con, "t", d, append = done > 0, row.names = FALSE)
         done <- done + m
     }
     cat(sprintf("built %s: %.0f rows, %.0f groups in %.1f s\n", file, rows, groups, proc.time()[["elapsed"]] - t0))
@@ -53,16 +59,19 @@ peak_rss_mb <- function() {
     as.numeric(sub("[^0-9]*([0-9]+).*", "\\1", grep("^VmHWM", s, value = TRUE))) / 1024
 }
 
-fit_table <- function(file) {
-    con <- dbConnect(SQLite(), file, flags = SQLITE_RO)
-    on.exit(dbDisconnect(con))
+fit_table <- function(file, con = NULL) {
+    if (is.null(con)) {
+        con <- dbConnect(SQLite(), file, flags = SQLITE_RO)
+        on.exit(dbDisconnect(con))
+    }
     invisible(gc(reset = TRUE))
     t0 <- proc.time()[["elapsed"]]
     fit <- lmmfit(formula, data = lmm_db(con, "t"))
     total <- proc.time()[["elapsed"]] - t0
     g <- gc()
     heap_mb <- sum(g[, ncol(g)])                 # "max used" (Mb) of Ncells and Vcells
-    cat(sprintf("rows %.0f  groups %.0f  database %.1f s  fit %.2f s  total %.1f s  R heap peak %.0f MB  process peak RSS %.0f MB\n",
+    cat(sprintf("%s: rows %.0f  groups %.0f  database %.1f s  fit %.2f s  total %.1f s  R heap peak %.0f MB  process peak RSS %.0f MB\n",
+                if (inherits(con, "SQLiteConnection")) "SQLite" else class(con)[1L],
                 nobs(fit), ngrps(fit)[["g"]], fit$timing[["database"]], fit$timing[["fit"]], total, heap_mb,
                 peak_rss_mb()))
     print(fixef(fit)); print(VarCorr(fit))
@@ -78,7 +87,17 @@ fit_table <- function(file) {
     }
 }
 
-if (fit_only) {
+bench_postgres <- function() {
+    suppressPackageStartupMessages(library(testthat))
+    source("tests/testthat/helper-postgres.R")
+    con <- local_postgres()                       # stopped when this function returns
+    build_table("postgres", rows, groups, con)
+    fit_table("postgres", con)
+}
+
+if (identical(file, "postgres")) {
+    bench_postgres()
+} else if (fit_only) {
     fit_table(file)
 } else {
     build_table(file, rows, groups)
