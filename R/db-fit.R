@@ -30,6 +30,9 @@ db_weights_arg <- function(call, where) {
 
 ## The connection and SQL source of database data.
 db_source <- function(data) {
+    if (inherits(data, "lmm_db") && !is.null(data$path))
+        return(list(con = DBI::dbConnect(RSQLite::SQLite(), data$path, flags = RSQLite::SQLITE_RO),
+                    table = data$table, opened = TRUE))
     if (inherits(data, "lmm_db")) return(data)
     db_require("dbplyr")
     list(con = dbplyr::remote_con(data), table = as.character(dbplyr::sql_render(data)))
@@ -40,6 +43,7 @@ db_source <- function(data) {
 lmmfit_db <- function(formula, data, REML, control, call) {
     weights <- db_weights_arg(call, "a database table (use a query: lmm_db(con, \"SELECT ...\"))")
     src <- db_source(data)
+    if (isTRUE(src$opened)) on.exit(DBI::dbDisconnect(src$con))
     t0 <- proc.time()[["elapsed"]]
     plan <- lmm_sql(formula, src$con, src$table, weights = weights)
     results <- lapply(plan$queries, function(q) DBI::dbGetQuery(src$con, q))

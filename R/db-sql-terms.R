@@ -27,6 +27,9 @@ sql_environment <- function(con, src, parsed, weights) {
                                        else if (is.numeric(v) || all(is.na(v))) "number" else "other", "")
     env <- new.env(parent = emptyenv())
     env$con <- con; env$src <- src; env$quoted <- q; env$type <- type; env$levels <- list(); env$xlev <- list()
+    ## integer columns are read as doubles (1.0 * x): SUM() of integer products
+    ## overflows 64 bits on large tables (SQLite stops with an error)
+    env$integer <- vapply(sample, is.integer, NA)
     env$weights <- weights
     env$where <- paste(sprintf("%s IS NOT NULL", q), collapse = " AND ")
     if (!is.null(weights) && type[[weights]] != "number")
@@ -84,7 +87,7 @@ sql_expression <- function(e, env, term) {
             if (!v %in% names(env$type)) bad(sprintf("'%s' is not a column of the table", v))
             if (env$type[[v]] != "number") bad(sprintf("column '%s' is %s, not numeric", v,
                                                       if (env$type[[v]] == "text") "text" else "not a number"))
-            return(env$quoted[[v]])
+            return(if (env$integer[[v]]) sprintf("(1.0 * %s)", env$quoted[[v]]) else env$quoted[[v]])
         }
         if (is.numeric(e) && length(e) == 1L) return(sql_literal(e))
         if (!is.call(e)) bad(sprintf("'%s' is not a column or a number", deparse1(e)))

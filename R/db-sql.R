@@ -39,9 +39,10 @@ sql_number <- function(x) sprintf("%.17g", x)
 #' \code{log()} is natural).
 #'
 #' @param formula a mixed-model formula as in \code{\link{lmmfit}}.
-#' @param con a DBI connection.
-#' @param table a table name, or an SQL query (starting with \code{SELECT}
-#'   or \code{WITH}).
+#' @param con a DBI connection; for \code{lmm_db()} also the path of an SQLite
+#'   file (the embedded default), opened read-only for the fit and closed after.
+#' @param table a table name, a \code{DBI::Id(schema = , table = )}, or an SQL
+#'   query (starting with \code{SELECT} or \code{WITH}).
 #' @param weights optional: the name of a column of prior weights.
 #' @param plan an \code{"lmm_sql"} object.
 #' @param results a list of data frames: the results of \code{plan$queries}
@@ -99,8 +100,9 @@ lmm_sql <- function(formula, con, table, weights = NULL) {
 
 ## The SQL source: a quoted table name, or a query as a derived table.
 sql_source <- function(con, table) {
+    if (inherits(table, "Id")) return(as.character(DBI::dbQuoteIdentifier(con, table)))   # schema.table
     if (!is.character(table) || length(table) != 1L || !nzchar(table))
-        stop("'table' must be a table name or an SQL query", call. = FALSE)
+        stop("'table' must be a table name, a DBI::Id() or an SQL query", call. = FALSE)
     if (grepl("^\\s*(select|with)\\b", table, ignore.case = TRUE)) sprintf("(%s) lmm_src", table)
     else as.character(DBI::dbQuoteIdentifier(con, table))
 }
@@ -207,7 +209,14 @@ sql_aggregates <- function(plan, results) {
 #' @export
 lmm_db <- function(con, table) {
     db_require("DBI")
-    if (!inherits(con, "DBIConnection")) stop("'con' must be a DBI connection", call. = FALSE)
+    if (is.character(con) && length(con) == 1L) {
+        ## the embedded default: an SQLite file, opened read-only for each fit
+        if (!file.exists(con)) stop(sprintf("SQLite file '%s' does not exist", con), call. = FALSE)
+        db_require("RSQLite")
+        return(structure(list(path = con, table = table), class = "lmm_db"))
+    }
+    if (!inherits(con, "DBIConnection"))
+        stop("'con' must be a DBI connection or the path of an SQLite file", call. = FALSE)
     sql_source(con, table)
     structure(list(con = con, table = table), class = "lmm_db")
 }

@@ -104,6 +104,12 @@ check_aggregates <- function(agg) {
     if (!setequal(names(agg$pairs), want))
         stop(sprintf("aggregates: 'pairs' must hold the pairs of terms %s", paste(want, collapse = ", ")),
              call. = FALSE)
+    for (nm in want) {
+        st <- as.integer(strsplit(nm, "_", fixed = TRUE)[[1L]])
+        ab <- expand.grid(b = seq_along(m$terms[[st[2L]]]$columns), a = seq_along(m$terms[[st[1L]]]$columns))
+        need(agg$pairs[[nm]], c("level1", "level2", "n", sprintf("zz_%d_%d", ab$a, ab$b)),
+             sprintf("'pairs[[\"%s\"]]'", nm))
+    }
     invisible(agg)
 }
 

@@ -59,4 +59,9 @@ test_that("malformed aggregates are refused with a message naming the part", {
     bad <- agg; bad$levels[[1L]]$level[1L] <- NA
     expect_error(aggregates_to_stats(bad), "grouping factor 'g' contains missing values")
     expect_error(aggregates_to_stats(list()), "lmm_aggregates object")
+    agg2 <- lmm_aggregates(y ~ x + (x | g) + (1 | h), d)
+    bad <- agg2; bad$pairs[[1L]]$zz_2_1 <- NULL
+    expect_error(aggregates_to_stats(bad), "pairs\\[\\[\"1_2\"\\]\\]' lacks column zz_2_1")
+    bad <- agg2; bad$pairs <- list()
+    expect_error(aggregates_to_stats(bad), "'pairs' must hold the pairs of terms 1_2")
 })

@@ -2,6 +2,7 @@
 ## chunks and files summed, files read in parallel, NAs, bad input.
 
 skip_if_not_installed("readr")
+skip_if_not_installed("withr")
 
 d <- db_test_table()
 d$b <- paste0("b", d$b)                # a text factor (factor() is refused for files)

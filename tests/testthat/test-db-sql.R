@@ -4,6 +4,7 @@
 
 skip_if_not_installed("DBI")
 skip_if_not_installed("RSQLite")
+skip_if_not_installed("withr")
 
 d <- db_test_table()
 con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
@@ -21,6 +22,27 @@ test_that("a query as the table, and a dbplyr table, fit the rows they select", 
     skip_if_not_installed("dplyr")
     tb <- dplyr::filter(dplyr::tbl(con, "t"), x > -1)
     expect_same_fit(lmmfit(f, data = tb), fm)
+})
+
+test_that("integer columns are summed as doubles (no 64-bit overflow) and a DBI::Id names a table", {
+    big <- data.frame(g = rep(1:50, each = 4L), x = rep(c(3000000000, 1, 2, 5), 50L))
+    big$x <- as.integer(big$x %% 2000000000)         # integers whose squares overflow 64-bit sums
+    set.seed(3); big$y <- rnorm(200L) + rnorm(50L)[big$g]
+    DBI::dbWriteTable(con, "ints", big)
+    f <- y ~ 0 + x + (0 + x | g)
+    expect_same_fit(suppressMessages(lmmfit(f, data = lmm_db(con, DBI::Id(table = "ints")))),
+                    suppressMessages(lmmfit(f, big)))
+})
+
+test_that("the path of an SQLite file is the embedded default", {
+    path <- tempfile(fileext = ".sqlite")
+    withr::defer(unlink(path))
+    fcon <- DBI::dbConnect(RSQLite::SQLite(), path)
+    DBI::dbWriteTable(fcon, "t", d)
+    DBI::dbDisconnect(fcon)
+    f <- y ~ x + (x | g)
+    expect_same_fit(lmmfit(f, data = lmm_db(path, "t")), lmmfit(f, d))
+    expect_error(lmm_db(file.path(tempdir(), "none.sqlite"), "t"), "does not exist")
 })
 
 test_that("rows with NULLs are dropped as na.omit drops them, and counted", {
@@ -59,7 +81,7 @@ test_that("bad input stops with a message naming the column or term", {
     expect_error(lmmfit(y ~ splines::ns(x, 3) + (1 | g), data = lmm_db(con, "t")),
                  "term 'splines::ns\\(x, 3\\)' cannot be computed in SQL")
     expect_error(lmmfit(y ~ x + (1 | g), data = lmm_db(con, "t"), subset = x > 0), "'subset' is not supported")
-    expect_error(lmm_db("nope", "t"), "DBI connection")
+    expect_error(lmm_db(42, "t"), "DBI connection or the path of an SQLite file")
 })
 
 DBI::dbDisconnect(con)
