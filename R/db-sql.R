@@ -74,6 +74,10 @@ lmm_sql <- function(formula, con, table, weights = NULL) {
     src <- sql_source(con, table)
     parsed <- parse_lmm_formula(formula)
     env <- sql_environment(con, src, parsed, weights)
+    ## the rows kept decide the factors' levels, so with factors the count
+    ## comes first; without, one pass counts and sums (for the means)
+    factors <- sql_has_factors(parsed, env)
+    if (factors) sql_count_rows(env, parsed)
     fixed <- sql_columns(terms(parsed$fixed), env)
     fixed$names <- check_fixed_names(fixed$names, parsed$fixed, env)
     y <- sql_expression(formula[[2L]], env, deparse1(formula[[2L]]))
@@ -81,8 +85,9 @@ lmm_sql <- function(formula, con, table, weights = NULL) {
     icpt <- identical(fixed$names[1L], "(Intercept)")
     ## the means pass: one query for every column's sum
     zsum <- unlist(lapply(retms, function(t) if (t$shiftable) t$exprs[-1L]))
-    sums <- sql_sums(con, env, unique(c(fixed$exprs[-1L][icpt], y, zsum)))
-    mean_of <- function(e) sums[[e]] / env$nrow
+    exprs <- unique(c(fixed$exprs[-1L][icpt], y, zsum))
+    centres <- if (factors) sql_means(con, env, exprs) else sql_count_rows(env, parsed, exprs)
+    mean_of <- function(e) centres[[e]]
     xshift <- if (icpt) c(0, vapply(fixed$exprs[-1L], mean_of, 0)) else numeric(length(fixed$exprs))
     yshift <- if (icpt) mean_of(y) else 0
     terms <- lapply(retms, function(t)
@@ -120,13 +125,13 @@ print.lmm_sql <- function(x, ...) {
     invisible(x)
 }
 
-## Sums of SQL expressions over the rows kept, one query, named by expression.
-sql_sums <- function(con, env, exprs) {
+## Means of SQL expressions over the rows kept, one query, named by expression.
+sql_means <- function(con, env, exprs) {
     if (!length(exprs)) return(list())
     r <- DBI::dbGetQuery(con, sprintf("SELECT %s FROM %s WHERE %s",
                                       paste(sprintf("SUM(%s) AS m_%d", exprs, seq_along(exprs)), collapse = ", "),
                                       env$src, env$where))
-    setNames(lapply(seq_along(exprs), function(i) as.double(r[[sprintf("m_%d", i)]])), exprs)
+    setNames(lapply(seq_along(exprs), function(i) as.double(r[[sprintf("m_%d", i)]]) / env$nrow), exprs)
 }
 
 ## Columns centred at their shifts (the shift written to round-trip).
