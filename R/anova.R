@@ -6,6 +6,7 @@
 ## started from the REML estimates.
 refit_as_ml <- function(object) {
     if (!object$REML) return(object)
+    if (inherits(object, "lmmfit_agg")) return(agg_refit_ml(object))    # from its statistics
     if (!is.null(object$call$correlation) || has_resid_structure(object)) {
         ## other structures are refitted through their own call
         return(update(object, REML = FALSE))
@@ -107,7 +108,9 @@ anova_default_ddf <- function(object) {
 
 ## The response of an lmmfit or lm fit.
 fit_response <- function(f) {
-    if (inherits(f, "lmmfit")) f$y else as.numeric(stats::model.response(model.frame(f)))
+    ## a fit from aggregates: its number of rows and y'y stand for the response
+    if (inherits(f, "lmmfit_agg")) c(f$nobs, f$xprod$AXX[length(f$xprod$AXX)])
+    else if (inherits(f, "lmmfit")) f$y else as.numeric(stats::model.response(model.frame(f)))
 }
 
 anova_single <- function(object) {

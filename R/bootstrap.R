@@ -234,6 +234,10 @@ parboot <- function(fit, FUN = NULL, nsim = 1000, use.u = FALSE, seed = NULL,
     if (inherits(fit, "glmmfit"))
         return(glmm_parboot(fit, FUN, nsim, use.u, seed, parallel, ncpus, progress, call))
     if (!inherits(fit, "lmmfit")) stop("'fit' must be a model fitted by lmmfit() or glmmfit()", call. = FALSE)
+    if (inherits(fit, "lmmfit_agg"))
+        stop("parboot() needs the data's rows, which a fit from aggregates (a database table, files or ",
+             "lmmfit_stats()) does not hold: each replicate simulates a response for every row and sums ",
+             "its cross-products with the rows' model columns; fit the rows in memory to bootstrap", call. = FALSE)
     nsim <- boot_check_count(nsim, "nsim")
     use.u <- boot_check_flag(use.u, "use.u")
     progress <- boot_check_flag(progress, "progress")

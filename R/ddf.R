@@ -316,13 +316,20 @@ lmm_contrast <- function(fit, L, ddf = c("Satterthwaite", "Kenward-Roger"), rhs 
 ## the term's own coefficients, mapped back to the fit's coding.
 term_contrasts <- function(object, type) {
     X <- object$X
+    ## a fit from aggregates has no rows: made-up rows carry the coding (type
+    ## 3), the statistics X'X (type 1)
+    agg <- inherits(object, "lmmfit_agg")
+    if (agg) { syn <- agg_design_rows(object); X <- syn$X; object$frame <- syn$frame }
     tt <- object$fixed_terms
     labels <- attr(tt, "term.labels")
     asgn <- attr(X, "assign")
     if (length(object$dropped))
         stop("F-tests of terms are not available when columns of X were dropped as aliased", call. = FALSE)
     if (type == 1L) {
-        R <- chol(crossprod(X))
+        if (agg && !is.null(object$weights_column))
+            stop("type 1 F tests of a weighted fit from aggregates need the unweighted X'X, which the sums ",
+                 "do not hold: use type 3", call. = FALSE)
+        R <- chol(if (agg) agg_xtx(object) else crossprod(X))
         U <- R / diag(R)
         out <- lapply(seq_along(labels), function(i) U[asgn == i, , drop = FALSE])
     } else {

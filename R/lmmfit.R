@@ -31,7 +31,12 @@
 #'   \code{weights}) it may have none, for nlme's generalised least-squares
 #'   model (\code{nlme::gls}): \code{lmmfit(y ~ x, data, correlation =
 #'   nlme::corCompSymm(form = ~ 1 | g))}.
-#' @param data a data frame containing the variables in \code{formula}.
+#' @param data a data frame containing the variables in \code{formula}; or data
+#'   that stay where they are, fitted from the sums the fit needs: a table in a
+#'   database (\code{\link{lmm_db}(con, "table")} or a dbplyr table) or CSV
+#'   files (\code{\link{lmm_csv}(files)}).  Such fits take \code{weights} as a
+#'   column name and refuse \code{subset}, \code{na.action}, \code{offset},
+#'   \code{contrasts}, \code{correlation} and \code{start} by name.
 #' @param REML logical: fit by restricted maximum likelihood (default) or by
 #'   maximum likelihood.
 #' @param weights optional prior weights (positive), or nlme's variance
@@ -87,6 +92,8 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
                    offset, contrasts = NULL, control = lmmfit_control(),
                    correlation = NULL, start = NULL) {
     call <- match.call()
+    ## a table in a database, or files: fitted from their aggregates
+    if (is_db_data(data)) return(lmmfit_outside(formula, data, REML, control, call))
     if (!is.null(start) && !is.null(correlation))
         stop("'start' cannot be combined with 'correlation =': the residual correlation structure's fit ",
              "starts from its own values; drop 'start'", call. = FALSE)

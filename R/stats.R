@@ -42,7 +42,17 @@ LMM_STATS_VERSION <- 1L
 #'   \item{\code{response}}{the response's name.}
 #'   \item{\code{centring}}{\code{NULL}: the statistics are about the data as
 #'     given (lmmfit centres the columns of \code{X} and the response inside
-#'     the fit, where digits are kept; here nothing is centred).}
+#'     the fit, where digits are kept; here nothing is centred).  Statistics
+#'     made from aggregates (\code{\link{aggregates_to_stats}}) keep the
+#'     conditioning the fit uses instead: \code{xprod} is then of the
+#'     conditioned data (\code{X T}, \code{T} the centring of its
+#'     non-intercept columns by \code{xshift}, and the response's
+#'     least-squares residual \code{y - X T b0}), and \code{centring} holds
+#'     \code{transform} (\code{xshift}, \code{T}, \code{Tinv}, \code{b0}),
+#'     \code{slope} (the centring of random slopes far from their origin, or
+#'     \code{NULL}) and \code{centred_xprod} (the cross-products with those
+#'     slopes centred).  \code{combine_stats()} maps such statistics back to
+#'     the data's units first.}
 #' }
 #' @param object a fit of \code{\link{lmmfit}} (without a residual
 #'   correlation structure).
@@ -98,13 +108,8 @@ stats_reterms <- function(stats) {
 #' @rdname lmm_stats
 #' @export
 lmmfit_stats <- function(stats, REML = TRUE, control = lmmfit_control()) {
-    check_stats(stats)
-    if (!is.logical(REML) || length(REML) != 1L || is.na(REML))
-        stop("'REML' must be TRUE or FALSE", call. = FALSE)
-    xp <- stats$xprod
-    terms <- stats_reterms(stats)
-    core <- fit_from_stats(list(xprod = xp, centring = identity_centring(xp$p), fixed = stats$fixed),
-                           terms, REML, control)
+    fc <- stats_fit_core(stats, REML, control)
+    core <- fc$core; terms <- fc$terms; xp <- stats$xprod
     sigma <- sigma_hat(core$pwrss, xp$nobs, xp$p, REML)
     Rinv <- backsolve(core$RX, diag(nrow(core$RX)))
     V <- sigma^2 * tcrossprod(Rinv)
@@ -258,6 +263,7 @@ layout_from_triplets <- function(tr, nlev, ncol, nobs, p, sumlogw) {
 #' @export
 combine_stats <- function(a, b) {
     check_stats(a, "a"); check_stats(b, "b")
+    a <- stats_as_given(a); b <- stats_as_given(b)
     ib <- match_terms(a$terms, b$terms)
     if (!identical(a$fixed, b$fixed) || !identical(a$response, b$response) || is.null(ib))
         stop("'a' and 'b' are statistics of different models (response, fixed-effects columns ",
@@ -295,4 +301,13 @@ combine_stats <- function(a, b) {
     terms <- Map(function(t, lv) { t$levels <- lv; t }, a$terms[ord], levs)
     structure(list(version = LMM_STATS_VERSION, xprod = xp, terms = terms, fixed = a$fixed,
                    response = a$response, centring = NULL), class = "lmm_stats")
+}
+
+## Statistics of the data as given, from conditioned ones (those from
+## aggregates): the form parts with different centrings can be added in.
+stats_as_given <- function(stats) {
+    if (is.null(stats$centring)) return(stats)
+    stats$xprod <- untransform_xprod(stats$xprod, stats$centring$transform)
+    stats$centring <- NULL
+    stats
 }

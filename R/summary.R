@@ -155,7 +155,9 @@ summary.lmmfit <- function(object, ddf = c("Satterthwaite", "Kenward-Roger", "no
     V <- vcov(object)
     structure(list(fit = object, coefficients = coefs, varcor = VarCorr(object),
                    criteria = fit_criteria(object),
-                   residuals = residuals(object, type = "pearson", scaled = TRUE),
+                   ## (a fit from aggregates has no rows, so no residuals)
+                   residuals = if (!inherits(object, "lmmfit_agg"))
+                       residuals(object, type = "pearson", scaled = TRUE),
                    ## R 4.2's cov2cor() fails on the 0 x 0 matrix of y ~ 0 + (1 | g)
                    corr = if (length(V)) cov2cor(V) else V,
                    ngrps = ngrps(object), nobs = nobs(object),
@@ -173,10 +175,12 @@ print.summary.lmmfit <- function(x, digits = max(3, getOption("digits") - 3),
     print_header(fit, if (is.null(x$ddf)) "none" else x$ddf)
     cat("\n")
     print_criteria(x$criteria, 1L)
-    cat("\nScaled residuals: \n")
-    q <- zapsmall(quantile(x$residuals, names = FALSE), digits + 1L)
-    names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
-    print(q, digits = digits)
+    if (!is.null(x$residuals)) {
+        cat("\nScaled residuals: \n")
+        q <- zapsmall(quantile(x$residuals, names = FALSE), digits + 1L)
+        names(q) <- c("Min", "1Q", "Median", "3Q", "Max")
+        print(q, digits = digits)
+    }
     print_random_part(fit, x$varcor, digits, c("Variance", "Std.Dev."), "\n")
     print_ngrps(fit)
     if (!is.null(fit$resid)) print_resid_structure(fit)

@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 # DESCRIPTION (Depends, Imports, LinkingTo, Suggests) is added to these.
 r_pkgs=(lme4 roxygen2 knitr rmarkdown lmerTest pbkrtest plm testthat broom generics
         emmeans car multcomp insight performance parameters broom.mixed effects ggeffects sjPlot
-        merTools RLRsim metafor metadat)
+        merTools RLRsim metafor metadat DBI RSQLite RPostgreSQL dbplyr dplyr readr withr)
 deb_of() { echo "r-cran-$(echo "$1" | tr '[:upper:]' '[:lower:]')"; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -49,12 +49,16 @@ command -v valgrind >/dev/null 2>&1 || need_valgrind=1
 # R CMD check --as-cran warns when qpdf is missing once the package has vignettes
 need_qpdf=0
 command -v qpdf >/dev/null 2>&1 || need_qpdf=1
+# the database tests start a PostgreSQL server from Debian's server binaries
+need_postgres=0
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_postgres=1
 
-if [ "${#miss[@]}" -eq 0 ] && [ "$need_pandoc" -eq 0 ] && [ "$need_valgrind" -eq 0 ] && [ "$need_qpdf" -eq 0 ]; then
+if [ "${#miss[@]}" -eq 0 ] && [ "$need_pandoc" -eq 0 ] && [ "$need_valgrind" -eq 0 ] && [ "$need_qpdf" -eq 0 ] &&
+   [ "$need_postgres" -eq 0 ]; then
     echo "install-deps: everything is installed"
     exit 0
 fi
-echo "install-deps: missing R packages: ${miss[*]:-none}; pandoc missing: $need_pandoc; valgrind missing: $need_valgrind; qpdf missing: $need_qpdf"
+echo "install-deps: missing R packages: ${miss[*]:-none}; pandoc missing: $need_pandoc; valgrind missing: $need_valgrind; qpdf missing: $need_qpdf; postgresql missing: $need_postgres"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -66,6 +70,7 @@ for p in "${miss[@]}"; do debs+=("$(deb_of "$p")"); done
 [ "$need_pandoc" -eq 1 ] && debs+=(pandoc)
 [ "$need_valgrind" -eq 1 ] && debs+=(valgrind)
 [ "$need_qpdf" -eq 1 ] && debs+=(qpdf)
+[ "$need_postgres" -eq 1 ] && debs+=(postgresql)
 
 if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; }; then
     $SUDO apt-get update -qq || echo "install-deps: apt-get update failed; trying anyway" >&2
