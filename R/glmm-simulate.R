@@ -207,9 +207,14 @@ glmm_new_response <- function(object, newresp) {
 ## rebuilt for the new y (the pattern is the fit's), the optimizer started
 ## from the fit's estimates.  Errors if PIRLS fails at the start.
 glmm_refit_core <- function(object, resp) {
-    model <- glmm_model(object$X, resp, object$offset, object$reterms, object$spec)
+    ## the patterns do not depend on the response: only the rows' values change
+    model <- object$model
+    model[c("y", "prior", "trials")] <- list(resp$y, resp$prior, resp$trials)
+    ## from the fit's estimates, the second stage alone (as glmer's refit)
+    ctl <- object$control
+    ctl$glmm_refine <- TRUE
     opt <- .Call(C_lmm_glmm_optimize, model, as.double(object$theta), as.double(object$beta),
-                 object$nAGQ, gauss_hermite_rule(object$nAGQ), object$control)
+                 object$nAGQ, gauss_hermite_rule(object$nAGQ), ctl)
     est <- glmm_object(opt, model, object$reterms, object$X, object$nAGQ)
     for (nm in names(est)) object[[nm]] <- est[[nm]]
     object$y <- resp$y

@@ -154,6 +154,15 @@ static void glmm_setup(SEXP model, glmm_fit *f)
     f->RX = (double *) R_alloc((size_t) p * p, sizeof(double));
 }
 
+/* A logical element of the control list, FALSE when absent */
+static int control_flag(SEXP control, const char *name)
+{
+    SEXP names = getAttrib(control, R_NamesSymbol);
+    for (int i = 0; !isNull(names) && i < LENGTH(control); i++)
+        if (!strcmp(CHAR(STRING_ELT(names, i)), name)) return lmm_arg_flag(VECTOR_ELT(control, i), name);
+    return 0;
+}
+
 /* PIRLS iterations per evaluation; Gauss-Hermite nodes and weights */
 static void unpack_options(SEXP snagq, SEXP nodes, SEXP control, glmm_fit *f)
 {
@@ -346,7 +355,9 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
     int nt = f.ntheta, p = f.m.p;
     SEXP theta = PROTECT(duplicate(stheta)); nprot++;
     lmm_arg_finite(theta, nt, "theta");
-    memcpy(f.m.beta, lmm_arg_finite(sbeta, p, "beta"), (size_t) p * sizeof(double));
+    const double *beta0 = lmm_arg_finite(sbeta, p, "beta");
+    memcpy(f.m.beta, beta0, (size_t) p * sizeof(double));
+    int refine = f.nagq > 0 && control_flag(control, "glmm_refine");
     /* stage 1 from the start; its values condition theta in the driver */
     int code = glmm_pirls(&f.m, REAL(theta), 1);
     if (code != GLMM_OK) error(_("%s at the starting values"), pirls_failure(code));
@@ -356,11 +367,15 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
     SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
     SEXP scaled = PROTECT(allocVector(REALSXP, npar)); nprot++;
     if (f.nagq == 0) lmm_drive(&pb1, REAL(theta), &ctl, &res1, REAL(grad), REAL(scaled));
-    else first_stage(&f, REAL(theta), &ctl, &res1);
+    else if (!refine) first_stage(&f, REAL(theta), &ctl, &res1);
+    else res1.fail = 0;
     int evals1 = f.nevals;
     code = glmm_pirls(&f.m, REAL(theta), 1);
     if (code != GLMM_OK) error(_("%s at the first stage's optimum"), pirls_failure(code));
     double crit = criterion(&f, 1);
+    /* a refit from estimates (glmm_refine) starts the second stage at them,
+     * the joint system at theta only whitening beta */
+    if (refine) memcpy(f.m.beta, beta0, (size_t) p * sizeof(double));
     SEXP par = PROTECT(allocVector(REALSXP, npar)); nprot++;
     memcpy(REAL(par), REAL(theta), (size_t) nt * sizeof(double));
     if (f.nagq > 0) {
