@@ -33,6 +33,7 @@
 #' @param control a list from \code{\link{lmmfit_control}}; its element
 #'   \code{pirls_maxit} (default 200) bounds PIRLS iterations per evaluation.
 #' @return An object of class \code{"glmmfit"}.
+#' @importFrom stats glm.fit optimize pnorm predict
 #' @examples
 #' data(cbpp, package = "lme4")
 #' fit <- glmmfit(cbind(incidence, size - incidence) ~ period + (1 | herd),

@@ -41,6 +41,7 @@ ranef.glmmfit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, 
 coef.glmmfit <- function(object, ...) coef.lmmfit(object)
 
 #' @rdname glmmfit-accessors
+#' @param sigma ignored: the families fitted have a fixed scale.
 #' @method VarCorr glmmfit
 #' @export
 VarCorr.glmmfit <- function(x, sigma = 1, ...) {
@@ -88,7 +89,7 @@ deviance.glmmfit <- function(object, ...) sum(glmm_dev_resids(object))
 
 #' @rdname glmmfit-accessors
 #' @export
-df.residual.glmmfit <- function(object, ...) nobs(object) - glmm_npar(object)
+df.residual.glmmfit <- function(object, ...) as.integer(nobs(object) - glmm_npar(object))
 
 #' @rdname glmmfit-accessors
 #' @export
