@@ -15,10 +15,13 @@ pg_bin_dir <- function() {
 }
 
 ## Runs a server binary, as 'postgres' when we are root; the exit status.
+## The sanitizer run preloads ASan into R (tools/sanitize.sh): the server's
+## binaries must not inherit it (postgres -V hangs under it), so they run
+## without LD_PRELOAD and the sanitizers' options.
 pg_run <- function(bin, args, as_postgres, log) {
-    cmd <- if (as_postgres) "runuser" else bin
-    argv <- if (as_postgres) c("-u", "postgres", "--", bin, args) else args
-    system2(cmd, shQuote(argv), stdout = log, stderr = log)
+    argv <- if (as_postgres) c("runuser", "-u", "postgres", "--", bin, args) else c(bin, args)
+    argv <- c("-u", "LD_PRELOAD", "-u", "ASAN_OPTIONS", "-u", "UBSAN_OPTIONS", argv)
+    system2("env", shQuote(argv), stdout = log, stderr = log)
 }
 
 ## Starts a server and returns a DBI connection to it; the server is stopped
