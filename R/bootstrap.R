@@ -762,13 +762,19 @@ pbtest <- function(fit0, fit1, nsim = 1000, seed = NULL) {
     zap <- function(x) ifelse(abs(x) < 1e-8, 0, x)
     LRT <- zap(LRT)
     lrt <- zap(lrt)
+    pbtest_result(LRT, lrt, df, dname, nsim, rng$state)
+}
+
+## pbtest()'s htest from the observed and the replicates' LRTs (failed
+## replicates NA, not counted), linear or generalized.
+pbtest_result <- function(LRT, lrt, df, dname, nsim, seed_state) {
     ok <- is.finite(lrt)
     structure(list(statistic = c(LRT = LRT), parameter = c(df = df),
                    p.value = (1 + sum(lrt[ok] >= LRT)) / (sum(ok) + 1),
                    p.value.chisq = pchisq(LRT, df, lower.tail = FALSE),
                    method = "Parametric bootstrap likelihood-ratio test (ML refits)",
                    data.name = dname, nsim = nsim, nvalid = sum(ok), nfail = sum(!ok),
-                   LRT_boot = lrt, seed = rng$state),
+                   LRT_boot = lrt, seed = seed_state),
               class = c("lmmfit_pbtest", "htest"))
 }
 

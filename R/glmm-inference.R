@@ -214,14 +214,7 @@ glmm_pbtest <- function(fit0, fit1, nsim, seed, dname) {
     sims <- if (inherits(fit0, "glmmfit")) glmm_simulate_responses(fit0, nsim, FALSE)
             else glm_null_draws(fit0, nsim)
     lrt <- zap(vapply(sims, function(y) glmm_null_deviance(fit0, y) - glmm_refit_deviance(fit1, y), 0))
-    ok <- is.finite(lrt)
-    structure(list(statistic = c(LRT = LRT), parameter = c(df = df),
-                   p.value = (1 + sum(lrt[ok] >= LRT)) / (sum(ok) + 1),
-                   p.value.chisq = pchisq(LRT, df, lower.tail = FALSE),
-                   method = "Parametric bootstrap likelihood-ratio test (ML refits)",
-                   data.name = dname, nsim = nsim, nvalid = sum(ok), nfail = sum(!ok),
-                   LRT_boot = lrt, seed = rng$state),
-              class = c("lmmfit_pbtest", "htest"))
+    pbtest_result(LRT, lrt, df, dname, nsim, rng$state)
 }
 
 ## -2 log L of a glmmfit refitted to y (NA when the refit fails or does not

@@ -96,6 +96,9 @@ int glmm_set_point(glmm_model *m, const double *u);
 /* the deviance residuals at the point set, their sum (sumdev) and
  * pdev = sumdev + |u|^2 (R_PosInf when not finite) */
 double glmm_point_pdev(glmm_model *m, const double *u);
+/* working weights w and response z at the point set: z = eta - offset + (y -
+ * mu) / mu'(eta) with joint (beta solved), else z - X beta */
+void glmm_working_values(glmm_model *m, int joint);
 /* lambda of each term from theta */
 void glmm_set_lambda(glmm_model *m, const double *theta);
 /* the n-long and q-long state, once per fit (n, p, nterms, the patterns and

@@ -265,7 +265,7 @@ static SEXP real_copy(const double *x, int len)
  * weighted cross-products with X at the mode (their factor gives R_X and
  * the conditional variances, as for a linear fit), the working weights and
  * the PIRLS counts. */
-static SEXP glmm_state(SEXP model, glmm_fit *f, const double *theta, double crit, int code)
+static SEXP glmm_state(SEXP model, glmm_fit *f, double crit, int code)
 {
     int nprot = 0;
     glmm_model *m = &f->m;
@@ -276,15 +276,9 @@ static SEXP glmm_state(SEXP model, glmm_fit *f, const double *theta, double crit
     SET_VECTOR_ELT(ans, 2, real_copy(m->u, m->q));
     /* the joint system at the mode with beta held: its factor's R_X is
      * lme4's RX, whose inverse cross-product is vcov(beta) */
-    for (R_xlen_t i = 0; i < m->n; i++) m->eta0[i] = m->offset ? m->offset[i] : 0.0;
     int rc = code == GLMM_OK ? 0 : 1;
     if (!rc) {
-        glmm_set_lambda(m, theta);
-        for (R_xlen_t i = 0; i < m->n; i++) {
-            double mu = m->mu[i], me = glmm_mu_eta_at(m->fam.link, m->eta[i], mu);
-            m->w[i] = m->prior[i] * me * me / glmm_variance(&m->fam, mu);
-            m->z[i] = m->eta[i] - m->eta0[i] + (m->y[i] - mu) / me;
-        }
+        glmm_working_values(m, 1);
         memset(m->bufj, 0, (size_t) m->layj.off[6] * sizeof(double));
         lmm_accumulate(m->n, m->p, m->X, m->z, m->w, NULL, NULL, m->codes, m->Z, &m->xj, m->start, m->order,
                        m->bufj + m->layj.off[0], m->bufj + m->layj.off[1], m->bufj + m->layj.off[2],
@@ -339,7 +333,7 @@ SEXP lmm_glmm_eval(SEXP model, SEXP stheta, SEXP sbeta, SEXP su0, SEXP snagq, SE
     if (!joint) glmm_set_beta(&f.m, f.m.beta);
     int code = glmm_pirls(&f.m, theta, joint);
     double crit = code == GLMM_OK ? criterion(&f, joint) : NA_REAL;
-    return glmm_state(model, &f, theta, crit, code);
+    return glmm_state(model, &f, crit, code);
 }
 
 /* lme4's two stages from theta0 and beta0 (the glm fit's); nAGQ = 0 stops
@@ -398,7 +392,7 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
         beta_from_whitened(&f, REAL(par) + nt, f.m.beta);
         code = crit < R_PosInf ? GLMM_OK : GLMM_NOT_CONVERGED;
     } else res2 = res1;
-    SEXP st = PROTECT(glmm_state(model, &f, REAL(par), crit, code)); nprot++;
+    SEXP st = PROTECT(glmm_state(model, &f, crit, code)); nprot++;
     const char *names[] = {"par", "deviance", "feval", "convergence", "message", "gradient",
                            "scaled_gradient", "settled", "state", "feval_stage1", "failures", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;

@@ -165,15 +165,20 @@ static double trial_pdev(glmm_model *m, const double *u)
 /* Working weights and response at the current point into w and z (z - X
  * beta when beta is held), then their cross-products into the pattern and
  * the factor at theta: 0, or the factor's failure code. */
-static int weighted_factor(glmm_model *m, const double *theta, int joint)
+void glmm_working_values(glmm_model *m, int joint)
 {
-    R_xlen_t n = m->n;
-    for (R_xlen_t i = 0; i < n; i++) {
+    for (R_xlen_t i = 0; i < m->n; i++) {
         double mu = m->mu[i], me = glmm_mu_eta_at(m->fam.link, m->eta[i], mu);
         m->w[i] = m->prior[i] * me * me / glmm_variance(&m->fam, mu);
         double base = joint ? (m->offset ? m->offset[i] : 0.0) : m->eta0[i];
         m->z[i] = m->eta[i] - base + (m->y[i] - mu) / me;
     }
+}
+
+static int weighted_factor(glmm_model *m, const double *theta, int joint)
+{
+    R_xlen_t n = m->n;
+    glmm_working_values(m, joint);
     lmm_xprod *xp = joint ? &m->xj : &m->xu;
     const lmm_value_layout *lay = joint ? &m->layj : &m->layu;
     double *buf = joint ? m->bufj : m->bufu;
