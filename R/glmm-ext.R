@@ -93,7 +93,7 @@ glmm_tidy_fixed <- function(x, conf.int, conf.level, exponentiate) {
 #' @rdname glmmfit-ext
 glance.glmmfit <- function(x, ...) {
     ll <- logLik(x)
-    data.frame(nobs = nobs(x), sigma = 1, logLik = as.numeric(ll), AIC = stats::AIC(ll), BIC = stats::BIC(ll),
+    data.frame(nobs = nobs(x), sigma = sigma(x), logLik = as.numeric(ll), AIC = stats::AIC(ll), BIC = stats::BIC(ll),
                deviance = deviance(x), df.residual = df.residual(x))
 }
 

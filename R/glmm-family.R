@@ -2,13 +2,18 @@
 ## the C core's codes (src/glmm_family.c), and the response put in the
 ## form the family's deviance takes (glm()'s conventions).
 
-GLMM_FAMILIES <- c(binomial = 0L, poisson = 1L, negbin = 2L)
+GLMM_FAMILIES <- c(binomial = 0L, poisson = 1L, negbin = 2L, Gamma = 3L, inverse.gaussian = 4L)
 GLMM_LINKS <- c(logit = 0L, probit = 1L, cloglog = 2L, cauchit = 3L, log = 4L, identity = 5L,
-                inverse = 6L, sqrt = 7L)
+                inverse = 6L, sqrt = 7L, "1/mu^2" = 8L)
 ## the links each family takes in C (those R's own family functions offer)
 GLMM_FAMILY_LINKS <- list(binomial = c("logit", "probit", "cloglog", "cauchit", "log"),
                           poisson = c("log", "sqrt", "identity"),
-                          negbin = c("log", "sqrt", "identity"))
+                          negbin = c("log", "sqrt", "identity"),
+                         Gamma = c("inverse", "identity", "log"),
+                         inverse.gaussian = c("1/mu^2", "inverse", "identity", "log"))
+## the families whose scale is a parameter (their dispersion, estimated as
+## glmer does from the deviance; sigma() reports it)
+GLMM_DISPERSION_FAMILIES <- c("Gamma", "inverse.gaussian")
 ## glm()'s tolerance for a binomial count that is not a whole number
 ## (binomial()$initialize warns "non-integer #successes" past it)
 BINOMIAL_INTEGER_TOL <- 1e-3
@@ -34,8 +39,9 @@ glmm_family_spec <- function(family) {
     nb <- grepl("^Negative Binomial", name)
     key <- if (nb) "negbin" else name
     if (!key %in% names(GLMM_FAMILIES))
-        stop(sprintf(paste0("family '%s' is not supported yet by glmmfit(): binomial, poisson and ",
-                            "negative binomial (MASS::negative.binomial(theta)) are"), name), call. = FALSE)
+        stop(sprintf(paste0("family '%s' is not supported by glmmfit(): binomial, poisson, Gamma, ",
+                            "inverse.gaussian and negative binomial (MASS::negative.binomial(theta)) are"),
+                     name), call. = FALSE)
     link <- family$link
     if (!link %in% GLMM_FAMILY_LINKS[[key]])
         stop(sprintf("the %s family's '%s' link is not supported: use one of %s", key, link,
@@ -62,6 +68,7 @@ glmm_response <- function(y, prior, family) {
     if (is.null(prior)) prior <- rep(1, n)
     name <- family$family
     if (name == "binomial") return(binomial_response(y, prior))
+    if (name %in% GLMM_DISPERSION_FAMILIES) return(positive_response(y, prior, name))
     if (is.factor(y) || is.logical(y) || !is.numeric(y) || !is.null(dim(y)))
         stop(sprintf("the response of a %s model must be a numeric vector of counts", name), call. = FALSE)
     y <- as.double(y)
@@ -71,6 +78,22 @@ glmm_response <- function(y, prior, family) {
         warning(sprintf("non-integer counts in a %s model", name), call. = FALSE)
     list(y = y, prior = prior, trials = NULL)
 }
+
+## Gamma and inverse Gaussian responses: positive reals (their densities and
+## deviances are not defined at 0).
+positive_response <- function(y, prior, name) {
+    if (is.factor(y) || is.logical(y) || !is.numeric(y) || !is.null(dim(y)))
+        stop(sprintf("the response of a %s model must be a numeric vector", name), call. = FALSE)
+    y <- as.double(y)
+    if (any(!is.finite(y))) stop("the response has NA, NaN or infinite values", call. = FALSE)
+    if (any(y <= 0))
+        stop(sprintf("a %s response must be positive: %d of the values are zero or negative", name,
+                     sum(y <= 0)), call. = FALSE)
+    list(y = y, prior = as.double(prior), trials = NULL)
+}
+
+## 1: the fit's family has a dispersion parameter
+glmm_has_dispersion <- function(object) object$family$family %in% GLMM_DISPERSION_FAMILIES
 
 binomial_response <- function(y, prior) {
     if (is.matrix(y) && ncol(y) == 2L) {

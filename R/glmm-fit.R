@@ -17,7 +17,10 @@
 #' @param family a family object, function or name: \code{binomial} (links
 #'   logit, probit, cloglog, cauchit, log), \code{poisson} (log, sqrt,
 #'   identity), or \code{MASS::negative.binomial(theta)} with theta given
-#'   (\code{\link{glmmfit_nb}} estimates it).  \code{gaussian} with the
+#'   (\code{\link{glmmfit_nb}} estimates it), \code{Gamma} (inverse,
+#'   identity, log) or \code{inverse.gaussian} (1/mu^2, inverse, identity,
+#'   log), whose dispersion is estimated as glmer estimates it (see
+#'   \code{\link{sigma.glmmfit}}).  \code{gaussian} with the
 #'   identity link returns the linear mixed model of \code{\link{lmmfit}}.
 #'   Quasi families are refused: they have no likelihood.
 #' @param nAGQ 1 (default): the Laplace approximation; 0: the first stage only
@@ -53,6 +56,11 @@ glmmfit <- function(formula, data = NULL, family = gaussian, nAGQ = 1L, weights,
     }
     spec <- glmm_family_spec(family)
     nAGQ <- check_nagq(nAGQ)
+    if (nAGQ > 1L && family$family %in% GLMM_DISPERSION_FAMILIES)
+        stop(sprintf(paste0("nAGQ > 1 is not available for the %s family: its likelihood needs the ",
+                            "dispersion, which glmer's quadrature leaves out (it integrates the deviance ",
+                            "at dispersion 1, a different criterion from its Laplace one); use nAGQ = 1"),
+                     family$family), call. = FALSE)
     formula <- lme4_formula(formula, data, parent.frame())
     parsed <- parse_lmm_formula(formula)
     frame <- glmm_model_frame(call, parsed, data, parent.frame())

@@ -19,11 +19,19 @@
 #' @name glmmfit-accessors
 NULL
 
-## sigma is 1 for the families with a fixed scale; the negative binomial's
-## shape is not a scale
+## sigma is 1 for the families with a fixed scale (the negative binomial's
+## shape is not a scale).  For Gamma and inverse Gaussian it is glmer's
+## estimate of the residual scale, sqrt((Pearson chi^2 + |u|^2) / n): the
+## penalized weighted residual sum of squares at the modes over the
+## observations (a moment estimate; the criterion itself uses the
+## dispersion dev / sum(weights), as glm()'s aic() does).
 #' @rdname glmmfit-accessors
 #' @export
-sigma.glmmfit <- function(object, ...) 1
+sigma.glmmfit <- function(object, ...) {
+    if (!glmm_has_dispersion(object)) return(1)
+    pearson <- sum(object$prior * (object$y - object$mu)^2 / object$family$variance(object$mu))
+    sqrt((pearson + sum(object$u^2)) / nobs(object))
+}
 
 #' @rdname glmmfit-accessors
 #' @export
@@ -41,13 +49,15 @@ ranef.glmmfit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, 
 coef.glmmfit <- function(object, ...) coef.lmmfit(object)
 
 #' @rdname glmmfit-accessors
-#' @param sigma ignored: the families fitted have a fixed scale.
+#' @param sigma the residual scale the relative covariance factors are
+#'   scaled by: \code{sigma(x)} (1 for the families with a fixed scale; for
+#'   Gamma and inverse Gaussian the estimated one, as glmer's VarCorr).
 #' @method VarCorr glmmfit
 #' @export
-VarCorr.glmmfit <- function(x, sigma = 1, ...) {
-    vc <- theta_to_covariances(x$theta, x$reterms, 1)
+VarCorr.glmmfit <- function(x, sigma = sigma.glmmfit(x), ...) {
+    vc <- theta_to_covariances(x$theta, x$reterms, sigma)
     names(vc) <- make.unique(vapply(x$reterms, `[[`, "", "group"), sep = ".")
-    structure(vc, sc = 1, useSc = FALSE, class = "VarCorr.lmmfit")
+    structure(vc, sc = sigma, useSc = glmm_has_dispersion(x), class = "VarCorr.lmmfit")
 }
 
 #' @rdname glmmfit-accessors
@@ -71,9 +81,11 @@ ngrps.glmmfit <- function(object, ...) ngrps.lmmfit(object)
 #' @export
 isSingular.glmmfit <- function(x, tol = 1e-4, ...) isSingular.lmmfit(x, tol)
 
-## parameters counted by logLik: theta and beta, and the negative
-## binomial's shape when it was estimated
-glmm_npar <- function(object) as.numeric(length(object$theta) + length(object$beta) + isTRUE(object$nb_theta_estimated))
+## parameters counted by logLik: theta and beta, the dispersion of Gamma and
+## inverse Gaussian, and the negative binomial's shape when it was estimated
+glmm_npar <- function(object)
+    as.numeric(length(object$theta) + length(object$beta) + glmm_has_dispersion(object) +
+               isTRUE(object$nb_theta_estimated))
 
 #' @rdname glmmfit-accessors
 #' @export
@@ -143,10 +155,10 @@ vcov.glmmfit <- function(object, correlation = FALSE, use.hessian = TRUE, ...) {
     V
 }
 
-## (R_X' R_X)^{-1}, R_X from the weighted cross-products at the mode
+## sigma^2 (R_X' R_X)^{-1}, R_X from the weighted cross-products at the mode
 glmm_vcov_rx <- function(object) {
     sol <- .Call(C_lmm_solution, object$xprod, unname(object$theta), FALSE, 1)
-    chol2inv(sol$RX)
+    sigma(object)^2 * chol2inv(sol$RX)
 }
 
 ## The relative step of the Hessian's central differences in theta, and the

@@ -44,9 +44,12 @@ summary.glmmfit <- function(object, ...) {
     z <- object$beta / se
     coefs <- cbind(Estimate = object$beta, `Std. Error` = se, `z value` = z,
                    `Pr(>|z|)` = 2 * pnorm(-abs(z)))
+    ## with an estimated scale glmer labels the ratio a t value (its p value
+    ## still from the normal)
+    if (glmm_has_dispersion(object)) colnames(coefs)[3L] <- "t value"
     structure(list(fit = object, coefficients = coefs, vcov = V, varcor = VarCorr(object),
                    criteria = glmm_criteria(object),
-                   scaled_residuals = residuals(object, type = "pearson")),
+                   scaled_residuals = residuals(object, type = "pearson") / sigma(object)),
               class = "summary.glmmfit")
 }
 

@@ -9,9 +9,9 @@
 
 /* ---- the family component --------------------------------------------- */
 
-enum { GLMM_BINOMIAL, GLMM_POISSON, GLMM_NEGBIN, GLMM_NFAMILIES };
+enum { GLMM_BINOMIAL, GLMM_POISSON, GLMM_NEGBIN, GLMM_GAMMA, GLMM_INVGAUSS, GLMM_NFAMILIES };
 enum { GLMM_LOGIT, GLMM_PROBIT, GLMM_CLOGLOG, GLMM_CAUCHIT, GLMM_LOG, GLMM_IDENTITY,
-       GLMM_INVERSE, GLMM_SQRT, GLMM_NLINKS };
+       GLMM_INVERSE, GLMM_SQRT, GLMM_INVERSE_SQUARED, GLMM_NLINKS };
 
 typedef struct {
     int family, link;
@@ -36,6 +36,14 @@ double glmm_dev_resid(const glmm_family *fam, double y, double mu, double wt);
  * dev_resid(y, mu) + this; trials: the binomial's number of trials m (the
  * observation counts wt / m times, as in glm()'s aic) */
 double glmm_saturated(const glmm_family *fam, double y, double wt, double trials);
+/* 1: the family has a dispersion (Gamma, inverse Gaussian), estimated as
+ * glm()'s aic() and glmer estimate it, by the deviance over the weights */
+int glmm_has_dispersion(const glmm_family *fam);
+/* -2 log p(y | mu) of a family with a dispersion, at dispersion dev / sum
+ * wt, plus 2 for that parameter: R's Gamma()$aic and
+ * inverse.gaussian()$aic, which glmer's criterion adds to |u|^2 + log|L|^2 */
+double glmm_dispersion_aic(const glmm_family *fam, R_xlen_t n, const double *y, const double *mu,
+                           const double *wt, double dev);
 
 /* ---- the model -------------------------------------------------------- */
 
@@ -88,6 +96,9 @@ double glmm_laplace(const glmm_model *m, int joint);
 /* Adaptive Gauss-Hermite quadrature for one scalar term (nodes t, weights
  * wk for the standard normal, nq of them) at the point PIRLS left */
 double glmm_agq(glmm_model *m, int nq, const double *t, const double *wk);
+/* -2 log p(y | mu) - sum dev at the point PIRLS left: the saturated
+ * constant, or for a family with a dispersion its aic less the deviance */
+double glmm_density_offset(const glmm_model *m);
 /* eta0 = offset + X beta */
 void glmm_set_beta(glmm_model *m, const double *beta);
 /* eta = eta0 + Z Lambda u and mu at u (lambda as last set); 0 when mu

@@ -35,6 +35,7 @@ double glmm_linkinv(int link, double eta)
     case GLMM_LOG: return fmax(exp(eta), DBL_EPSILON);
     case GLMM_INVERSE: return 1 / eta;
     case GLMM_SQRT: return eta * eta;
+    case GLMM_INVERSE_SQUARED: return 1 / sqrt(eta);
     default: return eta;
     }
 }
@@ -56,6 +57,7 @@ double glmm_mu_eta(int link, double eta)
     case GLMM_LOG: return fmax(exp(eta), DBL_EPSILON);
     case GLMM_INVERSE: return -1 / (eta * eta);
     case GLMM_SQRT: return 2 * eta;
+    case GLMM_INVERSE_SQUARED: return -1 / (2 * pow(eta, 1.5));
     default: return 1;
     }
 }
@@ -90,6 +92,8 @@ double glmm_variance(const glmm_family *fam, double mu)
     switch (fam->family) {
     case GLMM_BINOMIAL: return mu * (1 - mu);
     case GLMM_NEGBIN: return mu + mu * mu / fam->nb_theta;
+    case GLMM_GAMMA: return mu * mu;
+    case GLMM_INVGAUSS: return mu * mu * mu;
     default: return mu;
     }
 }
@@ -105,6 +109,8 @@ double glmm_dev_resid(const glmm_family *fam, double y, double mu, double wt)
         double th = fam->nb_theta;
         return 2 * wt * (ylogy(y, mu) - (y + th) * log((y + th) / (mu + th)));
     }
+    case GLMM_GAMMA: return -2 * wt * (log(y / mu) - (y - mu) / mu);
+    case GLMM_INVGAUSS: return wt * (y - mu) * (y - mu) / (y * mu * mu);
     default: return 2 * wt * (ylogy(y, mu) - (y - mu));
     }
 }
@@ -127,9 +133,31 @@ double glmm_saturated(const glmm_family *fam, double y, double wt, double trials
                     (y > 0 ? y * log(y / (th + y)) : 0);
         return -2 * wt * lp;
     }
+    case GLMM_GAMMA:
+    case GLMM_INVGAUSS:
+        return 0;                /* their density needs the dispersion: glmm_dispersion_aic() */
     default: {
         double lp = (y > 0 ? y * log(y) - y : 0) - lgammafn(y + 1);
         return -2 * wt * lp;
     }
     }
+}
+
+int glmm_has_dispersion(const glmm_family *fam)
+{
+    return fam->family == GLMM_GAMMA || fam->family == GLMM_INVGAUSS;
+}
+
+double glmm_dispersion_aic(const glmm_family *fam, R_xlen_t n, const double *y, const double *mu,
+                           const double *wt, double dev)
+{
+    double sw = 0, s = 0;
+    for (R_xlen_t i = 0; i < n; i++) sw += wt[i];
+    double disp = dev / sw;
+    if (fam->family == GLMM_GAMMA) {
+        for (R_xlen_t i = 0; i < n; i++) s += wt[i] * dgamma(y[i], 1 / disp, mu[i] * disp, 1);
+        return -2 * s + 2;
+    }
+    for (R_xlen_t i = 0; i < n; i++) s += wt[i] * log(y[i]);
+    return sw * (log(disp * 2 * M_PI) + 1) + 3 * s + 2;
 }

@@ -286,7 +286,13 @@ int glmm_pirls(glmm_model *m, const double *theta, int joint)
 double glmm_laplace(const glmm_model *m, int joint)
 {
     const lmm_factor *fa = joint ? m->faj : m->fau;
-    return m->pdev + m->sat + fa->ldL2;
+    return m->pdev + glmm_density_offset(m) + fa->ldL2;
+}
+
+double glmm_density_offset(const glmm_model *m)
+{
+    if (!glmm_has_dispersion(&m->fam)) return m->sat;
+    return glmm_dispersion_aic(&m->fam, m->n, m->y, m->mu, m->prior, m->sumdev) - m->sumdev;
 }
 
 /* log(sum exp(a_k)) without overflow */
@@ -314,7 +320,7 @@ static double level_deviance(const glmm_model *m, int g, double v)
 
 double glmm_agq(glmm_model *m, int nq, const double *t, const double *wk)
 {
-    double total = m->sat, a[GLMM_MAX_AGQ];
+    double total = glmm_density_offset(m), a[GLMM_MAX_AGQ];
     for (int g = 0; g < m->xu.nlev[0]; g++) {
         double ug = m->u[g], sg = 1 / m->fau->L11[g];
         for (int k = 0; k < nq; k++) {

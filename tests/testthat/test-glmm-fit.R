@@ -167,7 +167,8 @@ test_that("bad input gets a clear error", {
     d$p <- d$y * 1.5
     expect_error(glmmfit(p ~ x + (1 | g), d, family = binomial), "must lie in \\[0, 1\\]")
     expect_error(glmmfit(y ~ x + (1 | g), d, family = quasibinomial), "quasi families are not supported")
-    expect_error(glmmfit(cnt ~ x + (1 | g), d, family = Gamma), "not supported yet")
+    expect_error(glmmfit(cnt ~ x + (1 | g), d, family = gaussian(link = "log")),
+                 "family .gaussian. is not supported by glmmfit")
     expect_error(glmmfit(y ~ x + (1 | g), d, family = binomial(link = "identity")), "link is not supported")
     expect_error(glmmfit(y ~ x + (1 | g) + (1 | h), d, family = binomial, nAGQ = 5), "one scalar")
     expect_error(glmmfit(y ~ x + (1 | g), d, family = binomial, nAGQ = 30), "'nAGQ' must be")
