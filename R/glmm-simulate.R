@@ -22,7 +22,12 @@
 #' trials, as sizes); to a factor, factors (one trial each); otherwise
 #' proportions, successes over the prior weights.  Poisson and negative
 #' binomial responses are counts (prior weights are ignored, with a
-#' warning, as lme4 does).
+#' warning, as lme4 does).  Gamma and inverse Gaussian responses have mean
+#' \eqn{\mu^*} and variance \eqn{\sigma^2 V(\mu^*) / w}, \eqn{\sigma} =
+#' \code{sigma(object)} and \eqn{w} the prior weights, as the model says
+#' (lme4's simulate takes the Gamma shape as \eqn{\sigma w} and the inverse
+#' Gaussian's as \eqn{w / \sigma}, which do not give that variance; its
+#' draws differ from these).
 #'
 #' @param object a fitted \code{glmmfit} model.
 #' @param nsim number of responses to simulate.
@@ -124,11 +129,25 @@ glmm_family_draws <- function(object, Mu) {
     per_sim <- function(v) unname(split(v, rep(seq_len(nsim), each = n)))
     code <- object$spec$family
     if (code == GLMM_FAMILIES[["binomial"]]) return(glmm_binomial_draws(object, mu, per_sim))
+    if (glmm_has_dispersion(object)) return(per_sim(glmm_dispersion_draws(object, mu)))
     if (!code %in% GLMM_FAMILIES[c("poisson", "negbin")])
         stop(sprintf("simulate(): not available for the %s family", object$family$family), call. = FALSE)
     if (any(object$prior != 1)) warning("simulate(): ignoring prior weights (as lme4)", call. = FALSE)
     per_sim(if (code == GLMM_FAMILIES[["poisson"]]) stats::rpois(length(mu), mu)
             else stats::rnbinom(length(mu), mu = mu, size = object$spec$nb_theta))
+}
+
+## Gamma and inverse Gaussian draws with mean mu and variance sigma^2 V(mu) /
+## prior, the model's (glmer's simulate() takes the Gamma shape as sigma *
+## prior and the inverse Gaussian's as prior / sigma, which give neither that
+## variance nor each other's; these follow the model).  The inverse Gaussian
+## by Michael, Schucany and Haas's transformation of a chi-square(1) draw.
+glmm_dispersion_draws <- function(object, mu) {
+    prec <- rep_len(object$prior / sigma(object)^2, length(mu))
+    if (object$family$family == "Gamma") return(stats::rgamma(length(mu), shape = prec, rate = prec / mu))
+    nu <- stats::rnorm(length(mu))^2
+    r <- mu + mu^2 * nu / (2 * prec) - mu / (2 * prec) * sqrt(4 * mu * prec * nu + mu^2 * nu^2)
+    ifelse(stats::runif(length(mu)) <= mu / (mu + r), r, mu^2 / r)
 }
 
 ## Binomial draws of the prior weights' trials, in the response's form:
@@ -263,7 +282,7 @@ glmm_parboot <- function(fit, FUN, nsim, use.u, seed, parallel, ncpus, progress,
                    nfail = sum(status == 2L), nnonconv = sum(status == 1L),
                    messages = msgs, use.u = use.u, seed = rng$state,
                    statistic = if (is.null(FUN)) "default" else "FUN",
-                   mle = list(beta = fit$beta, theta = fit$theta, sigma = 1),
+                   mle = list(beta = fit$beta, theta = fit$theta, sigma = sigma(fit)),
                    REML = FALSE, call = call, model = "glmmfit"),
               class = "lmmfit_boot")
 }

@@ -172,3 +172,30 @@ test_that("responses outside the support, quadrature and unsupported links are r
     expect_error(glmmfit(y ~ x + (1 | g), gamma_data, family = Gamma(link = power(2))),
                  "the Gamma family's 'mu\\^2' link is not supported")
 })
+
+## Pooled over rows and replicates, (y - mu) / (sigma sqrt(V(mu) / w)) has
+## mean 0 and variance 1; with 300 x 60 draws their standard errors are
+## below 0.008 and 0.02 (the Gamma's and inverse Gaussian's fourth moments
+## at these shapes), so 5 of them is SIM_MOMENT_TOL.
+SIM_MOMENT_TOL <- c(mean = 0.04, var = 0.1)
+
+test_that("simulate() draws Gamma and inverse Gaussian responses with the model's variance", {
+    for (spec in list(list(y ~ x + (1 | g), Gamma(link = "log")),
+                      list(yg ~ x + (1 | g), inverse.gaussian(link = "log")))) {
+        fit <- glmmfit(spec[[1L]], gamma_data, family = spec[[2L]], weights = w)
+        s <- simulate(fit, nsim = 60, seed = 7, use.u = TRUE)
+        mu <- fitted(fit)
+        z <- unlist(lapply(s, function(y) (y - mu) / (sigma(fit) * sqrt(spec[[2L]]$variance(mu) / gamma_data$w))))
+        expect_lt(abs(mean(z)), SIM_MOMENT_TOL[["mean"]])
+        expect_lt(abs(var(z) - 1), SIM_MOMENT_TOL[["var"]])
+        expect_true(all(unlist(s) > 0))
+    }
+    fit <- glmmfit(y ~ x + (1 | g), gamma_data, family = Gamma(link = "log"))
+    pb <- parboot(fit, nsim = 3, seed = 1)
+    ## each replicate is the fit of the simulated response
+    s <- simulate(fit, nsim = 3, seed = 1)
+    d <- gamma_data
+    d$y <- s$sim_1
+    expect_equal(unname(pb$t[1L, seq_along(fixef(fit))]),
+                 unname(fixef(glmmfit(y ~ x + (1 | g), d, family = Gamma(link = "log")))), tolerance = 1e-6)
+})
