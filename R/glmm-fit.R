@@ -109,16 +109,9 @@ check_nagq <- function(nAGQ) {
 ## glmer's bound on the quadrature nodes (src/glmm.h: GLMM_MAX_AGQ)
 GLMM_MAX_AGQ <- 25L
 
-## The model frame of every variable, with weights, subset, offset and
-## na.action applied to all of them, as lmmfit() builds it.
+## The model frame (lmmfit()'s), with a response.
 glmm_model_frame <- function(call, parsed, data, env) {
-    mf <- call[c(1L, match(c("data", "weights", "subset", "na.action", "offset"), names(call), 0L))]
-    mf[[1L]] <- quote(stats::model.frame)
-    mf$formula <- parsed$frame
-    mf$drop.unused.levels <- TRUE
-    frame <- eval(mf, env)
-    if (nrow(frame) == 0L)
-        stop("no observations left to fit (zero rows after subset and na.action)", call. = FALSE)
+    frame <- lmm_model_frame(call, parsed$frame, data, env)
     if (attr(attr(frame, "terms"), "response") != 1L) stop("the formula needs a response", call. = FALSE)
     frame
 }

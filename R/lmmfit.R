@@ -127,18 +127,8 @@ lmmfit <- function(formula, data = NULL, REML = TRUE, weights, subset, na.action
     if (!is.null(structure_spec))
         parsed$frame <- add_frame_terms(parsed$frame, resid_frame_vars(structure_spec$cor, structure_spec$var))
 
-    ## The model frame: every variable of the fixed and random parts at once,
-    ## so that subset and na.action apply to all of them.
-    mf <- fcall[c(1L, match(c("data", "weights", "subset", "na.action", "offset"),
-                            names(fcall), 0L))]
-    mf[[1L]] <- quote(stats::model.frame)
-    mf$formula <- parsed$frame
-    mf$drop.unused.levels <- TRUE
-    if (!is.null(wbx)) mf$data <- wbx$data
-    frame <- simple_model_frame(parsed$frame, if (is.null(wbx)) data else wbx$data, fcall)
-    if (is.null(frame)) frame <- eval(mf, parent.frame())
+    frame <- lmm_model_frame(fcall, parsed$frame, data, parent.frame(), wbx$data)
     n <- nrow(frame)
-    if (n == 0L) stop("no observations left to fit (zero rows after subset and na.action)", call. = FALSE)
 
     ## the response column itself: model.response() would copy it to name it
     y <- if (attr(attr(frame, "terms"), "response") == 1L) frame[[1L]]
@@ -386,6 +376,25 @@ untransform_xprod <- function(xp, cond) {
     xp$AX2 <- back(xp$AX2)
     xp$AXX <- as.vector(crossprod(Ginv, matrix(xp$AXX, p + 1L)) %*% Ginv)
     xp
+}
+
+## The model frame of a fit's call: every variable of the fixed and random
+## parts (frame_formula) at once, so that weights, subset, offset and
+## na.action apply to all of them; unused levels dropped.  expanded: a data
+## frame replacing the call's data (wb()'s expansion), else NULL.
+lmm_model_frame <- function(call, frame_formula, data, env, expanded = NULL) {
+    frame <- simple_model_frame(frame_formula, if (is.null(expanded)) data else expanded, call)
+    if (is.null(frame)) {
+        mf <- call[c(1L, match(c("data", "weights", "subset", "na.action", "offset"), names(call), 0L))]
+        mf[[1L]] <- quote(stats::model.frame)
+        mf$formula <- frame_formula
+        mf$drop.unused.levels <- TRUE
+        if (!is.null(expanded)) mf$data <- expanded
+        frame <- eval(mf, env)
+    }
+    if (nrow(frame) == 0L)
+        stop("no observations left to fit (zero rows after subset and na.action)", call. = FALSE)
+    frame
 }
 
 ## model.frame() for the common case, without its copies: a data frame
