@@ -25,6 +25,13 @@ GLMM_PROFILE_MINSTEP <- 1e-6
 ## tightly converged profile, at ~30 iterations per point from the previous
 ## point's estimates.
 GLMM_PROFILE_NLMINB <- list(rel.tol = 1e-13, x.tol = 1e-10, eval.max = 2000L, iter.max = 1000L)
+## The criterion's curvature in an sd or correlation, for its scale, from a
+## second difference 1% of the value wide (wide enough for the difference to
+## be well above the criterion's ~1e-11 rounding, narrow enough to see the
+## curvature at the estimate), or 0.001 wide at values below 0.1 (an sd at
+## or near 0)
+GLMM_PROFILE_CURV_STEP <- 1e-2
+GLMM_PROFILE_CURV_FLOOR <- 0.1
 ## A point whose criterion is below the optimum's by more than this (on
 ## -2 log L) means the fit was not at its optimum: lme4 stops there too (its
 ## devtol is 1e-9; ours allows the fit's own convergence, ~1e-8 relative on
@@ -98,7 +105,9 @@ glmm_profile_engine <- function(fit) {
     lower <- setNames(c(ifelse(diag_t, 0, -1), rep(-Inf, length(fit$beta))), names(opt0))
     upper <- setNames(c(ifelse(diag_t, Inf, 1), rep(Inf, length(fit$beta))), names(opt0))
     eng <- list(nvp = nt, names = names(opt0), lower = lower, upper = upper, dev = dev)
-    eng$scale <- glmm_profile_scales(eng, opt0, sqrt(diag(as.matrix(vcov(fit)))))
+    ## (vcov() of a fit without fixed effects fails: R/glmm-methods.R)
+    se <- if (length(fit$beta)) sqrt(diag(as.matrix(vcov(fit)))) else numeric()
+    eng$scale <- glmm_profile_scales(eng, opt0, se)
     pol <- glmm_profile_argmin(eng, integer(), numeric(), opt0)
     if (pol$deviance < fit$deviance_value) { eng$opt <- pol$par; eng$base <- pol$deviance }
     else { eng$opt <- opt0; eng$base <- fit$deviance_value }
@@ -115,7 +124,7 @@ glmm_profile_scales <- function(eng, opt, se_beta) {
     s <- c(rep(1, nvp), se_beta)
     d0 <- eng$dev(opt)
     for (i in seq_len(nvp)) {
-        h <- 1e-2 * max(abs(opt[[i]]), 0.1)
+        h <- GLMM_PROFILE_CURV_STEP * max(abs(opt[[i]]), GLMM_PROFILE_CURV_FLOOR)
         dir <- if (opt[[i]] + 2 * h > eng$upper[[i]]) -1 else if (opt[[i]] - h < eng$lower[[i]]) 1 else 0
         at <- function(k) { p <- opt; p[i] <- p[i] + k * h; eng$dev(p) }
         d2 <- if (dir == 0) at(1) + at(-1) - 2 * d0 else at(2 * dir) - 2 * at(dir) + d0
@@ -142,11 +151,12 @@ glmm_profile_argmin <- function(eng, w, x, start) {
     list(par = par, deviance = o$objective)
 }
 
-## One point of parameter w's profile at x: c(.zeta, every parameter).
+## One point of parameter w's profile at x: c(.zeta, every parameter);
+## .zeta NA where PIRLS failed at every evaluation.
 glmm_profile_point <- function(eng, w, x, start) {
     r <- glmm_profile_argmin(eng, w, x, start)
     dd <- r$deviance - eng$base
-    if (!is.finite(dd)) stop(sprintf("profile(): PIRLS failed at %s = %g", eng$names[w], x), call. = FALSE)
+    if (!is.finite(dd)) return(c(.zeta = NA_real_, r$par))
     if (dd < -GLMM_PROFILE_DEVTOL)
         stop(sprintf(paste0("profile(): a lower criterion (by %.3g) was found at %s = %g: ",
                             "the fit is not at its optimum; refit from these estimates"),
@@ -179,7 +189,14 @@ glmm_profile_side <- function(eng, w, rows, cutoff, delta, maxpts, maxmult) {
         cur <- rows[[n]]
         if (n >= maxpts || cur[[col]] <= lo || cur[[col]] >= up || !(abs(cur[[1L]]) <= cutoff)) break
         x <- glmm_profile_next(rows[[n - 1L]], cur, col, delta, maxmult, lo, up)
-        rows[[n + 1L]] <- glmm_profile_point(eng, w, x, cur[-1L])
+        r <- glmm_profile_point(eng, w, x, cur[-1L])
+        ## (PIRLS failing, e.g. at separation: the side ends at the last good point)
+        if (is.na(r[[1L]])) {
+            warning(sprintf("profile(): PIRLS failed at %s = %g: its profile stops at %g", eng$names[w], x,
+                            cur[[col]]), call. = FALSE)
+            break
+        }
+        rows[[n + 1L]] <- r
     }
     rows
 }
@@ -195,6 +212,8 @@ glmm_profile_one <- function(eng, w, cutoff, delta, maxpts, maxmult) {
     if (shift > up || shift < lo) shift <- pw * (1 - GLMM_PROFILE_SHIFT)
     row0 <- c(.zeta = 0, eng$opt)
     row1 <- glmm_profile_point(eng, w, shift, eng$opt)
+    if (is.na(row1[[1L]]))
+        stop(sprintf("profile(): PIRLS failed at %s = %g, next to the estimate", eng$names[w], shift), call. = FALSE)
     near <- glmm_profile_side(eng, w, list(row0, row1), cutoff, delta, maxpts, maxmult)
     far_open <- if (shift > pw) pw > lo else pw < up
     far <- if (far_open) glmm_profile_side(eng, w, list(row1, row0), cutoff, delta, maxpts, maxmult)

@@ -196,3 +196,19 @@ test_that("bad input to profile() and its confint() errors clearly", {
     expect_error(confint(f_cbpp, parm = "nope", method = "profile"), "unknown parameter.*nope")
     expect_error(confint(f_cbpp, method = "Wald", zeta = c(-1, 1)), "zeta")
 })
+
+test_that("a fit without fixed effects profiles its one sd (which lme4 cannot)", {
+    fo <- cbind(incidence, size - incidence) ~ 0 + (1 | herd)
+    g <- glmer(fo, data = cbpp, family = binomial, control = tight_control())
+    f <- glmmfit(fo, data = cbpp, family = binomial)
+    ## lme4's profile has no other parameter to optimise and fails at every
+    ## point (its limits NA); ours evaluates the criterion there
+    expect_true(all(is.na(suppressWarnings(confint(tight_lme4_profile(g))))))
+    ci <- confint(profile(f))
+    ## the limits in lme4's criterion: zeta at them is the normal quantiles
+    ## up to the cubic spline's interpolation error between points ~0.5
+    ## apart in zeta (measured: 1.3e-4 and 7e-5, 5e-5 relative)
+    dd <- with_tight_lme4(lme4:::devfun2(g, useSc = FALSE, signames = TRUE))
+    z <- c(-1, 1) * sqrt(vapply(ci[1, ], dd, 0) + 2 * c(logLik(g)))
+    expect_equal(unname(z), qnorm(c(0.025, 0.975)), tolerance = 2e-4)
+})
