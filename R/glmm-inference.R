@@ -110,19 +110,26 @@ glmm_anova_check <- function(fits, nms, caller = "anova()") {
 #' \pm z_{1-\alpha/2} SE} with the standard errors of \code{vcov()}, and
 #' \code{NA} for the covariance parameters, as lme4; \code{method = "boot"}:
 #' intervals from \code{\link{parboot}}'s default statistic (the random
-#' effects' standard deviations and correlations, then the fixed effects).
-#' Profile intervals are not available for glmmfit models.
+#' effects' standard deviations and correlations, then the fixed effects);
+#' \code{method = "profile"}: likelihood-profile intervals, read off
+#' \code{\link{profile.glmmfit}} of the parameters in \code{parm} as lme4's
+#' (the rows then in the parameters' order, as lme4's profile sorts them).
 #'
 #' @param object a fitted \code{glmmfit} model.
 #' @param parm parameters: names, indices into the full table, or
 #'   \code{"beta_"} / \code{"theta_"} (all fixed effects / all covariance
 #'   parameters), as in lme4.  Default all.
 #' @param level confidence level.
-#' @param method \code{"Wald"} (the default) or \code{"boot"}.
+#' @param method \code{"Wald"} (the default), \code{"boot"} or
+#'   \code{"profile"}.
 #' @param nsim number of bootstrap replicates (\code{method = "boot"}).
 #' @param boot.type \code{"perc"}, \code{"basic"} or \code{"norm"}.
 #' @param ... with \code{method = "boot"}: \code{use.u}, \code{seed},
 #'   \code{parallel}, \code{ncpus}, \code{progress} of \code{\link{parboot}}.
+#'   With \code{method = "profile"}: \code{zeta} (see
+#'   \code{\link{confint.glmmfit_profile}}) and the arguments of
+#'   \code{\link{profile.glmmfit}}; unless \code{alphamax} is given the
+#'   profile extends past the level (\code{alphamax = min(0.01, (1 - level) / 2)}).
 #' @return A matrix with one row per parameter and columns for the lower and
 #'   upper limits (named as percentages, e.g. \code{"2.5 \%"}).
 #' @examples
@@ -131,14 +138,12 @@ glmm_anova_check <- function(fits, nms, caller = "anova()") {
 #'                data = cbpp, family = binomial)
 #' confint(fit)
 #' confint(fit, method = "boot", nsim = 100, seed = 1)
+#' confint(fit, parm = ".sig01", method = "profile")
 #' @export
 confint.glmmfit <- function(object, parm, level = 0.95, method = c("Wald", "boot", "profile"),
                             nsim = 500, boot.type = c("perc", "basic", "norm"), ...) {
     method <- match.arg(method)
     boot.type <- match.arg(boot.type)
-    if (method == "profile")
-        stop("confint(): profile intervals are not available for glmmfit models: use method = \"Wald\" ",
-             "(fixed effects) or method = \"boot\"", call. = FALSE)
     if (!is.numeric(level) || length(level) != 1L || !is.finite(level) || level <= 0 || level >= 1)
         stop("'level' must be a single number between 0 and 1", call. = FALSE)
     vnames <- sprintf(".sig%02d", seq_along(object$theta))
@@ -146,6 +151,7 @@ confint.glmmfit <- function(object, parm, level = 0.95, method = c("Wald", "boot
     all <- c(vnames, bnames)
     rows <- if (missing(parm)) all else select_parm(parm, all, vnames, bnames)
     dots <- list(...)
+    if (method == "profile") return(glmm_confint_profile(object, rows, level, dots))
     if (method == "Wald") {
         refuse_dots("confint", dots, GLMM_CONFINT_REFUSED)
         ci <- glmm_confint_wald(object, level, vnames)
@@ -154,9 +160,22 @@ confint.glmmfit <- function(object, parm, level = 0.95, method = c("Wald", "boot
 }
 
 ## lme4's arguments of confint.merMod that glmmfit's does not take, and why
-GLMM_CONFINT_REFUSED <- c(zeta = "profile intervals are not available for glmmfit models",
+GLMM_CONFINT_REFUSED <- c(zeta = "zeta is an argument of method = \"profile\" only",
                           FUN = "call parboot() with FUN and confint() its result",
                           oldNames = "the rows are named .sig01, ... as lme4's default")
+## confint(method = "profile"): the profile of the rows asked for, extended
+## past the level when alphamax is not given, read at the level or at zeta.
+## lme4's quiet and oldNames = TRUE change nothing here.
+glmm_confint_profile <- function(object, rows, level, dots) {
+    if (isFALSE(dots$oldNames)) refuse_dots("confint", dots["oldNames"], GLMM_CONFINT_REFUSED)
+    zeta <- dots$zeta
+    dots$zeta <- dots$quiet <- dots$oldNames <- NULL
+    if (is.null(dots$alphamax)) dots$alphamax <- min(0.01, (1 - level) / 2)
+    pr <- do.call(profile.glmmfit, c(list(object, which = rows), dots))
+    if (is.null(zeta)) confint.glmmfit_profile(pr, level = level)
+    else confint.glmmfit_profile(pr, zeta = zeta)
+}
+
 ## the arguments confint(method = "boot") passes on to parboot()
 GLMM_CONFINT_PARBOOT <- c("use.u", "seed", "parallel", "ncpus", "progress")
 

@@ -134,10 +134,10 @@ test_that("bootstrap intervals are the percentiles of parboot()'s replicates", {
 })
 
 test_that("confint() refuses what it does not do, by name", {
-    expect_error(confint(f1, method = "profile"), "profile intervals are not available")
+    ## (method = "profile": test-glmm-profile.R; zeta is its argument only)
     expect_error(confint(f1, level = 2), "'level' must be")
     expect_error(confint(f1, "nope"), "unknown parameter in 'parm': nope")
-    expect_error(confint(f1, zeta = 2), "'zeta' is not supported")
+    expect_error(confint(f1, zeta = 2), "'zeta' is not supported.*method = \"profile\" only")
     expect_error(confint(f1, method = "boot", nsim = 2, FUN = fixef), "'FUN' is not supported")
     expect_warning(confint(f1, bogus = 1), "'bogus' ignored")
 })
