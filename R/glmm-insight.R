@@ -21,10 +21,11 @@
 #' slopes; every term of \code{(x || g)} counts); observation-level terms (one
 #' level per observation) as the dispersion; the distribution-specific
 #' variance \eqn{\pi^2/3} (logit), 1 (probit), \eqn{\pi^2/6} (cloglog), for a
-#' Poisson log link the lognormal approximation \eqn{\log(1 + 1/\mu_0)},
+#' Poisson log link the lognormal approximation \eqn{\log(1 + 1/\mu_0)}
+#' (\eqn{\log(1 + 1/\mu_0 + 1/\theta)} for the negative binomial's),
 #' \eqn{\mu_0 = \exp(\beta_0)} of the intercept-only model with the same
 #' random effects (refitted, so its data must still be available), 0.25 for
-#' the square-root link.  Other families and links give \code{NA} with a
+#' the Poisson's square-root link.  Other families and links give \code{NA} with a
 #' warning.  When a diagonal element of a relative covariance factor is below
 #' \code{tolerance} the fit is singular and the random part is not reported.
 #'
@@ -143,14 +144,18 @@ glmm_random_part_variance <- function(x, which) {
 
 ## The distribution-specific variance on the latent scale (Nakagawa,
 ## Johnson & Schielzeth 2017): fixed for the binomial links, the lognormal
-## approximation log(1 + 1/mu0) for a Poisson log link, mu0 the mean of the
+## approximation log(1 + 1/mu0) for a Poisson log link (log(1 + 1/mu0 +
+## 1/theta) for the negative binomial's), mu0 the mean of the
 ## intercept-only model with the same random effects.
 glmm_distribution_variance <- function(x, verbose) {
     fam <- x$family$family
     link <- x$family$link
+    nb <- x$spec$family == GLMM_FAMILIES[["negbin"]]
     v <- if (fam == "binomial") switch(link, logit = pi^2 / 3, probit = 1, cloglog = pi^2 / 6, NA_real_)
          else if (fam == "poisson") switch(link, log = log1p(1 / glmm_null_mean(x, verbose)), sqrt = 0.25,
                                            NA_real_)
+         ## the negative binomial's variance mu + mu^2 / theta, the fit's theta
+         else if (nb && link == "log") log1p(1 / glmm_null_mean(x, verbose) + 1 / x$spec$nb_theta)
          else NA_real_
     if (is.na(v) && verbose)
         warning(sprintf("the distribution-specific variance of the %s family with the %s link is not available",
@@ -168,12 +173,22 @@ glmm_null_mean <- function(x, verbose) {
     offs <- vapply(vars, function(v) is.call(v) && identical(v[[1L]], quote(offset)), NA)
     rhs <- c("1", vapply(vars[offs], deparse1, ""), vapply(x$reterms, function(t) paste0("(", t$label, ")"), ""))
     null_f <- stats::reformulate(rhs, response = f[[2L]], env = environment(f))
+    ## glmmfit() with the fit's family object: a negative binomial keeps the
+    ## fit's theta (as glmer.nb's call does, which insight's null model
+    ## refits), not one re-estimated for the null model
     cl <- x$call
+    cl[[1L]] <- quote(lmmfit::glmmfit)
     cl$formula <- null_f
+    cl$family <- x$family
     cl$start <- NULL
     env <- environment(f)
     if (is.null(env)) env <- parent.frame()
-    null_fit <- suppressMessages(eval(cl, env))
+    null_fit <- tryCatch(suppressWarnings(suppressMessages(eval(cl, env))), error = function(e) {
+        if (verbose) warning(sprintf(paste("cannot refit the intercept-only model (%s): the distribution-specific",
+                                           "variance is not available"), conditionMessage(e)), call. = FALSE)
+        NULL
+    })
+    if (is.null(null_fit)) return(NA_real_)
     mu0 <- exp(unname(null_fit$beta[1L]))
     if (verbose && mu0 < GLMM_NULL_MEAN_MIN)
         warning(sprintf("mu of %.1f is too close to zero: the distribution-specific variance may be unreliable",

@@ -39,11 +39,25 @@ gi_cases <- list(
     logit = list(cbind(incidence, size - incidence) ~ period + (1 | herd), quote(cbpp), binomial),
     probit = list(y ~ x + (1 | g), quote(gi), binomial(link = "probit")),
     poisson_slope = list(cnt ~ x + offset(log(expo)) + (x | g), quote(gi), poisson),
-    poisson_olre = list(cnt ~ x + offset(log(expo)) + (1 | g) + (1 | obs), quote(gi), poisson))
+    poisson_olre = list(cnt ~ x + offset(log(expo)) + (1 | g) + (1 | obs), quote(gi), poisson),
+    ## the offset as an argument: the null model keeps it too
+    poisson_offset_arg = list(cnt ~ x + (1 | g), quote(gi), poisson, quote(log(expo))),
+    negbin = list(cnt ~ x + offset(log(expo)) + (1 | g), quote(gi), "nb"))
 gi_pair <- function(name) {
     cs <- gi_cases[[name]]
-    list(ours = suppressMessages(eval(bquote(glmmfit(.(cs[[1]]), .(cs[[2]]), family = .(cs[[3]]))))),
-         ref = eval(bquote(tight_glmer(.(cs[[1]]), .(cs[[2]]), .(cs[[3]])))))
+    if (identical(cs[[3]], "nb"))
+        return(list(ours = suppressMessages(eval(bquote(glmmfit_nb(.(cs[[1]]), .(cs[[2]]))))),
+                    ref = suppressWarnings(suppressMessages(eval(bquote(glmer.nb(.(cs[[1]]), .(cs[[2]]),
+                        control = glmerControl(optimizer = "nloptwrap", tolPwrss = 1e-13,
+                                               optCtrl = list(xtol_abs = 1e-14, ftol_abs = 1e-14,
+                                                              xtol_rel = 1e-14, maxeval = 1e5)))))))))
+    ours <- bquote(glmmfit(.(cs[[1]]), .(cs[[2]]), family = .(cs[[3]])))
+    ref <- bquote(glmer(.(cs[[1]]), .(cs[[2]]), family = .(cs[[3]]),
+                        control = glmerControl(optimizer = "nloptwrap", tolPwrss = 1e-13,
+                                               optCtrl = list(xtol_abs = 1e-14, ftol_abs = 1e-14,
+                                                              xtol_rel = 1e-14, maxeval = 1e5))))
+    if (length(cs) > 3L) ours$offset <- ref$offset <- cs[[4]]
+    list(ours = suppressMessages(eval(ours)), ref = suppressWarnings(suppressMessages(eval(ref))))
 }
 gi_fits <- lapply(setNames(nm = names(gi_cases)), gi_pair)
 
@@ -66,6 +80,12 @@ test_that("model_info and the variance components are insight's for glmer", {
     expect_identical(v("probit")$var.distribution, 1)
     null <- glmmfit(cnt ~ 1 + offset(log(expo)) + (x | g), gi, family = poisson)
     expect_equal(v("poisson_slope")$var.distribution, log(1 + exp(-fixef(null)[[1]])), tolerance = 1e-12)
+    ## the negative binomial's: log(1 + 1/mu0 + 1/theta), theta the fit's,
+    ## also in the null model (as glmer.nb's call has it)
+    nb <- gi_fits$negbin$ours
+    null <- glmmfit(cnt ~ 1 + offset(log(expo)) + (1 | g), gi, family = MASS::negative.binomial(nb$spec$nb_theta))
+    expect_equal(v("negbin")$var.distribution, log(1 + exp(-fixef(null)[[1]]) + 1 / nb$spec$nb_theta),
+                 tolerance = 1e-12)
     ## the observation-level term is the dispersion, the other the random part
     vc <- VarCorr(gi_fits$poisson_olre$ours)
     expect_equal(v("poisson_olre")$var.dispersion, vc$obs[1, 1], tolerance = 1e-12)
@@ -157,6 +177,10 @@ test_that("model_parameters is parameters' table for glmer, printed the same", {
             for (a in c("pretty_names", "coefficient_name", "test_statistic", "log_link", "ci_method",
                         "weighted_nobs", "n_obs"))
                 expect_identical(attr(mo, a), attr(mr, a), info = paste(info, a))
+            ## the printed tables: glmer's layout, labels and footer, with
+            ## our numbers in its table (those are checked above; printed
+            ## to 2 decimals a 2e-3 difference in a z can show)
+            for (cn in cols) if (is.numeric(mr[[cn]])) mr[[cn]] <- mo[[cn]]
             out_o <- suppressMessages(capture.output(print(mo)))
             out_r <- suppressMessages(capture.output(print(mr)))
             expect_identical(out_o, out_r, info = info)
