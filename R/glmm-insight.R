@@ -248,6 +248,7 @@ model_performance.glmmfit <- function(model, metrics = "all", verbose = TRUE, ..
 model_parameters.glmmfit <- function(model, ci = 0.95, effects = "all", exponentiate = FALSE, ci_method = NULL,
                                      verbose = TRUE, ...) {
     effects <- match.arg(effects, c("all", "fixed", "random"))
+    glmm_refuse_parameters_args(list(...))
     if (!is.null(ci_method) && !tolower(ci_method) %in% c("wald", "normal"))
         stop(sprintf(paste0("model_parameters(): ci_method '%s' is not available for glmmfit fits: ",
                             "their intervals are Wald z intervals (ci_method = \"wald\")"), ci_method),
@@ -275,6 +276,18 @@ model_parameters.glmmfit <- function(model, ci = 0.95, effects = "all", exponent
     if (is.null(pretty) || !all(names(b) %in% names(pretty))) pretty <- setNames(names(b), names(b))
     glmm_parameters_attributes(out, model, pretty[names(b)], ci, effects, exponentiate, verbose,
                                deparse1(substitute(model)))
+}
+
+## parameters' options this method does not compute: refused by name when
+## set (NULL or FALSE, their defaults, pass)
+GLMM_PARAMETERS_UNSUPPORTED <- c("bootstrap", "standardize", "p_adjust", "vcov", "ci_random", "group_level",
+                                 "keep", "drop")
+glmm_refuse_parameters_args <- function(dots) {
+    set <- names(dots)[names(dots) %in% GLMM_PARAMETERS_UNSUPPORTED &
+                       !vapply(dots, function(v) is.null(v) || isFALSE(v), NA)]
+    if (length(set))
+        stop(sprintf("model_parameters(): argument '%s' is not supported for glmmfit fits", set[1L]),
+             call. = FALSE)
 }
 
 ## The SDs and correlations of the random effects in parameters' naming

@@ -32,6 +32,11 @@
 #' levels too with \code{allow.new.levels = TRUE}), drawn as lme4 draws
 #' them.  The binomial trials of the new rows are \code{weights} (default
 #' 1; required for a model fitted to \code{cbind(successes, failures)}).
+#' Two differences from lme4 1.1-31, where lme4 is wrong: an \code{offset}
+#' argument of the fit is evaluated in \code{newdata} (lme4 drops it), and a
+#' \code{re.form} conditioning on some terms leaves the others their own
+#' covariance parameters (lme4 gives them those of the first terms in its
+#' order).
 #'
 #' @param object a fitted \code{glmmfit} model.
 #' @param nsim number of responses to simulate.
@@ -74,7 +79,8 @@ simulate.glmmfit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
     refuse_dots("simulate", list(...), c(cond.sim = "responses are always drawn",
                                          family = "the fit's family applies",
                                          formula = "the fit's model applies",
-                                         offset = "the fit's offsets apply, evaluated in 'newdata'"))
+                                         offset = "the fit's offsets apply, evaluated in 'newdata'",
+                                         na.action = "rows of 'newdata' with missing values are refused"))
     cond <- glmm_sim_conditioned(object, re.form, use.u, missing(re.form), missing(use.u))
     nsim <- boot_check_count(nsim, "nsim")
     allow.new.levels <- boot_check_flag(allow.new.levels, "allow.new.levels")

@@ -188,6 +188,9 @@ test_that("model_parameters is parameters' table for glmer, printed the same", {
     }
     expect_error(parameters::model_parameters(gi_fits$logit$ours, ci_method = "profile"),
                  "ci_method 'profile' is not available")
+    expect_error(parameters::model_parameters(gi_fits$logit$ours, bootstrap = TRUE),
+                 "argument 'bootstrap' is not supported")
+    expect_error(parameters::model_parameters(gi_fits$logit$ours, ci = 2), "'ci' must be a number")
     fx <- parameters::model_parameters(gi_fits$logit$ours, effects = "fixed")
     expect_identical(fx$Parameter, names(fixef(gi_fits$logit$ours)))
 })

@@ -377,6 +377,8 @@ test_that("bad input to simulate(), refit() and parboot() gets a clear error", {
     expect_error(simulate(fit, newdata = cbpp[0, ]), "no rows")
     expect_error(simulate(fit, newparams = list(theta = 1)), "newparams")
     expect_error(simulate(fit, cond.sim = FALSE), "'cond.sim' is not supported")
+    expect_error(simulate(fit, newdata = cbpp, weights = cbpp$size, na.action = na.omit),
+                 "'na.action' is not supported")
     expect_error(simulate(fit, re.form = ~ (1 | period)), "not a random-effects term of the model")
     expect_error(simulate(fit, use.u = TRUE, re.form = NA), "conflicts")
     expect_error(simulate(fit, use.u = FALSE, re.form = ~ (1 | herd)), "conflicts")
