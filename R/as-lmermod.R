@@ -53,21 +53,7 @@ as_lmerMod <- function(fit, envir = parent.frame()) {
     if (nrow(lf$fr) != nobs(fit))
         stop(sprintf("as_lmerMod(): lme4 rebuilt the model with %d observations, the fit has %d",
                      nrow(lf$fr), nobs(fit)), call. = FALSE)
-    ## theta in lme4's order, matched by name (the names getME(, "theta") gives)
-    cnms <- lf$reTrms$cnms
-    lme4_names <- unlist(lapply(seq_along(cnms), function(i) {
-        cn <- cnms[[i]]; k <- length(cn); g <- names(cnms)[i]
-        out <- character()
-        for (c in seq_len(k)) for (r in c:k)
-            out <- c(out, if (r == c) paste(g, cn[r], sep = ".") else paste(g, cn[r], cn[c], sep = "."))
-        out
-    }))
-    ours <- names(fit$theta)
-    idx <- match(lme4_names, ours)
-    if (length(lme4_names) != length(ours) || anyNA(idx) || anyDuplicated(idx))
-        stop(sprintf("as_lmerMod(): lme4's covariance parameters (%s) do not match the fit's (%s)",
-                     paste(lme4_names, collapse = ", "), paste(ours, collapse = ", ")), call. = FALSE)
-    theta <- unname(fit$theta[idx])
+    theta <- as.vector(lme4_theta_of(fit, lf$reTrms$cnms, "as_lmerMod"))
     devfun <- do.call(lme4::mkLmerDevfun, lf)
     dev <- devfun(theta)
     opt <- list(par = theta, fval = dev, feval = 1L, conv = 0L,
@@ -78,4 +64,24 @@ as_lmerMod <- function(fit, envir = parent.frame()) {
     mc <- lf_call
     mc[[1L]] <- quote(lme4::lmer)
     lme4::mkMerMod(environment(devfun), opt, lf$reTrms, fr = lf$fr, mc = mc)
+}
+
+## The fit's theta in lme4's order for lme4's terms 'cnms' (reTrms$cnms),
+## matched by name (the names getME(, "theta") gives), with attribute
+## "index" (the positions in fit$theta).  An error names both sets when
+## they do not match.
+lme4_theta_of <- function(fit, cnms, who) {
+    lme4_names <- unlist(lapply(seq_along(cnms), function(i) {
+        cn <- cnms[[i]]; k <- length(cn); g <- names(cnms)[i]
+        out <- character()
+        for (c in seq_len(k)) for (r in c:k)
+            out <- c(out, if (r == c) paste(g, cn[r], sep = ".") else paste(g, cn[r], cn[c], sep = "."))
+        out
+    }))
+    ours <- names(fit$theta)
+    idx <- match(lme4_names, ours)
+    if (length(lme4_names) != length(ours) || anyNA(idx) || anyDuplicated(idx))
+        stop(sprintf("%s(): lme4's covariance parameters (%s) do not match the fit's (%s)", who,
+                     paste(lme4_names, collapse = ", "), paste(ours, collapse = ", ")), call. = FALSE)
+    structure(unname(fit$theta[idx]), index = idx)
 }

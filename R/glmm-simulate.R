@@ -10,129 +10,247 @@
 #' model as \code{lme4}'s \code{simulate} does for a \code{glmerMod}: the
 #' linear predictor \eqn{X\hat\beta + Zb^*} (plus the offset) with new
 #' random effects \eqn{b^* = \Lambda_{\hat\theta} u^*}, \eqn{u^* \sim N(0,
-#' I)} (or the conditional modes with \code{use.u = TRUE}), then the
+#' I)}, for the terms not conditioned on (all with the default
+#' \code{re.form = NA}), the conditional modes for the others, then the
 #' response from the family at \eqn{\mu^* = g^{-1}(\eta^*)}.
 #'
 #' The random numbers are drawn in lme4's order: first all replicates'
-#' \eqn{u^*} (lme4's order of the terms, level-major, column-minor; none
-#' with \code{use.u = TRUE}), then all responses, so that for the same
-#' parameters and seed the result is lme4's.  The response has the form of
-#' the model's: for a binomial model fitted to \code{cbind(successes,
-#' failures)}, two-column count matrices (the prior weights, i.e. the
-#' trials, as sizes); to a factor, factors (one trial each); otherwise
-#' proportions, successes over the prior weights.  Poisson and negative
-#' binomial responses are counts (prior weights are ignored, with a
-#' warning, as lme4 does).  Gamma and inverse Gaussian responses have mean
-#' \eqn{\mu^*} and variance \eqn{\sigma^2 V(\mu^*) / w}, \eqn{\sigma} =
-#' \code{sigma(object)} and \eqn{w} the prior weights, as the model says
-#' (lme4's simulate takes the Gamma shape as \eqn{\sigma w} and the inverse
-#' Gaussian's as \eqn{w / \sigma}, which do not give that variance; its
-#' draws differ from these).
+#' \eqn{u^*} (lme4's order of the simulated terms, level-major,
+#' column-minor), then all responses, so that for the same parameters and
+#' seed the result is lme4's.  The response has the form of the model's: for
+#' a binomial model fitted to \code{cbind(successes, failures)}, two-column
+#' count matrices (the prior weights, i.e. the trials, as sizes); to a
+#' factor, factors (one trial each); otherwise proportions, successes over
+#' the prior weights.  Poisson and negative binomial responses are counts
+#' (prior weights are ignored, with a warning, as lme4 does).  Gamma and
+#' inverse Gaussian responses have mean \eqn{\mu^*} and variance
+#' \eqn{\sigma^2 V(\mu^*) / w}, \eqn{\sigma} = \code{sigma(object)} and
+#' \eqn{w} the prior weights, as the model says (lme4's simulate takes the
+#' Gamma shape as \eqn{\sigma w} and the inverse Gaussian's as \eqn{w /
+#' \sigma}, which do not give that variance; its draws differ from these).
+#'
+#' With \code{newdata} the responses are drawn at its rows: the fixed part,
+#' offsets and conditioned random effects as \code{predict(fit, newdata,
+#' re.form = , allow.new.levels = )} gives them (a new level of a
+#' conditioned term has effect zero, as in lme4), and new effects \eqn{u^*}
+#' for the levels of the simulated terms present in \code{newdata} (new
+#' levels too with \code{allow.new.levels = TRUE}), drawn as lme4 draws
+#' them.  The binomial trials of the new rows are \code{weights} (default
+#' 1; required for a model fitted to \code{cbind(successes, failures)}).
+#' Two differences from lme4 1.1-31, where lme4 is wrong: an \code{offset}
+#' argument of the fit is evaluated in \code{newdata} (lme4 drops it), and a
+#' \code{re.form} conditioning on some terms leaves the others their own
+#' covariance parameters (lme4 gives them those of the first terms in its
+#' order).
 #'
 #' @param object a fitted \code{glmmfit} model.
 #' @param nsim number of responses to simulate.
 #' @param seed \code{NULL} or an integer for \code{set.seed}; when given the
 #'   state of the generator is restored on exit.
 #' @param use.u \code{FALSE}: new random effects; \code{TRUE}: the
-#'   conditional modes.
-#' @param re.form lme4's equivalent of \code{use.u}: \code{NA} or \code{~0}
-#'   (the default: new random effects) or \code{NULL} (the conditional
-#'   modes).
-#' @param newdata,newparams lme4's arguments for simulating for other data
-#'   or at other parameter values: not supported (an error when given).
-#' @param ... other arguments: ignored with a warning.
+#'   conditional modes (give \code{use.u} or \code{re.form}, not both).
+#' @param re.form the random-effects terms conditioned on: \code{NA} or
+#'   \code{~0} (the default: none, all simulated anew), \code{NULL} (all),
+#'   or a formula of some of the model's terms, e.g. \code{~ (1 | g)}
+#'   (those conditioned on, the others simulated).
+#' @param newdata optional data frame of the rows to simulate at.
+#' @param allow.new.levels logical: whether \code{newdata} may hold levels of
+#'   a grouping factor not in the fit (as in \code{\link{predict.glmmfit}}).
+#' @param weights with \code{newdata}: the prior weights of its rows (a binomial's
+#'   trials; for Gamma and inverse Gaussian they scale the variance).
+#' @param newparams lme4's argument for simulating at other parameter
+#'   values: not supported (an error when given).
+#' @param ... other arguments: lme4's \code{cond.sim}, \code{family},
+#'   \code{formula} and \code{offset} are refused; others are ignored with a
+#'   warning.
 #' @return A data frame with \code{nsim} columns \code{sim_1}, ..., one row
-#'   per observation (count matrices as columns for a \code{cbind}
-#'   response), with attribute \code{"seed"} as \code{simulate.lm}.
+#'   per observation (or row of \code{newdata}; count matrices as columns
+#'   for a \code{cbind} response), with attribute \code{"seed"} as
+#'   \code{simulate.lm}.
 #' @examples
 #' data(cbpp, package = "lme4")
 #' fit <- glmmfit(cbind(incidence, size - incidence) ~ period + (1 | herd),
 #'                data = cbpp, family = binomial)
 #' s <- simulate(fit, nsim = 2, seed = 1)
 #' head(s$sim_1)
+#' nd <- data.frame(period = factor(1:4), herd = factor(c(1, 1, 2, 99)), size = 20)
+#' simulate(fit, nsim = 2, seed = 1, newdata = nd, weights = nd$size, allow.new.levels = TRUE)
 #' @method simulate glmmfit
 #' @export
 simulate.glmmfit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
-                             newdata = NULL, newparams = NULL, ...) {
-    if (!is.null(newdata))
-        stop("simulate(): 'newdata' is not supported for glmmfit models, which simulate the fitted observations",
-             call. = FALSE)
+                             newdata = NULL, allow.new.levels = FALSE, weights = NULL, newparams = NULL, ...) {
     if (!is.null(newparams))
         stop("simulate(): lme4's argument 'newparams' is not supported by lmmfit, which simulates ",
              "at the fitted parameters", call. = FALSE)
-    if (!missing(re.form)) use.u <- glmm_use_u(re.form, use.u, missing(use.u))
-    refuse_dots("simulate", list(...))
+    refuse_dots("simulate", list(...), c(cond.sim = "responses are always drawn",
+                                         family = "the fit's family applies",
+                                         formula = "the fit's model applies",
+                                         offset = "the fit's offsets apply, evaluated in 'newdata'",
+                                         na.action = "rows of 'newdata' with missing values are refused"))
+    cond <- glmm_sim_conditioned(object, re.form, use.u, missing(re.form), missing(use.u))
     nsim <- boot_check_count(nsim, "nsim")
-    use.u <- boot_check_flag(use.u, "use.u")
+    allow.new.levels <- boot_check_flag(allow.new.levels, "allow.new.levels")
+    if (is.null(newdata) && !is.null(weights))
+        stop("simulate(): 'weights' gives the trials of the rows of 'newdata'; without it the fit's apply",
+             call. = FALSE)
     rng <- boot_rng_setup(seed)
     if (!is.null(rng$restore)) on.exit(assign(".Random.seed", rng$restore, envir = .GlobalEnv))
-    sims <- glmm_simulate_responses(object, nsim, use.u)
+    if (!is.null(newdata)) {
+        out <- glmm_simulate_newdata(object, nsim, cond, newdata, allow.new.levels, weights)
+        return(structure(out, seed = rng$state))
+    }
+    sims <- glmm_simulate_responses(object, nsim, cond = cond)
     out <- lapply(sims, function(y) napredict(object$na.action, y))
     names(out) <- paste0("sim_", seq_len(nsim))
     rows <- names(napredict(object$na.action, setNames(object$y, rownames(object$frame))))
     structure(out, row.names = rows, class = "data.frame", seed = rng$state)
 }
 
-## use.u from lme4's re.form: NULL conditions on the modes, NA or ~0 draws anew.
-glmm_use_u <- function(re.form, use.u, use.u_missing) {
+## The indices of the terms conditioned on, from use.u or lme4's re.form:
+## NULL all, NA or ~0 none, a formula those it names (whole terms only).
+glmm_sim_conditioned <- function(object, re.form, use.u, re_missing, use_missing) {
+    all <- seq_along(object$reterms)
+    if (re_missing) return(if (boot_check_flag(use.u, "use.u")) all else integer())
     if (is.null(re.form)) {
-        if (!use.u_missing && isFALSE(use.u))
+        if (!use_missing && isFALSE(use.u))
             stop("simulate(): 'use.u = FALSE' conflicts with 're.form = NULL'", call. = FALSE)
-        return(TRUE)
+        return(all)
     }
-    if (!((length(re.form) == 1L && is.na(re.form)) ||
-          (inherits(re.form, "formula") && !length(find_bars(re.form[[length(re.form)]])))))
-        stop("simulate(): 're.form' naming some random-effects terms is not supported by lmmfit; ",
-             "use re.form = NULL (condition on all of them) or NA (simulate all anew)", call. = FALSE)
-    if (isTRUE(use.u))
-        stop("simulate(): 'use.u = TRUE' conflicts with 're.form' (NA or ~0 simulates new random effects)",
-             call. = FALSE)
-    FALSE
+    sel <- select_reterms(object, re.form)
+    if (!use_missing && (isTRUE(use.u) || length(sel)))
+        stop("simulate(): 'use.u' conflicts with 're.form': give one of them (as lme4)", call. = FALSE)
+    if (length(attr(sel, "cols")))
+        stop("simulate(): 're.form' must name whole random-effects terms (such as (x | g)), not some of ",
+             "a term's columns", call. = FALSE)
+    as.integer(sel)
 }
 
-## nsim responses, a list, each in the form of the model's response.
-glmm_simulate_responses <- function(object, nsim, use.u) {
+## nsim responses of the fitted rows, a list, each in the form of the
+## model's response; 'cond' the terms conditioned on (all with use.u, as
+## parboot() and the bootstrap tests ask).
+glmm_simulate_responses <- function(object, nsim, use.u = FALSE,
+                                    cond = if (isTRUE(use.u)) seq_along(object$reterms) else integer()) {
     n <- length(object$y)
-    eta <- if (use.u) matrix(linear_predictor(object), n, nsim)
-           else linear_predictor(object, random = FALSE) + glmm_new_reff(object, nsim)
-    glmm_family_draws(object, object$family$linkinv(eta))
+    eta <- drop(object$X %*% object$beta) + if (is.null(object$offset)) 0 else object$offset
+    b <- random_effects(object)
+    for (j in cond) {
+        t <- object$reterms[[j]]
+        eta <- eta + rowSums(t$Z * b[[j]][as.integer(t$factor), , drop = FALSE])
+    }
+    sim <- setdiff(seq_along(object$reterms), cond)
+    glmm_family_draws(object, object$family$linkinv(matrix(eta, n, nsim) + glmm_new_reff(object, nsim, sim)))
 }
 
-## Z b* for nsim new spherical effects u* ~ N(0, I), drawn in lme4's order of
-## the terms (and of u within a term: level-major, column-minor): n x nsim.
-glmm_new_reff <- function(object, nsim) {
-    terms <- object$reterms
-    q <- sum(vapply(terms, function(t) t$nlev * ncol(t$Z), 1))
-    U <- matrix(stats::rnorm(q * nsim), q, nsim)
-    lam <- theta_to_lambda(object$theta, terms)
-    out <- matrix(0, length(object$y), nsim)
+## Responses at the rows of newdata: a data frame of nsim columns.
+glmm_simulate_newdata <- function(object, nsim, cond, newdata, allow.new.levels, weights) {
+    if (!is.data.frame(newdata)) newdata <- as.data.frame(newdata)
+    n <- nrow(newdata)
+    if (n == 0L) stop("simulate(): 'newdata' has no rows", call. = FALSE)
+    labels <- vapply(object$reterms, `[[`, "", "label")
+    rf <- if (!length(cond)) NA
+          else stats::as.formula(paste("~", paste0("(", labels[cond], ")", collapse = " + ")),
+                                 env = environment(object$formula))
+    eta <- predict.glmmfit(object, newdata, re.form = rf, allow.new.levels = allow.new.levels)
+    if (anyNA(eta))
+        stop("simulate(): 'newdata' has missing values in the model's variables: drop those rows",
+             call. = FALSE)
+    sim <- setdiff(seq_along(object$reterms), cond)
+    rows <- vector("list", length(object$reterms))
+    for (j in sim) rows[[j]] <- glmm_newdata_term(object, j, newdata, allow.new.levels)
+    Mu <- object$family$linkinv(matrix(unname(eta), n, nsim) + glmm_new_reff(object, nsim, sim, rows))
+    sims <- glmm_family_draws(object, Mu, glmm_newdata_trials(object, weights, n))
+    structure(setNames(sims, paste0("sim_", seq_len(nsim))), row.names = rownames(newdata),
+              class = "data.frame")
+}
+
+## Term j's columns in newdata, its levels' codes among those present
+## (lme4's level order: the fit's levels, then new ones as they come) and
+## their number.
+glmm_newdata_term <- function(object, j, newdata, allow.new.levels) {
+    t <- object$reterms[[j]]
+    s <- reterm_specs(object)[[j]]
+    env <- environment(object$fixed_terms)
+    g <- as.character(eval(s$group, newdata, env))
+    if (length(g) != nrow(newdata) || anyNA(g))
+        stop(sprintf("simulate(): grouping factor '%s' must have a value in every row of 'newdata'", t$group),
+             call. = FALSE)
+    new <- setdiff(unique(g), levels(t$factor))
+    if (length(new) && !allow.new.levels)
+        stop(sprintf("simulate(): new level%s in 'newdata' for grouping factor '%s': %s; use allow.new.levels = TRUE",
+                     if (length(new) > 1L) "s" else "", t$group, paste(utils::head(new, 5L), collapse = ", ")),
+             call. = FALSE)
+    present <- factor(g, levels = c(levels(t$factor), new))
+    present <- droplevels(present)
+    zt <- with_predvars(terms(eval(call("~", s$lhs))), object$frame)
+    Z <- model.matrix(zt, model.frame(zt, newdata, na.action = stats::na.pass,
+                                      xlev = .getXlevels(zt, object$frame)))
+    if (!identical(colnames(Z), colnames(t$Z)) || anyNA(Z))
+        stop(sprintf("simulate(): cannot build the columns of (%s) from 'newdata'", t$label), call. = FALSE)
+    list(Z = Z, codes = as.integer(present), nlev = nlevels(present))
+}
+
+## glmm_new_reff()'s description of the fitted rows: every level present.
+glmm_fit_rows <- function(object)
+    lapply(object$reterms, function(t) list(Z = t$Z, codes = as.integer(t$factor), nlev = t$nlev))
+
+## The binomial trials of the new rows: 'weights', by default 1 (lme4's
+## default with newdata), required for a cbind() response.
+glmm_newdata_trials <- function(object, weights, n) {
+    if (is.null(weights)) {
+        if (object$family$family == "binomial" && is.matrix(object$frame[[1L]]))
+            stop("simulate(): the model's response is cbind(successes, failures): give the trials of the rows ",
+                 "of 'newdata' as 'weights'", call. = FALSE)
+        return(rep(1, n))
+    }
+    if (!is.numeric(weights) || length(weights) != n || any(!is.finite(weights)) || any(weights <= 0))
+        stop(sprintf("simulate(): 'weights' must be %d positive numbers, one per row of 'newdata'", n),
+             call. = FALSE)
+    as.double(weights)
+}
+
+## Z b* for nsim new spherical effects u* ~ N(0, I) of the terms 'sim', for
+## the rows described by rows[[j]] (Z, codes of the levels present, their
+## number): drawn in lme4's order of those terms (mkReTrms' on the rows:
+## the formula's, or by decreasing number of levels present) and of u
+## within a term (level-major, column-minor).  n x nsim, or 0 for no terms.
+glmm_new_reff <- function(object, nsim, sim = seq_along(object$reterms), rows = glmm_fit_rows(object)) {
+    if (!length(sim)) return(0)
+    n <- nrow(rows[[sim[1L]]]$Z)
+    pos <- attr(object$reterms, "formula_pos")
+    if (is.null(pos)) pos <- seq_along(object$reterms)
+    ord <- sim[order(pos[sim])]
+    nl <- vapply(rows[ord], `[[`, 1L, "nlev")
+    if (any(diff(nl) > 0L)) ord <- ord[rev(order(nl))]
+    nl <- vapply(rows[ord], `[[`, 1L, "nlev")
+    k <- vapply(object$reterms[ord], function(t) ncol(t$Z), 1L)
+    U <- matrix(stats::rnorm(sum(nl * k) * nsim), ncol = nsim)
+    lam <- theta_to_lambda(object$theta, object$reterms)
+    out <- matrix(0, n, nsim)
     off <- 0
-    for (j in lme4_term_order(terms)) {
-        t <- terms[[j]]
-        k <- ncol(t$Z)
-        idx <- off + seq_len(t$nlev * k)
-        off <- off + t$nlev * k
+    for (i in seq_along(ord)) {
+        j <- ord[i]; r <- rows[[j]]
+        idx <- off + seq_len(r$nlev * k[i])
+        off <- off + r$nlev * k[i]
         ## b = lambda u per level and replicate: columns (level, replicate)
-        B <- lam[[j]] %*% matrix(U[idx, ], k)
-        lev <- as.integer(t$factor)
-        for (c in seq_len(k)) out <- out + t$Z[, c] * matrix(B[c, ], t$nlev, nsim)[lev, , drop = FALSE]
+        B <- lam[[j]] %*% matrix(U[idx, ], k[i])
+        for (c in seq_len(k[i])) out <- out + r$Z[, c] * matrix(B[c, ], r$nlev, nsim)[r$codes, , drop = FALSE]
     }
     out
 }
 
 ## Responses from the family at the n x nsim means, drawn for all
 ## replicates at once as lme4 draws them.
-glmm_family_draws <- function(object, Mu) {
+glmm_family_draws <- function(object, Mu, prior = object$prior) {
     n <- nrow(Mu)
     nsim <- ncol(Mu)
     mu <- as.vector(Mu)
     per_sim <- function(v) unname(split(v, rep(seq_len(nsim), each = n)))
     code <- object$spec$family
-    if (code == GLMM_FAMILIES[["binomial"]]) return(glmm_binomial_draws(object, mu, per_sim))
-    if (glmm_has_dispersion(object)) return(per_sim(glmm_dispersion_draws(object, mu)))
+    if (code == GLMM_FAMILIES[["binomial"]]) return(glmm_binomial_draws(object, mu, per_sim, prior))
+    if (glmm_has_dispersion(object)) return(per_sim(glmm_dispersion_draws(object, mu, prior)))
     if (!code %in% GLMM_FAMILIES[c("poisson", "negbin")])
         stop(sprintf("simulate(): not available for the %s family", object$family$family), call. = FALSE)
-    if (any(object$prior != 1)) warning("simulate(): ignoring prior weights (as lme4)", call. = FALSE)
+    if (any(prior != 1)) warning("simulate(): ignoring prior weights (as lme4)", call. = FALSE)
     per_sim(if (code == GLMM_FAMILIES[["poisson"]]) stats::rpois(length(mu), mu)
             else stats::rnbinom(length(mu), mu = mu, size = object$spec$nb_theta))
 }
@@ -142,8 +260,8 @@ glmm_family_draws <- function(object, Mu) {
 ## prior and the inverse Gaussian's as prior / sigma, which give neither that
 ## variance nor each other's; these follow the model).  The inverse Gaussian
 ## by Michael, Schucany and Haas's transformation of a chi-square(1) draw.
-glmm_dispersion_draws <- function(object, mu) {
-    prec <- rep_len(object$prior / sigma(object)^2, length(mu))
+glmm_dispersion_draws <- function(object, mu, prior) {
+    prec <- rep_len(prior / sigma(object)^2, length(mu))
     if (object$family$family == "Gamma") return(stats::rgamma(length(mu), shape = prec, rate = prec / mu))
     nu <- stats::rnorm(length(mu))^2
     r <- mu + mu^2 * nu / (2 * prec) - mu / (2 * prec) * sqrt(4 * mu * prec * nu + mu^2 * nu^2)
@@ -152,8 +270,7 @@ glmm_dispersion_draws <- function(object, mu) {
 
 ## Binomial draws of the prior weights' trials, in the response's form:
 ## factors (one trial each), cbind() counts or proportions.
-glmm_binomial_draws <- function(object, mu, per_sim) {
-    w <- object$prior
+glmm_binomial_draws <- function(object, mu, per_sim, w) {
     if (any(w %% 1 != 0))
         stop("simulate(): cannot simulate from non-integer prior weights (binomial trials)", call. = FALSE)
     r <- object$frame[[1L]]

@@ -50,6 +50,14 @@
     for (pkg in names(easystats))
         lapply(easystats[[pkg]], function(g, pkg)
             s3_register(pkg, g, "lmmfit", get(paste0(g, ".lmmfit"), mode = "function")), pkg = pkg)
+    ## generalized fits (R/glmm-insight.R)
+    glmm_easystats <- list(insight = c("find_formula", "get_data", "find_parameters", "get_parameters", "get_statistic",
+                                       "get_df", "get_loglikelihood", "get_variance"),
+                           performance = c("check_singularity", "r2", "model_performance"),
+                           parameters = "model_parameters")
+    for (pkg in names(glmm_easystats))
+        lapply(glmm_easystats[[pkg]], function(g, pkg)
+            s3_register(pkg, g, "glmmfit", get(paste0(g, ".glmmfit"), mode = "function")), pkg = pkg)
     invisible()
 }
 
