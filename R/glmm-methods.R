@@ -149,7 +149,8 @@ predict.glmmfit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
 #'   glmer) or the one from R_X.
 #' @export
 vcov.glmmfit <- function(object, correlation = FALSE, use.hessian = TRUE, ...) {
-    V <- if (use.hessian) glmm_vcov_hessian(object) else glmm_vcov_rx(object)
+    V <- if (!length(object$beta)) matrix(0, 0L, 0L)
+         else if (use.hessian) glmm_vcov_hessian(object) else glmm_vcov_rx(object)
     dimnames(V) <- list(names(object$beta), names(object$beta))
     if (correlation) attr(V, "correlation") <- cov2cor(V)
     V

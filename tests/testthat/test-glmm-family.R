@@ -199,3 +199,17 @@ test_that("simulate() draws Gamma and inverse Gaussian responses with the model'
     expect_equal(unname(pb$t[1L, seq_along(fixef(fit))]),
                  unname(fixef(glmmfit(y ~ x + (1 | g), d, family = Gamma(link = "log")))), tolerance = 1e-6)
 })
+
+test_that("a model without fixed effects has an empty vcov and a summary", {
+    fit <- glmmfit(y ~ 0 + (1 | g), gamma_data, family = Gamma(link = "log"))
+    g <- tight_glmer(y ~ 0 + (1 | g), gamma_data, Gamma(link = "log"))
+    expect_equal(dim(vcov(fit)), c(0L, 0L))
+    expect_equal(dim(vcov(fit, use.hessian = FALSE)), c(0L, 0L))
+    expect_equal(crit(fit), laplace_oracle(g, fit$theta, numeric(0)), tolerance = 1e-10)
+    ## glmer's theta sits 2e-5 off here (the noise of its modes on a flat
+    ## optimum): the oracle's own one-dimensional minimum is the reference
+    best <- optimize(function(t) laplace_oracle(g, t, numeric(0)), c(0.5, 1.5), tol = 1e-9)
+    expect_equal(unname(fit$theta), best$minimum, tolerance = 1e-5)
+    expect_lte(crit(fit), laplace_oracle(g, getME(g, "theta"), numeric(0)) + 1e-10 * crit(fit))
+    expect_output(print(summary(fit)), "Residual")
+})
