@@ -53,3 +53,25 @@ symm_clusters <- function(seed = 3, K = 40, S = 3) {
     d$z <- 1 + 0.5 * d$x + rnorm(K)[d$cluster] + e
     d[-sample(nrow(d), 40), ]
 }
+
+## The ML deviance of y ~ X with Var = sigma^2 (gamma 11' + R) per group, by
+## dense algebra independent of the package: profiled over beta, and over
+## sigma when sigma is NULL (attribute sigma: the ML sigma at beta-hat).
+## Rfun(m, rows) is the group's residual correlation (times variances).
+dense_ml_deviance <- function(y, X, g, Rfun, gamma = 0, sigma = NULL) {
+    ld <- 0
+    Xw <- X
+    yw <- y
+    for (b in split(seq_along(y), g)) {
+        U <- chol(gamma + Rfun(length(b), b))
+        ld <- ld + 2 * sum(log(diag(U)))
+        Xw[b, ] <- backsolve(U, X[b, , drop = FALSE], transpose = TRUE)
+        yw[b] <- backsolve(U, y[b], transpose = TRUE)
+    }
+    rss <- sum(stats::lm.fit(Xw, yw)$residuals^2)
+    n <- length(y)
+    d <- if (is.null(sigma)) n * log(2 * pi * rss / n) + n + ld else n * log(2 * pi * sigma^2) + ld + rss / sigma^2
+    structure(d, sigma = sqrt(rss / n))
+}
+ar1_cor <- function(phi) function(m, rows) phi^abs(outer(seq_len(m), seq_len(m), "-"))
+cs_cor <- function(rho) function(m, rows) (1 - rho) * diag(m) + rho

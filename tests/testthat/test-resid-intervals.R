@@ -125,25 +125,7 @@ test_that("bad arguments are refused by name", {
 ## minimum good to ~1e-8: the deviance there is checked to the issue's 1e-6.
 PROFILE_CHECK_TOL <- 1e-6
 
-## The ML deviance of y ~ X with Var = sigma^2 (gamma 11' + R) per group, by
-## dense algebra independent of the package: profiled over beta, and over
-## sigma when sigma is NULL.
-dense_ml_deviance <- function(y, X, g, Rfun, gamma = 0, sigma = NULL) {
-    ld <- 0
-    Xw <- X
-    yw <- y
-    for (b in split(seq_along(y), g)) {
-        U <- chol(gamma + Rfun(length(b)))
-        ld <- ld + 2 * sum(log(diag(U)))
-        Xw[b, ] <- backsolve(U, X[b, , drop = FALSE], transpose = TRUE)
-        yw[b] <- backsolve(U, y[b], transpose = TRUE)
-    }
-    rss <- sum(stats::lm.fit(Xw, yw)$residuals^2)
-    n <- length(y)
-    if (is.null(sigma)) n * log(2 * pi * rss / n) + n + ld else n * log(2 * pi * sigma^2) + ld + rss / sigma^2
-}
-ar1_cor <- function(phi) function(m) phi^abs(outer(seq_len(m), seq_len(m), "-"))
-cs_cor <- function(rho) function(m) (1 - rho) * diag(m) + rho
+## (dense_ml_deviance(), ar1_cor(), cs_cor(): helper-resid.R)
 
 test_that("profile limits of a one-parameter structure: the deviance rises by qchisq there (dense refits)", {
     Ovary <- ovary_plain()
@@ -200,9 +182,8 @@ test_that("the structure profile's engine reproduces the plain fits' (C) profile
     ours <- lmmfit:::resid_confint_profile(p, level = 0.95)
     v <- c(".sig01", ".sig02", ".sig03", ".sigma")
     expect_equal(ours[v, ], plain[v, ], tolerance = PROFILE_CHECK_TOL)
-    ## a structure fit: profile() tables refused with the way to the intervals
+    ## a structure fit takes no profile() arguments in confint()
     v <- lmmfit(distance ~ age + (1 | Subject), O, weights = nlme::varIdent(form = ~ 1 | Sex))
-    expect_error(profile(v), "confint\\(fit, method = \"profile\"\\)")
     expect_error(confint(v, method = "profile", alphamax = 0.1), "unused argument 'alphamax'")
     ci <- confint(v, method = "profile", parm = "theta_")
     expect_equal(rownames(ci), c(".sig01", ".sigma", "var_Female"))
