@@ -231,7 +231,11 @@ confint.lmmfit_profile <- function(object, parm, level = 0.95, ...) {
 #' random-effect sd and correlation, \code{.sigma} and the structure's
 #' parameters on nlme's scale (rows \code{cor_Phi}, \code{var_Female}, ...
 #' after \code{.sigma}), the others refitted at each point; the limits are
-#' exact roots on nlme's unconstrained scale of the parameter.  The fixed
+#' exact roots on nlme's unconstrained scale of the parameter (not for
+#' \code{corARMA} with \code{p} or \code{q} above 1 or \code{corSymm} of more
+#' than 2 positions, whose coefficients or correlations are each a function
+#' of several optimizer parameters: an error, \code{intervals()} gives
+#' nlme's approximate intervals).  The fixed
 #' effects of such a fit keep their Wald intervals; \code{profile()} gives
 #' the table of the variance parameters' profiles, whose \code{confint()}
 #' agrees.

@@ -35,7 +35,13 @@ resid_profile_coords <- function(fit) {
     terms <- fit$reterms
     isdiag <- theta_is_diag(terms)
     nre <- length(isdiag)
-    st <- c(nlme_cor_scales(fit)$scales, nlme_var_scales(fit))
+    cs <- nlme_cor_scales(fit)
+    if (!is.null(cs) && !cs$elementwise)
+        stop(sprintf(paste0("profile intervals of %s's parameters (%s) are not available: each is a function of ",
+                            "several of the optimizer's, so one cannot be held fixed alone (corARMA with p and ",
+                            "q at most 1 and corSymm of 2 positions can); intervals() gives nlme's approximate ",
+                            "intervals"), cs$class, paste(names(fit$corpar), collapse = ", ")), call. = FALSE)
+    st <- c(cs$scales, nlme_var_scales(fit))
     nr <- length(st)
     scales <- c(lapply(isdiag, function(d) nlme_scale(if (d) "log" else "fisher")), list(nlme_scale("log")), st)
     rpar <- if (!is.null(fit$resid)) fit$resid$par else if (!is.null(fit$ar1)) unname(fit$corpar[["Phi"]])

@@ -75,3 +75,23 @@ dense_ml_deviance <- function(y, X, g, Rfun, gamma = 0, sigma = NULL) {
 }
 ar1_cor <- function(phi) function(m, rows) phi^abs(outer(seq_len(m), seq_len(m), "-"))
 cs_cor <- function(rho) function(m, rows) (1 - rho) * diag(m) + rho
+
+## -2 log-likelihood (REML or ML) of y ~ X with Var = sdb^2 11' + sigma^2 C
+## per group of rows in order, C the ARMA(ar, ma) autocorrelations.
+dense_arma_deviance <- function(y, X, g, ar, ma, sdb, sigma, REML) {
+    ld <- 0
+    Xw <- X
+    yw <- y
+    for (b in split(seq_along(y), g)) {
+        m <- length(b)
+        acf <- stats::ARMAacf(ar = ar, ma = ma, lag.max = m)
+        V <- sdb^2 + sigma^2 * matrix(acf[abs(outer(seq_len(m), seq_len(m), "-")) + 1], m)
+        U <- chol(V)
+        ld <- ld + 2 * sum(log(diag(U)))
+        Xw[b, ] <- backsolve(U, X[b, , drop = FALSE], transpose = TRUE)
+        yw[b] <- backsolve(U, y[b], transpose = TRUE)
+    }
+    qx <- qr(Xw)
+    n <- length(y) - if (REML) ncol(X) else 0
+    n * log(2 * pi) + ld + sum(qr.resid(qx, yw)^2) + if (REML) 2 * sum(log(abs(diag(qr.R(qx))))) else 0
+}

@@ -156,3 +156,35 @@ test_that("a walk that stays below the cutoff far out ends in a row at the bound
     expect_identical(ci[1L, 1L], 0)
     expect_equal(ci[1L, 2L], exp(qnorm(0.975)), tolerance = 1e-9)
 })
+
+test_that("corARMA(1, 1): profile limits where the dense ML deviance rises by qchisq; AR(2), corSymm refused", {
+    Ovary <- ovary_plain()
+    form <- follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time)
+    X <- model.matrix(form, Ovary)
+    cs <- nlme::corARMA(form = ~ 1 | Mare, p = 1, q = 1)
+    f <- lmmfit(form, Ovary, correlation = cs)
+    pr <- profile(f)
+    expect_identical(levels(pr$.par), c(".sigma", "cor_Phi1", "cor_Theta1"))
+    ci <- confint(pr)
+    expect_equal(ci, confint(f, method = "profile", parm = "theta_"), tolerance = PROFILE_LIMIT_TOL)
+    ## the minimum from nlme's ML fit; at each limit of Phi1 (Theta1) the
+    ## other coefficient and sigma minimised densely
+    ml <- nlme::gls(form, Ovary, correlation = cs, method = "ML",
+                    control = nlme::glsControl(tolerance = 1e-10, msTol = 1e-12))
+    dmin <- -2 * as.numeric(logLik(ml))
+    start <- c(log(sigma(ml)), coef(ml$modelStruct$corStruct, unconstrained = TRUE))
+    at <- function(phi, theta) dense_min(function(p) {
+        r <- tanh(p[2] / 2)
+        dense_arma_deviance(Ovary$follicles, X, Ovary$Mare, if (is.null(phi)) r else phi,
+                            if (is.null(theta)) r else theta, 0, exp(p[1]), REML = FALSE)
+    }, start[c(1, if (is.null(phi)) 2 else 3)])$value
+    q <- qchisq(0.95, 1)
+    for (e in ci["cor_Phi1", ]) expect_lt(abs(at(e, NULL) - dmin - q), PROFILE_DEV_TOL)
+    for (e in ci["cor_Theta1", ]) expect_lt(abs(at(NULL, e) - dmin - q), PROFILE_DEV_TOL)
+    ## coefficients of several partial autocorrelations cannot be held alone
+    f2 <- lmmfit(form, Ovary, correlation = nlme::corARMA(form = ~ 1 | Mare, p = 2))
+    expect_error(confint(f2, method = "profile"), "corARMA's parameters \\(Phi1, Phi2\\)")
+    expect_error(profile(f2), "intervals\\(\\) gives nlme's approximate")
+    s <- lmmfit(distance ~ age, nlme::Orthodont, correlation = nlme::corSymm(form = ~ 1 | Subject))
+    expect_error(profile(s), "corSymm's parameters")
+})
