@@ -7,10 +7,14 @@
 refit_as_ml <- function(object) {
     if (!object$REML) return(object)
     if (inherits(object, "lmmfit_agg")) return(agg_refit_ml(object))    # from its statistics
-    if (!is.null(object$call$correlation) || has_resid_structure(object)) {
-        ## other structures are refitted through their own call
-        return(update(object, REML = FALSE))
+    if (has_resid_structure(object)) {
+        ## from the stored matrices too (R/resid-boot.R), warm-started at the
+        ## REML estimates: update() would re-evaluate the data in the wrong frame
+        out <- refit(object, REML = FALSE)
+        out$call$REML <- FALSE
+        return(out)
     }
+    if (!is.null(object$call$correlation)) return(update(object, REML = FALSE))
     core <- lmm_fit_core(object$X, object$y, object$weights, object$offset, object$reterms,
                          REML = FALSE, control = object$control, theta0 = object$theta)
     for (nm in names(core)) object[[nm]] <- core[[nm]]

@@ -17,9 +17,9 @@ NULL
 ## plain spec (conditioned = FALSE), whose draws equal y* - offset.
 boot_spec <- function(fit, conditioned = TRUE) {
     if (is.null(fit$xprod)) stop("the model has no cross-products to refit from", call. = FALSE)
+    ## (structure fits simulate and refit in R: R/resid-boot.R)
     if (has_resid_structure(fit))
-        stop("pbtest() is not available for models with a residual variance or correlation structure: ",
-             "use parboot() with a statistic, or anova()", call. = FALSE)
+        stop("internal: boot_spec() of a fit with a residual variance or correlation structure", call. = FALSE)
     X <- fit$X
     storage.mode(X) <- "double"
     beta <- as.double(fit$beta)
@@ -669,6 +669,16 @@ confint_boot <- function(object, parm, level = 0.95, nsim = 1000, type = "perc",
 #' \eqn{10^{-8}} in absolute value (the alternative's optimum on the null's
 #' boundary, up to rounding) count as 0.
 #'
+#' Either model may have a residual variance or correlation structure
+#' (\code{correlation =}, \code{weights =} of \code{\link{lmmfit}}, with or
+#' without random effects; the null may also be an \code{lm} fit): the
+#' responses are then drawn from the null's ML fit with its structure, as
+#' \code{\link{simulate.lmmfit}} draws them, and each structure fit is
+#' refitted by ML with its structure's parameters estimated anew (warm-started
+#' at the estimates).  The numbers of parameters are \code{logLik()}'s df, the
+#' structure's parameters included; a replicate whose refit ends with a
+#' convergence warning or an error counts as failed.
+#'
 #' For a \code{\link{glmmfit}} alternative the null is a \code{glmmfit} or a
 #' \code{glm} fit of the same response and family; the responses are drawn
 #' from the null fit as \code{simulate} draws them (for a \code{glm}: as
@@ -708,22 +718,15 @@ pbtest <- function(fit0, fit1, nsim = 1000, seed = NULL) {
     if (length(y0) != n || !isTRUE(all.equal(unname(y0), unname(fit1$y))))
         stop("'fit0' and 'fit1' must be fitted to the same response (same observations)", call. = FALSE)
 
+    ## residual variance or correlation structures: R/resid-boot.R
+    if (has_resid_structure(fit1) || (!null_lm && has_resid_structure(fit0)))
+        return(resid_pbtest(fit0, fit1, nsim, seed, dname))
     ml1 <- if (fit1$REML) refit(fit1, REML = FALSE) else fit1
     if (null_lm) {
-        X0 <- stats::model.matrix(fit0)
-        w0 <- if (is.null(fit0$weights)) rep(1, n) else fit0$weights
-        if (any(w0 <= 0)) stop("'fit0' has zero weights: refit it without those observations", call. = FALSE)
-        off0 <- if (is.null(fit0$offset)) 0 else fit0$offset
-        sw <- sqrt(w0)
-        qx <- qr(X0 * sw)
-        lm_dev <- function(Y) {
-            rss <- colSums(qr.resid(qx, (Y - off0) * sw)^2)
-            profiled_deviance(0, rss, n, sum(log(w0)))
-        }
-        dev0 <- lm_dev(matrix(y0))
-        npar0 <- qx$rank + 1L
-        mu0 <- as.double(stats::fitted(fit0))
-        sigma0 <- sqrt(sum(w0 * (y0 - mu0)^2) / n)
+        lm0 <- pbtest_lm_null(fit0)
+        lm_dev <- lm0$devs
+        dev0 <- lm0$dev
+        npar0 <- lm0$npar
     } else {
         ml0 <- if (fit0$REML) refit(fit0, REML = FALSE) else fit0
         dev0 <- deviance(ml0)
@@ -745,7 +748,7 @@ pbtest <- function(fit0, fit1, nsim = 1000, seed = NULL) {
     lrt <- rep(NA_real_, nsim)
     for (blk in boot_split_blocks(nsim, ceiling(nsim / max(1, floor(1e6 / n))))) {
         m <- length(blk)
-        Y <- if (null_lm) mu0 + matrix(stats::rnorm(n * m), n, m) * (sigma0 / sw)
+        Y <- if (null_lm) lm0$draw(m)
              else .Call(C_lmm_boot_simulate, sim0, m, FALSE) + off0
         d0 <- if (null_lm) lm_dev(Y) else {
             r0 <- .Call(C_lmm_boot_run, spec0, boot_shift(spec0, ml0, Y - off0), 0L, FALSE, FALSE,
@@ -757,12 +760,35 @@ pbtest <- function(fit0, fit1, nsim = 1000, seed = NULL) {
         d1 <- ifelse(r1$status == 0L, r1$deviance, NA_real_)
         lrt[blk] <- d0 - d1
     }
-    ## LRT = 0 when the alternative's optimum is on the null's boundary; the
-    ## deviances then agree to rounding, so tiny differences count as 0.
-    zap <- function(x) ifelse(abs(x) < 1e-8, 0, x)
-    LRT <- zap(LRT)
-    lrt <- zap(lrt)
-    pbtest_result(LRT, lrt, df, dname, nsim, rng$state)
+    pbtest_result(pbtest_zap(LRT), pbtest_zap(lrt), df, dname, nsim, rng$state)
+}
+
+## LRT = 0 when the alternative's optimum is on the null's boundary; the
+## deviances then agree to rounding, so differences below this count as 0.
+PBTEST_ZERO_LRT <- 1e-8
+pbtest_zap <- function(x) ifelse(abs(x) < PBTEST_ZERO_LRT, 0, x)
+
+## An lm() null of pbtest(): its ML deviance, number of parameters (the
+## coefficients and sigma), the deviances of responses Y (columns) and m
+## draws from it (its fitted values plus normal errors with the ML residual
+## variance over the prior weights).
+pbtest_lm_null <- function(fit0) {
+    y0 <- as.double(stats::model.response(stats::model.frame(fit0)))
+    n <- length(y0)
+    X0 <- stats::model.matrix(fit0)
+    w0 <- if (is.null(fit0$weights)) rep(1, n) else fit0$weights
+    if (any(w0 <= 0)) stop("'fit0' has zero weights: refit it without those observations", call. = FALSE)
+    off0 <- if (is.null(fit0$offset)) 0 else fit0$offset
+    sw <- sqrt(w0)
+    qx <- qr(X0 * sw)
+    devs <- function(Y) {
+        rss <- colSums(qr.resid(qx, (Y - off0) * sw)^2)
+        profiled_deviance(0, rss, n, sum(log(w0)))
+    }
+    mu0 <- as.double(stats::fitted(fit0))
+    sigma0 <- sqrt(sum(w0 * (y0 - mu0)^2) / n)
+    list(dev = devs(matrix(y0)), npar = qx$rank + 1L, devs = devs,
+         draw = function(m) mu0 + matrix(stats::rnorm(n * m), n, m) * (sigma0 / sw))
 }
 
 ## pbtest()'s htest from the observed and the replicates' LRTs (failed

@@ -73,8 +73,10 @@
 #'   factor; a form without one (nlme's default \code{~ 1}) takes the
 #'   innermost random-effects grouping, as \code{nlme::lme} does.  Structures combine with any
 #'   random-effects part and with a variance function; each evaluation
-#'   whitens the data by the structure in C.  Fits with a structure have no
-#'   Satterthwaite degrees of freedom, profiles or bootstrap yet.  See
+#'   whitens the data by the structure in C.  Fits with a structure have
+#'   Satterthwaite degrees of freedom on request, \code{intervals()},
+#'   \code{profile()} of the variance parameters, \code{parboot()} and
+#'   \code{pbtest()}; not Kenward-Roger's degrees of freedom.  See
 #'   \code{\link{corpar}}.
 #' @param start starting values of the covariance parameters, as lme4's
 #'   \code{start}: a numeric vector of theta in lme4's order and

@@ -3,9 +3,9 @@
 ## The evaluators of the profiled ML deviance (all optimisation in C).
 profile_engine <- function(fitted) {
     if (!inherits(fitted, "lmmfit")) stop("'fitted' must be an lmmfit fit", call. = FALSE)
+    ## (structure fits: resid_profile_table_engine(), R/resid-profile.R)
     if (has_resid_structure(fitted))
-        stop("profile() tables are not available for fits with a residual variance or correlation ",
-             "structure; confint(fit, method = \"profile\") gives their profile intervals", call. = FALSE)
+        stop("internal: profile_engine() of a fit with a residual structure", call. = FALSE)
     xp <- fitted$xprod
     ctl <- fitted$control
     ctl$factr <- min(ctl$factr, 1e3)
@@ -117,9 +117,22 @@ profile_walk <- function(eng, w, dir, cutoff, delta, maxpts, maxmult = 10) {
 #' point minimises the deviance over the other parameters in C.  The signed
 #' square root of the deviance increase is \code{.zeta}.
 #'
+#' For a fit with a residual variance or correlation structure the table
+#' covers the variance parameters: the random-effect sds and correlations,
+#' \code{.sigma} and the structure's parameters on nlme's scale
+#' (\code{cor_Phi}, \code{var_Female}, ..., as \code{confint(fit, method =
+#' "profile")} names them), each walked on nlme's unconstrained scale of the
+#' parameter with the others minimised in R at each point; the fixed effects
+#' are not profiled (\code{which = "beta_"} is an error) and keep Wald
+#' intervals in \code{confint(fit, method = "profile")}.  A profile still
+#' below the cutoff \eqn{2^{12}} approximate standard errors out ends at the
+#' parameter's bound (a row with \code{.zeta} \code{NA} unless it could be
+#' evaluated there), and \code{confint()} then gives the bound, as
+#' \code{confint(fit, method = "profile")}.
+#'
 #' @param fitted a fitted \code{lmmfit} model.
 #' @param which parameters to profile: names, indices, \code{"theta_"} or
-#'   \code{"beta_"}; default all.
+#'   \code{"beta_"} (not for a structure fit); default all.
 #' @param alphamax the profile extends to \code{sqrt(qchisq(1 - alphamax, np))}.
 #' @param maxpts maximum number of points on each side.
 #' @param delta.cutoff step in \code{zeta} as a fraction of the cutoff.
@@ -141,6 +154,7 @@ profile.lmmfit <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100,
              "standard deviations and correlations (prof.scale = \"sdcor\", lme4's default)", call. = FALSE)
     if (!is.numeric(alphamax) || length(alphamax) != 1L || !(alphamax > 0 && alphamax < 1))
         stop("'alphamax' must be a number between 0 and 1", call. = FALSE)
+    if (has_resid_structure(fitted)) return(resid_profile(fitted, which, alphamax, maxpts, delta.cutoff))
     eng <- profile_engine(fitted)
     ws <- resolve_which(which, eng)
     cutoff <- sqrt(qchisq(1 - alphamax, length(eng$opt)))
@@ -217,9 +231,14 @@ confint.lmmfit_profile <- function(object, parm, level = 0.95, ...) {
 #' random-effect sd and correlation, \code{.sigma} and the structure's
 #' parameters on nlme's scale (rows \code{cor_Phi}, \code{var_Female}, ...
 #' after \code{.sigma}), the others refitted at each point; the limits are
-#' exact roots on nlme's unconstrained scale of the parameter.  The fixed
-#' effects of such a fit keep their Wald intervals, and \code{profile()}
-#' tables are not available for it.
+#' exact roots on nlme's unconstrained scale of the parameter (not for
+#' \code{corARMA} with \code{p} or \code{q} above 1 or \code{corSymm} of more
+#' than 2 positions, whose coefficients or correlations are each a function
+#' of several optimizer parameters: an error, \code{intervals()} gives
+#' nlme's approximate intervals).  The fixed
+#' effects of such a fit keep their Wald intervals; \code{profile()} gives
+#' the table of the variance parameters' profiles, whose \code{confint()}
+#' agrees.
 #'
 #' @param object a fitted \code{lmmfit} model.
 #' @param parm parameters: names, indices, \code{"theta_"} or \code{"beta_"}; default all.
@@ -255,6 +274,7 @@ plot.lmmfit_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), absVal
     q <- qnorm((1 + levels) / 2)
     for (p in pars) {
         d <- x[x$.par == p, , drop = FALSE]
+        d <- d[is.finite(d$.zeta) & is.finite(d[[p]]), , drop = FALSE]    # (a structure's bound rows)
         zz <- if (absVal) abs(d$.zeta) else d$.zeta
         plot(d[[p]], zz, type = "n", xlab = p, ylab = if (absVal) "|zeta|" else "zeta", ...)
         abline(h = if (absVal) q else c(-q, q), lty = 3, col = "grey50")

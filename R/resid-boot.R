@@ -98,3 +98,47 @@ resid_boot_block <- function(fit, FUN, m, use.u, t0, bar, done) {
     }
     list(t = t, status = status, messages = unique(msgs))
 }
+
+## pbtest() when a model has a residual variance or correlation structure
+## (R/bootstrap.R sends it here): nsim responses drawn from the null's ML
+## fit with its structure (as simulate() draws them), each refitted by ML
+## with both models.  A replicate whose refit warns or fails counts as
+## failed, as in parboot().
+resid_pbtest <- function(fit0, fit1, nsim, seed, dname) {
+    m0 <- pbtest_model(fit0)
+    m1 <- pbtest_model(fit1)
+    df <- m1$npar - m0$npar
+    if (df <= 0) stop("'fit0' must have fewer parameters than 'fit1' (nested models)", call. = FALSE)
+    rng <- boot_rng_setup(seed)
+    if (!is.null(rng$restore)) on.exit(assign(".Random.seed", rng$restore, envir = .GlobalEnv))
+    Y <- m0$draw(nsim)
+    lrt <- m0$devs(Y) - m1$devs(Y)
+    pbtest_result(pbtest_zap(m0$dev - m1$dev), pbtest_zap(lrt), df, dname, nsim, rng$state)
+}
+
+## One model of pbtest() by ML: its deviance, number of parameters (as
+## logLik()'s df), m draws from it (columns) and the deviances of its ML
+## refits to responses Y (NA where a refit warned or failed).  A structure
+## fit refits in R, warm-started at its estimates; a plain one in the C loop.
+pbtest_model <- function(fit) {
+    if (inherits(fit, "lm")) return(pbtest_lm_null(fit))
+    ml <- if (fit$REML) refit(fit, REML = FALSE) else fit
+    out <- list(dev = deviance(ml), npar = n_parameters(ml))
+    if (has_resid_structure(ml)) {
+        out$draw <- function(m) resid_simulate(ml, m, FALSE)
+        out$devs <- function(Y) apply(Y, 2L, function(y) {
+            r <- tryCatch(resid_refit(ml, y, REML = FALSE), error = function(e) NULL)
+            if (is.null(r) || length(attr(r, "refit_warnings"))) NA_real_ else deviance(r)
+        })
+        return(out)
+    }
+    off <- if (is.null(ml$offset)) 0 else ml$offset
+    sim <- boot_spec(ml, conditioned = FALSE)
+    spec <- boot_spec(ml)
+    out$draw <- function(m) .Call(C_lmm_boot_simulate, sim, m, FALSE) + off
+    out$devs <- function(Y) {
+        r <- .Call(C_lmm_boot_run, spec, boot_shift(spec, ml, Y - off), 0L, FALSE, FALSE, ml$control)
+        ifelse(r$status == 0L, r$deviance, NA_real_)
+    }
+    out
+}

@@ -27,7 +27,7 @@ COMPSYMM_EXP_CAP <- 700
 ## nlme's unconstrained scale of one reported parameter: the map to it (to)
 ## and back (from).  log: standard deviations, sd ratios, constants, a
 ## spatial range, sigma; fisher: log((1 + r) / (1 - r)) for random-effect
-## correlations (pdNatural) and corAR1's Phi; logit: corCAR1's Phi and a
+## correlations (pdNatural), corAR1's Phi and corSymm's correlations; logit: corCAR1's Phi and a
 ## nugget; compsymm: log((rho + a) / (1 - rho)), a = 1 / (M - 1) for the
 ## largest group size M (corCompSymm's bound is rho > -a).
 nlme_scale <- function(kind, a = NULL) {
@@ -47,7 +47,7 @@ nlme_scale <- function(kind, a = NULL) {
 ## symmetry Rho, a spatial range's log, a nugget itself), for the profiles.
 nlme_cor_scales <- function(fit) {
     ar1 <- c(nlme_scale("fisher"), list(opt = function(u) tanh(u / 2)))
-    if (!is.null(fit$ar1)) return(list(class = "corAR1", scales = list(ar1)))
+    if (!is.null(fit$ar1)) return(list(class = "corAR1", scales = list(ar1), elementwise = TRUE))
     cc <- fit$resid$cor
     if (is.null(cc)) return(NULL)
     a <- if (cc$class == "corCompSymm") 1 / (max(diff(cc$gstart)) - 1)
@@ -58,9 +58,28 @@ nlme_cor_scales <- function(fit) {
                  corExp = , corGaus = , corSpher =
                      c(list(c(nlme_scale("log"), list(opt = identity))),
                        if (isTRUE(cc$nugget == 1L)) list(c(nlme_scale("logit"), list(opt = stats::plogis)))),
+                 corARMA = rep(list(ar1), cc$p + cc$q),
+                 corSymm = rep(list(ar1), cc$npos * (cc$npos - 1L) / 2),
                  stop(sprintf("intervals(): the correlation structure %s() is not handled", cc$class),
                       call. = FALSE))
-    list(class = cc$class, scales = sc)
+    out <- list(class = cc$class, scales = sc,
+                elementwise = switch(cc$class, corARMA = cc$p <= 1L && cc$q <= 1L, corSymm = cc$npos == 2L, TRUE))
+    if (cc$class == "corARMA") out$joint <- nlme_arma_joint(cc)
+    out
+}
+
+## corARMA: nlme's unconstrained parameters are the partial
+## autocorrelations (the optimizer's) on the fisher scale, not maps of each
+## reported coefficient (Pinheiro & Bates 2000, 6.3.2).  psi(par): the
+## optimizer's to nlme's; back(u): nlme's to the coefficients.  corSymm's
+## intervals are on the fisher scale of each correlation (nlme's natural
+## parametrisation for them), elementwise.  elementwise (nlme_cor_scales()):
+## each reported parameter is a map of one optimizer parameter (opt), as
+## the profiles need: corARMA with p, q <= 1 (a first partial
+## autocorrelation is the coefficient), corSymm of 2 positions.
+nlme_arma_joint <- function(cc) {
+    f <- nlme_scale("fisher")
+    list(psi = f$to, back = function(u) arma_coefficients(f$from(u), cc$p, cc$q))
 }
 
 ## The variance functions' parameters: varIdent's ratios and varConstPower's
@@ -113,8 +132,26 @@ nlme_parameters <- function(fit) {
         k <- ncol(t$Z)
         c(rep(list(nlme_scale("log")), k), rep(list(nlme_scale("fisher")), k * (k - 1L) / 2L))
     }), recursive = FALSE)
-    st_names <- c(names(fit$corpar), names(varpar(fit)))
-    list(reported = reported, scales = c(re_scales, cs$scales, vs, list(nlme_scale("log"))),
+    cn <- names(fit$corpar)
+    ## (corSymm's Rho(i,j), i > j, is nlme's cor(j,i) in its intervals)
+    if (identical(cs$class, "corSymm")) cn <- sub("^Rho\\(([0-9]+),([0-9]+)\\)$", "cor(\\2,\\1)", cn)
+    st_names <- c(cn, names(varpar(fit)))
+    scales <- c(re_scales, cs$scales, vs, list(nlme_scale("log")))
+    ## nlme's unconstrained parameters from phi, and the reported ones back
+    ## from them: each through its scale, corARMA's jointly from the
+    ## optimizer's parameters
+    jc <- sum(nre) + seq_along(cs$scales)
+    psi <- function(phi) {
+        u <- nlme_unconstrained(list(scales = scales), reported(phi))
+        if (!is.null(cs$joint)) u[jc] <- cs$joint$psi(phi[nt + seq_along(jc)])
+        u
+    }
+    back <- function(u) {
+        x <- vapply(seq_along(u), function(i) scales[[i]]$from(u[[i]]), 0)
+        if (!is.null(cs$joint)) x[jc] <- cs$joint$back(u[jc])
+        x
+    }
+    list(reported = reported, psi = psi, back = back, scales = scales,
          block = rep(c("reStruct", "corStruct", "varStruct", "sigma"),
                      c(sum(nre), length(cs$scales), length(vs), 1L)),
          group = c(rep(vapply(terms, `[[`, "", "group"), nre), rep(NA_character_, nr + 1L)),
@@ -139,7 +176,7 @@ richardson_jacobian <- function(f, x, step) {
 ## nlme's apVar: psi at the estimate and its approximate covariance.
 nlme_apvar <- function(fit, pars) {
     ph <- resid_phi(fit)
-    psi <- function(phi) nlme_unconstrained(pars, pars$reported(phi))
+    psi <- pars$psi
     est <- psi(ph$phi)
     if (!all(is.finite(est)))
         stop("intervals(): a standard deviation is zero or a correlation is +-1 at the estimate, where ",
@@ -162,9 +199,9 @@ varcov_intervals <- function(fit, level) {
     sig_label <- if (is_gls(fit)) "Residual standard error:" else "Within-group standard error:"
     ap <- nlme_apvar(fit, pars)
     len <- stats::qnorm((1 + level) / 2) * sqrt(diag(ap$vcov))
-    u <- cbind(ap$est - len, ap$est, ap$est + len)
-    nat <- t(vapply(seq_len(nrow(u)), function(i) pars$scales[[i]]$from(u[i, ]), numeric(3)))
-    nat[, 2L] <- ap$reported
+    ## (as nlme, corARMA's limits are the images of the whole vectors
+    ## est -+ len: beyond ARMA(1, 1) they need not bracket the estimate)
+    nat <- cbind(pars$back(ap$est - len), ap$reported, pars$back(ap$est + len))
     dimnames(nat) <- list(pars$labels, c("lower", "est.", "upper"))
     out <- list()
     re <- pars$block == "reStruct"
@@ -238,9 +275,13 @@ containment_df <- function(fit) {
 #' variance-covariance parameters: estimate \eqn{\pm} a normal quantile
 #' times the standard error on nlme's unconstrained scale of each (log for
 #' standard deviations, sd ratios, ranges and sigma; \eqn{\log((1 + r) / (1 -
-#' r))} for random-effect correlations and \code{corAR1}'s Phi; logit for
-#' \code{corCAR1}'s Phi and a nugget; nlme's bounded transform for
-#' \code{corCompSymm}; powers and exponents as they are), from the inverse
+#' r))} for random-effect correlations, \code{corAR1}'s Phi and each of
+#' \code{corSymm}'s correlations; logit for \code{corCAR1}'s Phi and a
+#' nugget; nlme's bounded transform for \code{corCompSymm}; for
+#' \code{corARMA} the partial autocorrelations on the
+#' \eqn{\log((1 + r) / (1 - r))} scale, the limits being the coefficients of
+#' the whole vectors of limits, as nlme, so that beyond ARMA(1, 1) they need
+#' not bracket the estimate; powers and exponents as they are), from the inverse
 #' Hessian of the log-likelihood (REML or ML, as the fit) there, mapped back.
 #' The Hessian is by Richardson-extrapolated central differences; nlme's is
 #' a coarser finite-difference one, so the two agree to about 1e-4.

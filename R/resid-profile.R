@@ -35,7 +35,13 @@ resid_profile_coords <- function(fit) {
     terms <- fit$reterms
     isdiag <- theta_is_diag(terms)
     nre <- length(isdiag)
-    st <- c(nlme_cor_scales(fit)$scales, nlme_var_scales(fit))
+    cs <- nlme_cor_scales(fit)
+    if (!is.null(cs) && !cs$elementwise)
+        stop(sprintf(paste0("profile intervals of %s's parameters (%s) are not available: each is a function of ",
+                            "several of the optimizer's, so one cannot be held fixed alone (corARMA with p and ",
+                            "q at most 1 and corSymm of 2 positions can); intervals() gives nlme's approximate ",
+                            "intervals"), cs$class, paste(names(fit$corpar), collapse = ", ")), call. = FALSE)
+    st <- c(cs$scales, nlme_var_scales(fit))
     nr <- length(st)
     scales <- c(lapply(isdiag, function(d) nlme_scale(if (d) "log" else "fisher")), list(nlme_scale("log")), st)
     rpar <- if (!is.null(fit$resid)) fit$resid$par else if (!is.null(fit$ar1)) unname(fit$corpar[["Phi"]])
@@ -53,7 +59,7 @@ resid_profile_coords <- function(fit) {
     vp <- varpar(fit)
     list(phi = c(unname(fit$theta), rpar, sigma(fit)), lower = c(theta_lower(terms), rlow, 0),
          upper = c(rep(Inf, nre), rup, Inf), scales = scales, nre = nre, nr = nr,
-         psi = function(phi) nlme_unconstrained(list(scales = scales), reported(phi)),
+         reported = reported, psi = function(phi) nlme_unconstrained(list(scales = scales), reported(phi)),
          names = c(sprintf(".sig%02d", seq_len(nre)), ".sigma",
                    if (length(cp)) paste0("cor_", names(cp)), if (length(vp)) paste0("var_", names(vp))))
 }
@@ -232,4 +238,114 @@ resid_confint_profile <- function(object, parm, level, ...) {
     bs <- intersect(sel, bnames)
     if (length(bs)) ci[bs, ] <- confint.lmmfit(object, parm = bs, level = level, method = "Wald")
     ci
+}
+
+## ---- profile() tables -------------------------------------------------------
+
+## profile() of a structure fit: R/profile.R's table (class lmmfit_profile:
+## .zeta, one column per parameter on its reported scale, .par) over the
+## variance parameters, each walked from the optimum on nlme's unconstrained
+## scale psi, the others minimised at each point.  The fixed effects are
+## not profiled (their intervals are Wald's, as confint(method = "profile")).
+resid_profile <- function(fitted, which, alphamax, maxpts, delta.cutoff) {
+    eng <- resid_profile_table_engine(fitted)
+    ws <- resid_profile_which(which, eng$names)
+    cutoff <- sqrt(stats::qchisq(1 - alphamax, n_parameters(fitted)))
+    delta <- cutoff * delta.cutoff
+    tabs <- lapply(ws, function(w) {
+        m <- rbind(resid_profile_walk(eng, w, -1, cutoff, delta, maxpts),
+                   resid_profile_walk(eng, w, 1, cutoff, delta, maxpts))
+        m <- unique(m[order(m[, w + 1L]), , drop = FALSE])
+        d <- as.data.frame(m)
+        names(d) <- c(".zeta", eng$names)
+        d$.par <- eng$names[w]
+        d
+    })
+    out <- do.call(rbind, tabs)
+    rownames(out) <- NULL
+    out$.par <- factor(out$.par, levels = eng$names[ws])
+    structure(out, engine = eng, class = c("lmmfit_profile", "data.frame"))
+}
+
+## The parameters to profile: names, indices or "theta_" (all of them);
+## the fixed effects are refused by name.
+resid_profile_which <- function(which, nms) {
+    if (is.null(which)) return(seq_along(nms))
+    if (is.character(which) && any(which == "beta_" | !which %in% c(nms, "theta_")))
+        stop(sprintf(paste0("profile(): a fit with a residual variance or correlation structure profiles its ",
+                            "variance parameters only (%s; or \"theta_\"): its fixed effects have Wald ",
+                            "intervals in confint(fit, method = \"profile\")"), paste(nms, collapse = ", ")),
+             call. = FALSE)
+    if (is.character(which)) return(unique(unlist(lapply(which, function(p) if (p == "theta_") seq_along(nms)
+                                                                       else match(p, nms)))))
+    if (!is.numeric(which) || any(which < 1 | which > length(nms) | which != round(which)))
+        stop(sprintf("'which' indices must be between 1 and %d", length(nms)), call. = FALSE)
+    as.integer(which)
+}
+
+## The engine of the table, in R/profile.R's form (opt, lower, upper, nvp,
+## names, zeta(w, x, start) on the reported scale) so that its confint()
+## method applies, and zeta_u(w, u) on psi for the walk.  zeta's warm start
+## is its previous point (start, a reported vector, is not used); each
+## point is also minimised from the optimum (resid_profile_engine()).
+resid_profile_table_engine <- function(fit) {
+    e <- resid_profile_engine(fit)
+    co <- e$co
+    nms <- co$names
+    u0 <- co$psi(e$opt)
+    bad <- !is.finite(u0)
+    if (any(bad))
+        stop(sprintf(paste0("profile(): %s is on its bound at the estimate (a zero sd, a correlation of +-1), ",
+                            "where nlme's unconstrained scale is not defined"), nms[bad][1L]), call. = FALSE)
+    last <- e$opt
+    zeta_u <- function(w, u) {
+        r <- e$profile_at(w, u, last)
+        last <<- r$phi
+        c(.zeta = sign(u - u0[[w]]) * sqrt(max(0, r$deviance - e$base)), setNames(co$reported(r$phi), nms))
+    }
+    bound <- function(w, side) co$scales[[w]]$from(side * Inf)
+    list(opt = setNames(co$reported(e$opt), nms), base = e$base, names = nms, nvp = length(nms),
+         lower = setNames(vapply(seq_along(nms), bound, 0, side = -1), nms),
+         upper = setNames(vapply(seq_along(nms), bound, 0, side = 1), nms),
+         u0 = u0, se = resid_profile_se(fit, co), zeta_u = zeta_u,
+         zeta = function(w, x, start) zeta_u(w, co$scales[[w]]$to(x)))
+}
+
+## The walk's steps: at most this many times the previous one (as R/profile.R).
+RESID_PROFILE_MAX_STEP_MULT <- 10
+
+## One side (dir -1 or 1) of parameter w's profile: steps on psi of about
+## delta in zeta (from the first, delta approximate se's) until |zeta|
+## exceeds the cutoff.  A profile still below the cutoff 2^DOUBLINGS
+## approximate se's out (where confint(method = "profile") takes the bound)
+## ends in a row at the bound, with .zeta NA unless evaluated there, so that
+## the table's confint() gives the bound too.
+resid_profile_walk <- function(eng, w, dir, cutoff, delta, maxpts) {
+    u0 <- eng$u0[[w]]
+    reach <- cutoff * eng$se[[w]] * 2^RESID_PROFILE_DOUBLINGS
+    rows <- list(c(.zeta = 0, eng$opt))
+    prevu <- u0
+    prevz <- 0
+    u <- u0 + dir * delta * eng$se[[w]]
+    for (i in seq_len(maxpts)) {
+        r <- eng$zeta_u(w, u)
+        rows[[length(rows) + 1L]] <- r
+        z <- r[[".zeta"]]
+        if (abs(z) > cutoff) break
+        if (abs(u - u0) > reach) {
+            b <- if (dir < 0) eng$lower[[w]] else eng$upper[[w]]
+            if (r[[w + 1L]] == b) break    # (a sd's exp(u) underflowed to 0: a real point there)
+            at <- r
+            at[[".zeta"]] <- NA_real_
+            at[[w + 1L]] <- b
+            rows[[length(rows) + 1L]] <- at
+            break
+        }
+        step <- if (abs(z - prevz) > 0) abs(delta * (u - prevu) / (z - prevz)) else abs(u - prevu)
+        step <- min(step, RESID_PROFILE_MAX_STEP_MULT * abs(u - prevu))
+        prevu <- u
+        prevz <- z
+        u <- u + dir * step
+    }
+    do.call(rbind, rows)
 }

@@ -53,3 +53,45 @@ symm_clusters <- function(seed = 3, K = 40, S = 3) {
     d$z <- 1 + 0.5 * d$x + rnorm(K)[d$cluster] + e
     d[-sample(nrow(d), 40), ]
 }
+
+## The ML deviance of y ~ X with Var = sigma^2 (gamma 11' + R) per group, by
+## dense algebra independent of the package: profiled over beta, and over
+## sigma when sigma is NULL (attribute sigma: the ML sigma at beta-hat).
+## Rfun(m, rows) is the group's residual correlation (times variances).
+dense_ml_deviance <- function(y, X, g, Rfun, gamma = 0, sigma = NULL) {
+    ld <- 0
+    Xw <- X
+    yw <- y
+    for (b in split(seq_along(y), g)) {
+        U <- chol(gamma + Rfun(length(b), b))
+        ld <- ld + 2 * sum(log(diag(U)))
+        Xw[b, ] <- backsolve(U, X[b, , drop = FALSE], transpose = TRUE)
+        yw[b] <- backsolve(U, y[b], transpose = TRUE)
+    }
+    rss <- sum(stats::lm.fit(Xw, yw)$residuals^2)
+    n <- length(y)
+    d <- if (is.null(sigma)) n * log(2 * pi * rss / n) + n + ld else n * log(2 * pi * sigma^2) + ld + rss / sigma^2
+    structure(d, sigma = sqrt(rss / n))
+}
+ar1_cor <- function(phi) function(m, rows) phi^abs(outer(seq_len(m), seq_len(m), "-"))
+cs_cor <- function(rho) function(m, rows) (1 - rho) * diag(m) + rho
+
+## -2 log-likelihood (REML or ML) of y ~ X with Var = sdb^2 11' + sigma^2 C
+## per group of rows in order, C the ARMA(ar, ma) autocorrelations.
+dense_arma_deviance <- function(y, X, g, ar, ma, sdb, sigma, REML) {
+    ld <- 0
+    Xw <- X
+    yw <- y
+    for (b in split(seq_along(y), g)) {
+        m <- length(b)
+        acf <- stats::ARMAacf(ar = ar, ma = ma, lag.max = m)
+        V <- sdb^2 + sigma^2 * matrix(acf[abs(outer(seq_len(m), seq_len(m), "-")) + 1], m)
+        U <- chol(V)
+        ld <- ld + 2 * sum(log(diag(U)))
+        Xw[b, ] <- backsolve(U, X[b, , drop = FALSE], transpose = TRUE)
+        yw[b] <- backsolve(U, y[b], transpose = TRUE)
+    }
+    qx <- qr(Xw)
+    n <- length(y) - if (REML) ncol(X) else 0
+    n * log(2 * pi) + ld + sum(qr.resid(qx, yw)^2) + if (REML) 2 * sum(log(abs(diag(qr.R(qx))))) else 0
+}

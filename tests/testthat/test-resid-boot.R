@@ -90,3 +90,95 @@ test_that("parboot of a structure fit: replicate i is the refit of simulate()'s 
     ci <- confint(b, "var_Female")
     expect_true(ci[1L] <= ci[2L])
 })
+
+## pbtest() with structures.  The oracle refits each replicate with nlme (ML)
+## on simulate()'s draws from the null's ML fit at the same seed; the LRTs
+## agree to the deviances' tolerance (both optimisers converged tightly, the
+## null's ML fits ours by refit() and by a fresh fit differing ~1e-9).
+PBTEST_NSIM <- 5L
+PBTEST_LRT_TOL <- 1e-6
+
+## The bootstrap p-value and the chi-square one, by hand from the LRTs.
+expect_pbtest_pvalues <- function(p, LRT, lrt, df) {
+    expect_equal(p$nvalid, sum(is.finite(lrt)))
+    expect_equal(p$p.value, (1 + sum(lrt >= LRT)) / (length(lrt) + 1))
+    expect_equal(p$p.value.chisq, pchisq(LRT, df, lower.tail = FALSE), tolerance = PBTEST_LRT_TOL)
+    expect_equal(unname(p$parameter), df)
+}
+
+test_that("pbtest() of mixed models with a variance function: nlme's ML refits of simulate()'s draws", {
+    O <- nlme::Orthodont
+    vi <- nlme::varIdent(form = ~ 1 | Sex)
+    f0 <- lmmfit(distance ~ 1 + (1 | Subject), data = O, weights = vi)
+    f1 <- lmmfit(distance ~ age + (1 | Subject), data = O, weights = vi)
+    p <- pbtest(f0, f1, nsim = PBTEST_NSIM, seed = 11)
+    expect_identical(pbtest(f0, f1, nsim = PBTEST_NSIM, seed = 11)$LRT_boot, p$LRT_boot)
+    ml <- function(form, d) nlme::lme(form, random = ~ 1 | Subject, data = d, weights = vi, method = "ML",
+                                      control = NLME_TIGHT())
+    n0 <- ml(distance ~ 1, O)
+    n1 <- ml(distance ~ age, O)
+    LRT <- 2 * as.numeric(logLik(n1) - logLik(n0))
+    expect_equal(unname(p$statistic), LRT, tolerance = PBTEST_LRT_TOL)
+    expect_equal(unname(p$statistic), anova(f0, f1)$Chisq[2L], tolerance = PBTEST_LRT_TOL)
+    Y <- simulate(update(f0, REML = FALSE), nsim = PBTEST_NSIM, seed = 11)
+    lrt <- vapply(Y, function(y) {
+        O$ystar <- y
+        2 * as.numeric(logLik(ml(ystar ~ age, O)) - logLik(ml(ystar ~ 1, O)))
+    }, 0)
+    expect_equal(p$LRT_boot, unname(lrt), tolerance = PBTEST_LRT_TOL)
+    expect_pbtest_pvalues(p, LRT, lrt, 1)
+})
+
+test_that("pbtest() of lm() against a gls-type AR(1) fit, and of a plain fit against a structure fit", {
+    Ovary <- ovary_plain()
+    ar <- nlme::corAR1(form = ~ 1 | Mare)
+    form <- follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time)
+    l0 <- lm(form, data = Ovary)
+    g1 <- lmmfit(form, data = Ovary, correlation = ar)
+    p <- pbtest(l0, g1, nsim = PBTEST_NSIM, seed = 5)
+    gml <- function(d) nlme::gls(form, data = d, correlation = ar, method = "ML",
+                                 control = nlme::glsControl(tolerance = 1e-10, msTol = 1e-12))
+    LRT <- 2 * as.numeric(logLik(gml(Ovary)) - logLik(l0, REML = FALSE))
+    expect_equal(unname(p$statistic), LRT, tolerance = PBTEST_LRT_TOL)
+    ## lm's draws: fitted values plus N(0, RSS / n) errors, R's generator in order
+    set.seed(5)
+    s <- sqrt(mean(residuals(l0)^2))
+    Y <- fitted(l0) + matrix(rnorm(nrow(Ovary) * PBTEST_NSIM), ncol = PBTEST_NSIM) * s
+    lrt <- apply(Y, 2L, function(y) {
+        d <- Ovary
+        d$follicles <- y
+        2 * as.numeric(logLik(gml(d)) - logLik(lm(form, data = d), REML = FALSE))
+    })
+    expect_equal(p$LRT_boot, unname(lrt), tolerance = PBTEST_LRT_TOL)
+    expect_pbtest_pvalues(p, LRT, lrt, 1)
+
+    ## a plain mixed null (the C refits) against the same model with varIdent
+    O <- nlme::Orthodont
+    vi <- nlme::varIdent(form = ~ 1 | Sex)
+    m0 <- lmmfit(distance ~ age + (1 | Subject), data = O, REML = FALSE)
+    m1 <- lmmfit(distance ~ age + (1 | Subject), data = O, weights = vi, REML = FALSE)
+    p <- pbtest(m0, m1, nsim = PBTEST_NSIM, seed = 2)
+    ml <- function(d, w = NULL) nlme::lme(distance ~ age, random = ~ 1 | Subject, data = d, weights = w,
+                                          method = "ML", control = NLME_TIGHT())
+    LRT <- 2 * as.numeric(logLik(ml(O, vi)) - logLik(ml(O)))
+    expect_equal(unname(p$statistic), LRT, tolerance = PBTEST_LRT_TOL)
+    lrt <- vapply(simulate(m0, nsim = PBTEST_NSIM, seed = 2), function(y) {
+        O$distance <- y
+        2 * as.numeric(logLik(ml(O, vi)) - logLik(ml(O)))
+    }, 0)
+    expect_equal(p$LRT_boot, unname(lrt), tolerance = PBTEST_LRT_TOL)
+    expect_pbtest_pvalues(p, LRT, lrt, 1)
+})
+
+test_that("pbtest() with structures refuses models that are not nested or not on one response", {
+    O <- nlme::Orthodont
+    vi <- nlme::varIdent(form = ~ 1 | Sex)
+    f0 <- lmmfit(distance ~ 1 + (1 | Subject), data = O, weights = vi)
+    f1 <- lmmfit(distance ~ age + (1 | Subject), data = O, weights = vi)
+    expect_error(pbtest(f1, f0, nsim = 2), "fewer parameters")
+    expect_error(pbtest(f1, f1, nsim = 2), "fewer parameters")
+    O$d2 <- O$distance + 1
+    expect_error(pbtest(lmmfit(d2 ~ 1 + (1 | Subject), data = O, weights = vi), f1, nsim = 2),
+                 "same response")
+    expect_error(pbtest(f0, f1, nsim = 0), "nsim")
+})

@@ -145,10 +145,7 @@ test_that("summary prints the structures in nlme's layout; methods that cannot u
     expect_named(varpar(fit), "power")
     ## a variance function alone is a structure too: no method silently drops it
     vf <- lmmfit(distance ~ age + (1 | Subject), data = nlme::Orthodont, weights = nlme::varIdent(form = ~ 1 | Sex))
-    expect_error(profile(vf), "residual variance or correlation structure")
     expect_error(hausman(vf), "residual variance or correlation structure")
-    vf0 <- lmmfit(distance ~ 1 + (1 | Subject), data = nlme::Orthodont, weights = nlme::varIdent(form = ~ 1 | Sex))
-    expect_error(pbtest(vf0, vf, nsim = 2), "residual variance or correlation structure")
     expect_error(summary(vf, ddf = "Kenward-Roger"), "not available")
 })
 

@@ -82,7 +82,7 @@ test_that("gls with spatial correlations over the whole data agrees with nlme", 
 
 test_that("a gls fit prints as nlme's and compares with mixed models by likelihood ratio", {
     Orthodont <- nlme::Orthodont
-    ## (anova refits by ML from the calls: their data must be found there)
+    ## (anova refits the REML fit by ML from its stored matrices)
     g <- lmmfit(distance ~ age, data = nlme::Orthodont, correlation = nlme::corCompSymm(form = ~ 1 | Subject))
     out <- capture.output(print(g))
     expect_identical(out[1L], "Generalized least squares fit by REML ['lmmfit']")

@@ -125,25 +125,7 @@ test_that("bad arguments are refused by name", {
 ## minimum good to ~1e-8: the deviance there is checked to the issue's 1e-6.
 PROFILE_CHECK_TOL <- 1e-6
 
-## The ML deviance of y ~ X with Var = sigma^2 (gamma 11' + R) per group, by
-## dense algebra independent of the package: profiled over beta, and over
-## sigma when sigma is NULL.
-dense_ml_deviance <- function(y, X, g, Rfun, gamma = 0, sigma = NULL) {
-    ld <- 0
-    Xw <- X
-    yw <- y
-    for (b in split(seq_along(y), g)) {
-        U <- chol(gamma + Rfun(length(b)))
-        ld <- ld + 2 * sum(log(diag(U)))
-        Xw[b, ] <- backsolve(U, X[b, , drop = FALSE], transpose = TRUE)
-        yw[b] <- backsolve(U, y[b], transpose = TRUE)
-    }
-    rss <- sum(stats::lm.fit(Xw, yw)$residuals^2)
-    n <- length(y)
-    if (is.null(sigma)) n * log(2 * pi * rss / n) + n + ld else n * log(2 * pi * sigma^2) + ld + rss / sigma^2
-}
-ar1_cor <- function(phi) function(m) phi^abs(outer(seq_len(m), seq_len(m), "-"))
-cs_cor <- function(rho) function(m) (1 - rho) * diag(m) + rho
+## (dense_ml_deviance(), ar1_cor(), cs_cor(): helper-resid.R)
 
 test_that("profile limits of a one-parameter structure: the deviance rises by qchisq there (dense refits)", {
     Ovary <- ovary_plain()
@@ -200,11 +182,84 @@ test_that("the structure profile's engine reproduces the plain fits' (C) profile
     ours <- lmmfit:::resid_confint_profile(p, level = 0.95)
     v <- c(".sig01", ".sig02", ".sig03", ".sigma")
     expect_equal(ours[v, ], plain[v, ], tolerance = PROFILE_CHECK_TOL)
-    ## a structure fit: profile() tables refused with the way to the intervals
+    ## a structure fit takes no profile() arguments in confint()
     v <- lmmfit(distance ~ age + (1 | Subject), O, weights = nlme::varIdent(form = ~ 1 | Sex))
-    expect_error(profile(v), "confint\\(fit, method = \"profile\"\\)")
     expect_error(confint(v, method = "profile", alphamax = 0.1), "unused argument 'alphamax'")
     ci <- confint(v, method = "profile", parm = "theta_")
     expect_equal(rownames(ci), c(".sig01", ".sigma", "var_Female"))
     expect_true(all(ci[, 1L] < c(unname(sqrt(unlist(VarCorr(v)))), sigma(v), varpar(v)) & ci[, 2L] > ci[, 1L]))
+})
+
+## corARMA: nlme's finite-difference Hessian is too coarse to be the oracle
+## here (its limits move by up to 2e-3 of an interval's width between its
+## steps eps^(1/4) and eps^(1/3), and ours lies between them).  The oracle is
+## a dense -2 log-likelihood (stats::ARMAacf's correlations) differentiated
+## by numDeriv's Richardson Hessian on nlme's unconstrained scale; both
+## Hessians are good to ~1e-7 relative, the estimates to ~1e-7 (observed:
+## <= 2.5e-7 of the width; the tolerance leaves a factor 40).
+ARMA_DENSE_TOL <- 1e-5
+
+## (dense_arma_deviance(): helper-resid.R)
+
+## The oracle's intervals: est -+ z se on nlme's scale psi (log sdb; the
+## partial autocorrelations' fisher scale; log sigma), the partial
+## autocorrelations mapped to the coefficients by hand (ARMA(1, 1): they are
+## the coefficients; AR(2): phi1 = r1 (1 - r2), phi2 = r2).
+dense_arma_intervals <- function(fit, y, X, g, p, q, level = 0.95) {
+    lme <- length(fit$theta) > 0L
+    pacf <- fit$resid$par[seq_len(p + q)]
+    fz <- function(r) log((1 + r) / (1 - r))
+    psi0 <- c(if (lme) log(attr(VarCorr(fit)[[1L]], "stddev")), fz(pacf), log(sigma(fit)))
+    coefs <- function(r) if (p == 2L) c(r[1] * (1 - r[2]), r[2]) else r
+    dev <- function(psi) {
+        r <- tanh(psi[lme + seq_len(p + q)] / 2)
+        co <- coefs(r)
+        dense_arma_deviance(y, X, g, co[seq_len(p)], co[p + seq_len(q)], if (lme) exp(psi[1]) else 0,
+                            exp(psi[length(psi)]), fit$REML)
+    }
+    se <- sqrt(diag(2 * solve(numDeriv::hessian(dev, psi0))))
+    lim <- function(u) {
+        r <- coefs(tanh(u[lme + seq_len(p + q)] / 2))
+        c(if (lme) exp(u[1]), r, exp(u[length(u)]))
+    }
+    z <- qnorm((1 + level) / 2)
+    cbind(lower = lim(psi0 - z * se), upper = lim(psi0 + z * se))
+}
+
+test_that("corARMA on Ovary: nlme's intervals (its layout; the limits against a dense oracle)", {
+    need("numDeriv")
+    Ovary <- ovary_plain()
+    form <- follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time)
+    X <- model.matrix(form, Ovary)
+    cases <- list(list(p = 1, q = 1, lme = FALSE), list(p = 2, q = 0, lme = FALSE), list(p = 1, q = 1, lme = TRUE))
+    for (k in cases) {
+        cs <- nlme::corARMA(form = ~ 1 | Mare, p = k$p, q = k$q)
+        ours <- lmmfit(if (k$lme) update(form, . ~ . + (1 | Mare)) else form, Ovary, correlation = cs)
+        theirs <- if (k$lme) nlme::lme(form, Ovary, random = ~ 1 | Mare, correlation = cs, control = LME_TIGHT())
+                  else nlme::gls(form, Ovary, correlation = cs, control = GLS_TIGHT())
+        a <- flat_intervals(intervals(ours))
+        b <- flat_intervals(nlme::intervals(theirs))
+        expect_equal(names(a), names(b))
+        for (nm in names(b)) {
+            expect_equal(dimnames(a[[nm]]), dimnames(b[[nm]]))
+            expect_equal(a[[nm]][, 2L], b[[nm]][, 2L], tolerance = RESID_PAR_TOL)
+        }
+        mine <- do.call(rbind, a[setdiff(names(a), if (k$lme) "fixed" else "coef")])
+        ref <- dense_arma_intervals(ours, Ovary$follicles, X, Ovary$Mare, k$p, k$q)
+        ## relative to the distance of the limits (for AR(2)'s Phi1 they are
+        ## 0.027 apart, the other way round: not an interval, as nlme's)
+        w <- abs(ref[, 2L] - ref[, 1L])
+        err <- max(abs(mine[, c(1L, 3L)] - ref) / w)
+        expect_lt(err, ARMA_DENSE_TOL)
+    }
+})
+
+test_that("gls: corSymm on Orthodont agrees with nlme (fisher scale of each correlation, nlme's labels)", {
+    O <- nlme::Orthodont
+    cs <- nlme::corSymm(form = ~ 1 | Subject)
+    ours <- lmmfit(distance ~ age + Sex, O, correlation = cs)
+    theirs <- nlme::gls(distance ~ age + Sex, O, correlation = cs, control = GLS_TIGHT(.relStep = NLME_STEP))
+    iv <- intervals(ours)
+    expect_intervals_agree(iv, nlme::intervals(theirs))
+    expect_identical(rownames(iv$corStruct)[4L], "cor(2,3)")
 })
