@@ -49,12 +49,32 @@
 /* Halvings of one step before PIRLS gives up on it. */
 #define PIRLS_MAX_HALVINGS 30
 
-/* The logit's inverse link is t / (1 + t), t = e^eta, only inside
- * glmm_family.c's LOGIT_THRESH: beyond it the odds are clamped (make.link()'s
- * bounds).  The quadrature's closed form is used only for rows whose
- * predictor stays inside it at every node, so that it never differs from
- * glmm_dev_resid() but by rounding. */
+/* The logit's inverse link is t / (1 + t), t = e^eta, and its derivative
+ * mu (1 - mu) only inside glmm_family.c's LOGIT_THRESH: beyond it the odds
+ * are clamped (make.link()'s bounds).  The inlined logit kernels below
+ * repeat glmm_family.c's arithmetic with this bound, so that they give the
+ * same values to the last bit; the quadrature's closed form is used only
+ * for rows whose predictor stays inside it at every node. */
 #define LOGIT_BAND 30.0
+
+/* 1 for the binomial with the logit link: the kernels below inline its
+ * inverse link, weights and unit deviance (the calls into glmm_family.c,
+ * each a switch on the link or family, were a third of a PIRLS iteration's
+ * row work on 100,000 rows) */
+static int logit_binomial(const glmm_model *m)
+{
+    return m->fam.family == GLMM_BINOMIAL && m->fam.link == GLMM_LOGIT;
+}
+
+/* glmm_linkinv(GLMM_LOGIT, eta), inlined */
+static inline double logit_mu(double eta)
+{
+    double t = eta < -LOGIT_BAND ? DBL_EPSILON : (eta > LOGIT_BAND ? 1 / DBL_EPSILON : exp(eta));
+    return t / (1 + t);
+}
+
+/* y log(y / mu), 0 at y = 0 (glmm_family.c's, for the inlined deviance) */
+static inline double ylogy_at(double y, double mu) { return y > 0 ? y * log(y / mu) : 0; }
 
 void glmm_model_alloc(glmm_model *m)
 {
@@ -130,6 +150,16 @@ int glmm_set_point(glmm_model *m, const double *u)
 {
     R_xlen_t n = m->n;
     spherical_to_b(m, u);
+    if (m->nterms == 1 && m->xu.ncol[0] == 1 && logit_binomial(m)) {
+        /* one scalar term: eta and mu in one pass over the rows */
+        const int *code = m->codes[0];
+        const double *Z = m->Z[0], *b = m->b;
+        for (R_xlen_t i = 0; i < n; i++) {
+            m->eta[i] = m->eta0[i] + Z[i] * b[code[i] - 1];
+            m->mu[i] = logit_mu(m->eta[i]);
+        }
+        return 1;
+    }
     memcpy(m->eta, m->eta0, (size_t) n * sizeof(double));
     for (int j = 0; j < m->nterms; j++) {
         int k = m->xu.ncol[j];
@@ -139,6 +169,10 @@ int glmm_set_point(glmm_model *m, const double *u)
             for (R_xlen_t i = 0; i < n; i++) m->eta[i] += Z[i + (size_t) c * n] * b[(size_t) (code[i] - 1) * k + c];
     }
     int link = m->fam.link;
+    if (logit_binomial(m)) {
+        for (R_xlen_t i = 0; i < n; i++) m->mu[i] = logit_mu(m->eta[i]);
+        return 1;
+    }
     if (m->fam.bounded) {
         for (R_xlen_t i = 0; i < n; i++) m->mu[i] = glmm_linkinv(link, m->eta[i]);
         return 1;
@@ -154,10 +188,17 @@ int glmm_set_point(glmm_model *m, const double *u)
 double glmm_point_pdev(glmm_model *m, const double *u)
 {
     double sd = 0, uu = 0;
-    for (R_xlen_t i = 0; i < m->n; i++) {
-        m->dev[i] = glmm_dev_resid(&m->fam, m->y[i], m->mu[i], m->prior[i]);
-        sd += m->dev[i];
-    }
+    if (logit_binomial(m))
+        for (R_xlen_t i = 0; i < m->n; i++) {
+            double y = m->y[i], mu = m->mu[i];
+            m->dev[i] = 2 * m->prior[i] * (ylogy_at(y, mu) + ylogy_at(1 - y, 1 - mu));
+            sd += m->dev[i];
+        }
+    else
+        for (R_xlen_t i = 0; i < m->n; i++) {
+            m->dev[i] = glmm_dev_resid(&m->fam, m->y[i], m->mu[i], m->prior[i]);
+            sd += m->dev[i];
+        }
     for (int r = 0; r < m->q; r++) uu += u[r] * u[r];
     m->sumdev = sd;
     return R_FINITE(sd) ? sd + uu : R_PosInf;
@@ -169,30 +210,107 @@ static double trial_pdev(glmm_model *m, const double *u)
     return glmm_set_point(m, u) ? glmm_point_pdev(m, u) : R_PosInf;
 }
 
-/* Working weights and response at the current point into w and z (z - X
- * beta when beta is held), then their cross-products into the pattern and
- * the factor at theta: 0, or the factor's failure code. */
-void glmm_working_values(glmm_model *m, int joint)
+/* The working weight and response of row i at the current point: z - X
+ * beta when beta is held (joint = 0) */
+static inline void row_working(const glmm_model *m, R_xlen_t i, int joint, int logit, double *wi, double *zi)
 {
-    for (R_xlen_t i = 0; i < m->n; i++) {
-        double mu = m->mu[i], me = glmm_mu_eta_at(m->fam.link, m->eta[i], mu);
-        m->w[i] = m->prior[i] * me * me / glmm_variance(&m->fam, mu);
-        double base = joint ? (m->offset ? m->offset[i] : 0.0) : m->eta0[i];
-        m->z[i] = m->eta[i] - base + (m->y[i] - mu) / me;
+    double mu = m->mu[i], eta = m->eta[i], me, var;
+    if (logit) {
+        /* glmm_mu_eta_at() and glmm_variance() for the logit binomial */
+        var = mu * (1 - mu);
+        me = eta > LOGIT_BAND || eta < -LOGIT_BAND ? DBL_EPSILON : var;
+    } else {
+        me = glmm_mu_eta_at(m->fam.link, eta, mu);
+        var = glmm_variance(&m->fam, mu);
     }
+    *wi = m->prior[i] * me * me / var;
+    double base = joint ? (m->offset ? m->offset[i] : 0.0) : m->eta0[i];
+    *zi = eta - base + (m->y[i] - mu) / me;
 }
 
+void glmm_working_values(glmm_model *m, int joint)
+{
+    int logit = logit_binomial(m);
+    for (R_xlen_t i = 0; i < m->n; i++) row_working(m, i, joint, logit, m->w + i, m->z + i);
+}
+
+/* With one random-effects term the pattern has only the first term's
+ * blocks (A11, AX1) and the X block (AXX): the working values go straight
+ * into them, row by row in the level order the rows are sorted in, with
+ * lmm_accumulate()'s arithmetic in its order (the same values to the last
+ * bit) but without writing w and z and reading them back, nor the general
+ * pattern's bookkeeping per row (measured on 100,000 rows in 5,000 groups:
+ * the accumulation and the working values were a third of the fit). */
+static void one_term_accumulate(glmm_model *m, int joint, const lmm_xprod *xp, double *buf,
+                                const lmm_value_layout *lay, double *xr)
+{
+    R_xlen_t n = m->n;
+    int p = joint ? m->p : 0, px = p + 1, k1 = xp->ncol[0], logit = logit_binomial(m);
+    double *A11 = buf + lay->off[0], *AX1 = buf + lay->off[3], *AXX = buf + lay->off[5];
+    const double *Z = m->Z[0];
+    if (k1 == 1 && p == 0) {
+        /* one scalar term with beta held (the second stage's every
+         * evaluation): the sums in registers, in the same order */
+        double yy = 0;
+        for (int g = 0; g < xp->nlev[0]; g++) {
+            double a = 0, b = 0;
+            for (int s = m->start[g]; s < m->start[g + 1]; s++) {
+                R_xlen_t t = m->order[s];
+                double wt, zt;
+                row_working(m, t, 0, logit, &wt, &zt);
+                double zc = wt * Z[t];
+                a += zc * Z[t];
+                b += zc * zt;
+                yy += wt * zt * zt;
+            }
+            A11[g] = a;
+            AX1[g] = b;
+        }
+        AXX[0] = yy;
+        return;
+    }
+    for (int g = 0; g < xp->nlev[0]; g++) {
+        double *a11 = A11 + (size_t) g * k1 * k1;
+        for (int s = m->start[g]; s < m->start[g + 1]; s++) {
+            R_xlen_t t = m->order[s];
+            double wt, zt;
+            row_working(m, t, joint, logit, &wt, &zt);
+            for (int i = 0; i < p; i++) xr[i] = m->X[t + i * n];
+            xr[p] = zt;
+            for (int c = 0; c < k1; c++) {
+                double zc = wt * Z[t + c * n];
+                if (zc == 0.0) continue;
+                for (int r = 0; r < k1; r++) a11[r + c * k1] += zc * Z[t + r * n];
+                double *ax = AX1 + (size_t) (g * k1 + c) * px;
+                for (int i = 0; i < px; i++) ax[i] += zc * xr[i];
+            }
+            for (int c = 0; c < px; c++) {
+                double xc = wt * xr[c];
+                for (int r = c; r < px; r++) AXX[r + c * px] += xc * xr[r];
+            }
+        }
+    }
+    for (int c = 0; c < px; c++)
+        for (int r = c + 1; r < px; r++) AXX[c + r * px] = AXX[r + c * px];
+}
+
+/* The working values' cross-products into the pattern and the factor at
+ * theta: 0, or the factor's failure code. */
 static int weighted_factor(glmm_model *m, const double *theta, int joint)
 {
     R_xlen_t n = m->n;
-    glmm_working_values(m, joint);
     lmm_xprod *xp = joint ? &m->xj : &m->xu;
     const lmm_value_layout *lay = joint ? &m->layj : &m->layu;
     double *buf = joint ? m->bufj : m->bufu;
+    lmm_accum_ws *ws = joint ? &m->awsj : &m->awsu;
     memset(buf, 0, (size_t) lay->off[6] * sizeof(double));
-    lmm_accumulate(n, joint ? m->p : 0, m->X, m->z, m->w, NULL, NULL, m->codes, m->Z, xp,
-                   m->start, m->order, buf + lay->off[0], buf + lay->off[1], buf + lay->off[2],
-                   buf + lay->off[3], buf + lay->off[4], buf + lay->off[5], joint ? &m->awsj : &m->awsu);
+    if (m->nterms == 1) one_term_accumulate(m, joint, xp, buf, lay, ws->xr);
+    else {
+        glmm_working_values(m, joint);
+        lmm_accumulate(n, joint ? m->p : 0, m->X, m->z, m->w, NULL, NULL, m->codes, m->Z, xp,
+                       m->start, m->order, buf + lay->off[0], buf + lay->off[1], buf + lay->off[2],
+                       buf + lay->off[3], buf + lay->off[4], buf + lay->off[5], ws);
+    }
     int rc = lmm_factorize(xp, theta, joint ? m->faj : m->fau);
     return rc == FACTOR_EXACT_FIT ? 0 : rc;
 }
