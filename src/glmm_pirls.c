@@ -436,7 +436,7 @@ static double binomial_ylogy(double y)
  * and at node k, eta = eta_m + d_k with eta_m the row's predictor at the
  * mode and d_k = lam z s_g t_k, so t = e^{eta_m} e^{d_k}: one exp per row and
  * nq per value of z (every row of an intercept's level shares z = 1), then
- * one log1p per row and node, in place of an exp, a division and two logs
+ * one log per row and node, in place of an exp, a division and two logs
  * (measured on cbpp with 25 nodes: the quadrature's share of the
  * optimisation fell from 3.8 to 1.4 ms). */
 static void level_deviances(const glmm_model *m, int g, double ug, double sg, int nq, const double *t,
@@ -464,8 +464,11 @@ static void level_deviances(const glmm_model *m, int g, double ug, double sg, in
             }
             if (em + dlo >= -LOGIT_BAND && em + dhi <= LOGIT_BAND) {
                 double em_exp = exp(em), base = binomial_ylogy(y) - y * em, ys = y * lam * z * sg;
+                /* log(1 + t), not log1p(t): 3.6 ns against 5.9 here, and where t is
+                 * tiny its absolute error (all that matters in the level's
+                 * sum) is still below one ulp of 1 */
                 for (int k = 0; k < nq; k++)
-                    D[k] += 2 * wt * (base + log1p(em_exp * r[k]) - ys * t[k]);
+                    D[k] += 2 * wt * (base + log(1 + em_exp * r[k]) - ys * t[k]);
                 continue;
             }
         }
