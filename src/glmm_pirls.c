@@ -654,7 +654,8 @@ static void level_deviances(const glmm_model *m, int g, double ug, double sg, in
 
 double glmm_agq(glmm_model *m, int nq, const double *t, const double *wk)
 {
-    double total = m->sat, a[GLMM_MAX_AGQ], D[GLMM_MAX_AGQ], logw[GLMM_MAX_AGQ];
+    double total = m->sat, a[GLMM_MAX_AGQ];
+    double D[GLMM_MAX_AGQ], logw[GLMM_MAX_AGQ];
     for (int k = 0; k < nq; k++) logw[k] = log(wk[k]);
     for (int g = 0; g < m->xu.nlev[0]; g++) {
         double ug = m->u[g], sg = 1 / m->fau->L11[g];
