@@ -73,6 +73,7 @@ typedef struct {
     int *uoff;                   /* each term's first coordinate in u */
     double *u, *unew, *utry, *beta, *bnew, *btry, *b;
     double pdev, sumdev;         /* sum dev + |u|^2; sum dev */
+    struct glmm_levelsum_s *ls;  /* the per-level sums' pseudo-rows (glmm_pirls.c), or NULL */
     int iter, halvings, maxit;
     double tol;
 } glmm_model;

@@ -10,8 +10,10 @@
 ## skipped; the issue's case is 1,000,000).  LMMFIT_BENCH_REPS=k multiplies
 ## the repeats.  Reported: median CPU seconds per fit, the ratio, both
 ## criteria (-2 log L; glmer's for nAGQ > 1 omits the binomial constant, so
-## the AGQ line shows the fixed effects' largest difference instead) and
-## the peak megabytes R allocated (gc()'s "max used").
+## the AGQ line shows the fixed effects' largest difference instead), our
+## evaluations (the first stage's among them) against glmer's optinfo$feval
+## (its second stage's: its first stage's are not recorded), and the peak
+## megabytes R allocated (gc()'s "max used").
 
 script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
 bench_dir <- if (length(script) == 1L) dirname(script) else file.path("inst", "bench")
@@ -27,9 +29,10 @@ report <- function(label, ours, theirs, fit, g, mem) {
     d1 <- crit(fit)
     d2 <- -2 * as.numeric(logLik(g))
     cat(sprintf(paste0("%-46s glmmfit %8.4f s  glmer %8.4f s  ratio %6.1fx  -2logL %.6f vs %.6f",
-                       "  |dfixef| %.1e  feval %d  peak MB %s\n"),
+                       "  |dfixef| %.1e  feval %d (stage 1 %d) vs %d  peak MB %s\n"),
                 label, ours, theirs, theirs / ours, d1, d2, max(abs(fixef(fit) - fixef(g))),
-                fit$optinfo$feval, paste(sprintf("%.0f", mem), collapse = " / ")))
+                fit$optinfo$feval, fit$optinfo$feval_stage1, as.integer(g@optinfo$feval),
+                paste(sprintf("%.0f", mem), collapse = " / ")))
 }
 
 run <- function(label, formula, data, family, nAGQ = 1L, reps = 5L, inner = 1L) {
