@@ -159,9 +159,15 @@ profile.lmmfit <- function(fitted, which = NULL, alphamax = 0.01, maxpts = 100,
     ws <- resolve_which(which, eng)
     cutoff <- sqrt(qchisq(1 - alphamax, length(eng$opt)))
     delta <- cutoff * delta.cutoff
+    profile_table(eng, ws, function(w, dir) profile_walk(eng, w, dir, cutoff, delta, maxpts))
+}
+
+## The lmmfit_profile table of the parameters ws of engine eng (its $names):
+## both sides walked by walk(w, direction), a matrix of (.zeta, parameters)
+## rows, sorted along the focal parameter.
+profile_table <- function(eng, ws, walk) {
     tabs <- lapply(ws, function(w) {
-        m <- rbind(profile_walk(eng, w, -1, cutoff, delta, maxpts),
-                   profile_walk(eng, w, 1, cutoff, delta, maxpts))
+        m <- rbind(walk(w, -1), walk(w, 1))
         m <- unique(m[order(m[, w + 1L]), , drop = FALSE])
         d <- as.data.frame(m)
         names(d) <- c(".zeta", eng$names)

@@ -252,19 +252,7 @@ resid_profile <- function(fitted, which, alphamax, maxpts, delta.cutoff) {
     ws <- resid_profile_which(which, eng$names)
     cutoff <- sqrt(stats::qchisq(1 - alphamax, n_parameters(fitted)))
     delta <- cutoff * delta.cutoff
-    tabs <- lapply(ws, function(w) {
-        m <- rbind(resid_profile_walk(eng, w, -1, cutoff, delta, maxpts),
-                   resid_profile_walk(eng, w, 1, cutoff, delta, maxpts))
-        m <- unique(m[order(m[, w + 1L]), , drop = FALSE])
-        d <- as.data.frame(m)
-        names(d) <- c(".zeta", eng$names)
-        d$.par <- eng$names[w]
-        d
-    })
-    out <- do.call(rbind, tabs)
-    rownames(out) <- NULL
-    out$.par <- factor(out$.par, levels = eng$names[ws])
-    structure(out, engine = eng, class = c("lmmfit_profile", "data.frame"))
+    profile_table(eng, ws, function(w, dir) resid_profile_walk(eng, w, dir, cutoff, delta, maxpts))
 }
 
 ## The parameters to profile: names, indices or "theta_" (all of them);
