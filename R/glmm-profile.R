@@ -46,40 +46,6 @@ GLMM_PROFILE_REFUSED <- c(
     cl = "profiles are computed serially",
     signames = "the parameters are named .sig01, ... as lme4's default")
 
-## ---- the sd/correlation scale ------------------------------------------------------
-
-## theta from the sd/correlation vector (lme4's sdcor scale, the scale 1):
-## per term lambda = D chol(R), the lower Cholesky factor of D R D, with a
-## Cholesky of the correlation matrix R tolerant of singular R (|cor| = 1).
-glmm_sdcor_to_theta <- function(sdc, reterms) {
-    i <- 0L
-    unlist(lapply(term_ncol(reterms), function(k) {
-        nk <- k * (k + 1L) / 2L
-        m <- matrix(0, k, k)
-        m[lower.tri(m, diag = TRUE)] <- sdc[i + seq_len(nk)]
-        i <<- i + nk
-        sd <- diag(m)
-        R <- m; diag(R) <- 1; R[upper.tri(R)] <- t(R)[upper.tri(R)]
-        L <- semidefinite_chol(R) * sd
-        L[lower.tri(L, diag = TRUE)]
-    }))
-}
-
-## Lower Cholesky factor of a positive semi-definite matrix (a zero pivot,
-## up to rounding, gives a zero column).
-semidefinite_chol <- function(R) {
-    k <- nrow(R)
-    L <- matrix(0, k, k)
-    for (c in seq_len(k)) {
-        d <- R[c, c] - sum(L[c, seq_len(c - 1L)]^2)
-        L[c, c] <- sqrt(max(d, 0))
-        for (r in seq_len(k)[-seq_len(c)])
-            L[r, c] <- if (L[c, c] > 0) (R[r, c] - sum(L[r, seq_len(c - 1L)] * L[c, seq_len(c - 1L)])) / L[c, c]
-                       else 0
-    }
-    L
-}
-
 ## ---- the criterion and its minimisation ---------------------------------------------
 
 ## The evaluator of -2 log L at (sdcor, beta) and the minimiser over the
@@ -93,7 +59,7 @@ glmm_profile_engine <- function(fit) {
     nodes <- gauss_hermite_rule(fit$nAGQ)
     last_u <- fit$u
     dev <- function(par) {
-        th <- glmm_sdcor_to_theta(par[seq_len(nt)], fit$reterms)
+        th <- sdcor_to_theta(c(par[seq_len(nt)], 1), fit$reterms)   # the scale 1
         r <- .Call(C_lmm_glmm_eval, fit$model, th, par[-seq_len(nt)], last_u, fit$nAGQ, nodes)
         if (r$pirls[1L] != 0L || !is.finite(r$deviance)) return(Inf)
         last_u <<- r$u

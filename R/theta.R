@@ -63,6 +63,39 @@ theta_to_covariances <- function(theta, terms, sigma) {
     })
 }
 
+## theta from x's sds and correlations (then sigma), through a Cholesky
+## factor that allows semidefinite correlation matrices (|r| = 1 on the
+## bounds: a zero pivot gives a zero column), so the deviance stays
+## continuous up to the bounds the minimisations may touch.
+sdcor_to_theta <- function(x, terms) {
+    s <- x[[length(x)]]
+    i <- 0L
+    unlist(lapply(terms, function(t) {
+        k <- ncol(t$Z)
+        nk <- k * (k + 1L) / 2L
+        m <- matrix(0, k, k)
+        m[lower.tri(m, diag = TRUE)] <- x[i + seq_len(nk)]
+        i <<- i + nk
+        C <- m
+        diag(C) <- 1
+        C[upper.tri(C)] <- t(C)[upper.tri(C)]
+        L <- (diag(m) / s) * psd_chol(C)
+        L[lower.tri(L, diag = TRUE)]
+    }))
+}
+
+psd_chol <- function(C) {
+    k <- nrow(C)
+    L <- matrix(0, k, k)
+    for (j in seq_len(k)) {
+        prev <- seq_len(j - 1L)
+        L[j, j] <- sqrt(max(C[j, j] - sum(L[j, prev]^2), 0))
+        for (r in seq_len(k - j) + j)
+            L[r, j] <- if (L[j, j] > 0) (C[r, j] - sum(L[r, prev] * L[j, prev])) / L[j, j] else 0
+    }
+    L
+}
+
 ## Per term, the lower triangle of the covariance (column by column) as
 ## standard deviations (diagonal) and correlations (below), then sigma
 ## (lme4's .sig01, .sig02, ... order).  An undefined correlation (a zero

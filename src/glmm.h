@@ -4,10 +4,30 @@
 #ifndef LMMFIT_GLMM_H
 #define LMMFIT_GLMM_H
 
+#include <float.h>
+#include <math.h>
 #include "model.h"
 #include "lmmfit.h"
 
 /* ---- the family component --------------------------------------------- */
+
+/* make.link("logit"): beyond +-30 the odds are held at DBL_EPSILON^{-+1}
+ * and mu'(eta) at DBL_EPSILON */
+#define GLMM_LOGIT_THRESH 30.0
+
+/* The logit's inverse link and mu'(eta) given mu, and y log(y / mu) (0 at
+ * y = 0): inline, for glmm_family.c's switch and for PIRLS's logit kernels
+ * (glmm_pirls.c), which must give the same values to the last bit. */
+static inline double glmm_logit_linkinv(double eta)
+{
+    double t = eta < -GLMM_LOGIT_THRESH ? DBL_EPSILON : (eta > GLMM_LOGIT_THRESH ? 1 / DBL_EPSILON : exp(eta));
+    return t / (1 + t);
+}
+static inline double glmm_logit_mu_eta_at(double eta, double mu)
+{
+    return eta > GLMM_LOGIT_THRESH || eta < -GLMM_LOGIT_THRESH ? DBL_EPSILON : mu * (1 - mu);
+}
+static inline double glmm_ylogy(double y, double mu) { return y > 0 ? y * log(y / mu) : 0; }
 
 enum { GLMM_BINOMIAL, GLMM_POISSON, GLMM_NEGBIN, GLMM_GAMMA, GLMM_INVGAUSS, GLMM_NFAMILIES };
 enum { GLMM_LOGIT, GLMM_PROBIT, GLMM_CLOGLOG, GLMM_CAUCHIT, GLMM_LOG, GLMM_IDENTITY,

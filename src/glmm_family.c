@@ -9,8 +9,6 @@
 #include <Rmath.h>
 #include "glmm.h"
 
-/* make.link("logit"): beyond +-30 the odds are held at DBL_EPSILON^{-+1} */
-#define LOGIT_THRESH 30.0
 /* make.link("cloglog"): exp(eta) overflows past 700 */
 #define CLOGLOG_MAX_ETA 700.0
 
@@ -19,10 +17,7 @@ static double clamp(double x, double lo, double hi) { return x < lo ? lo : (x > 
 double glmm_linkinv(int link, double eta)
 {
     switch (link) {
-    case GLMM_LOGIT: {
-        double t = eta < -LOGIT_THRESH ? DBL_EPSILON : (eta > LOGIT_THRESH ? 1 / DBL_EPSILON : exp(eta));
-        return t / (1 + t);
-    }
+    case GLMM_LOGIT: return glmm_logit_linkinv(eta);
     case GLMM_PROBIT: {
         double th = -qnorm(DBL_EPSILON, 0, 1, 1, 0);
         return pnorm(clamp(eta, -th, th), 0, 1, 1, 0);
@@ -44,7 +39,7 @@ double glmm_mu_eta(int link, double eta)
 {
     switch (link) {
     case GLMM_LOGIT: {
-        if (eta > LOGIT_THRESH || eta < -LOGIT_THRESH) return DBL_EPSILON;
+        if (eta > GLMM_LOGIT_THRESH || eta < -GLMM_LOGIT_THRESH) return DBL_EPSILON;
         double e = exp(eta);
         return e / ((1 + e) * (1 + e));
     }
@@ -68,7 +63,7 @@ double glmm_mu_eta(int link, double eta)
 double glmm_mu_eta_at(int link, double eta, double mu)
 {
     switch (link) {
-    case GLMM_LOGIT: return eta > LOGIT_THRESH || eta < -LOGIT_THRESH ? DBL_EPSILON : mu * (1 - mu);
+    case GLMM_LOGIT: return glmm_logit_mu_eta_at(eta, mu);
     case GLMM_LOG: return mu;
     default: return glmm_mu_eta(link, eta);
     }
@@ -98,20 +93,17 @@ double glmm_variance(const glmm_family *fam, double mu)
     }
 }
 
-/* y log(y / mu), 0 at y = 0 */
-static double ylogy(double y, double mu) { return y > 0 ? y * log(y / mu) : 0; }
-
 double glmm_dev_resid(const glmm_family *fam, double y, double mu, double wt)
 {
     switch (fam->family) {
-    case GLMM_BINOMIAL: return 2 * wt * (ylogy(y, mu) + ylogy(1 - y, 1 - mu));
+    case GLMM_BINOMIAL: return 2 * wt * (glmm_ylogy(y, mu) + glmm_ylogy(1 - y, 1 - mu));
     case GLMM_NEGBIN: {
         double th = fam->nb_theta;
-        return 2 * wt * (ylogy(y, mu) - (y + th) * log((y + th) / (mu + th)));
+        return 2 * wt * (glmm_ylogy(y, mu) - (y + th) * log((y + th) / (mu + th)));
     }
     case GLMM_GAMMA: return -2 * wt * (log(y / mu) - (y - mu) / mu);
     case GLMM_INVGAUSS: return wt * (y - mu) * (y - mu) / (y * mu * mu);
-    default: return 2 * wt * (ylogy(y, mu) - (y - mu));
+    default: return 2 * wt * (glmm_ylogy(y, mu) - (y - mu));
     }
 }
 

@@ -50,12 +50,11 @@
 #define PIRLS_MAX_HALVINGS 30
 
 /* The logit's inverse link is t / (1 + t), t = e^eta, and its derivative
- * mu (1 - mu) only inside glmm_family.c's LOGIT_THRESH: beyond it the odds
- * are clamped (make.link()'s bounds).  The inlined logit kernels below
- * repeat glmm_family.c's arithmetic with this bound, so that they give the
- * same values to the last bit; the quadrature's closed form is used only
- * for rows whose predictor stays inside it at every node. */
-#define LOGIT_BAND 30.0
+ * mu (1 - mu) only inside GLMM_LOGIT_THRESH: beyond it the odds are clamped
+ * (make.link()'s bounds).  The kernels below call glmm.h's inline logit
+ * functions, glmm_family.c's own, so they give the same values to the last
+ * bit; the quadrature's closed form is used only for rows whose predictor
+ * stays inside the bound at every node. */
 
 /* 1 for the binomial with the logit link: the kernels below inline its
  * inverse link, weights and unit deviance (the calls into glmm_family.c,
@@ -66,15 +65,6 @@ static int logit_binomial(const glmm_model *m)
     return m->fam.family == GLMM_BINOMIAL && m->fam.link == GLMM_LOGIT;
 }
 
-/* glmm_linkinv(GLMM_LOGIT, eta), inlined */
-static inline double logit_mu(double eta)
-{
-    double t = eta < -LOGIT_BAND ? DBL_EPSILON : (eta > LOGIT_BAND ? 1 / DBL_EPSILON : exp(eta));
-    return t / (1 + t);
-}
-
-/* y log(y / mu), 0 at y = 0 (glmm_family.c's, for the inlined deviance) */
-static inline double ylogy_at(double y, double mu) { return y > 0 ? y * log(y / mu) : 0; }
 
 /* Per-level sums for nested designs.  When every term after the first is
  * constant within each level of the first (its level and its Z row: the
@@ -256,7 +246,7 @@ int glmm_set_point(glmm_model *m, const double *u)
         const double *Z = m->Z[0], *b = m->b;
         for (R_xlen_t i = 0; i < n; i++) {
             m->eta[i] = m->eta0[i] + Z[i] * b[code[i] - 1];
-            m->mu[i] = logit_mu(m->eta[i]);
+            m->mu[i] = glmm_logit_linkinv(m->eta[i]);
         }
         return 1;
     }
@@ -270,7 +260,7 @@ int glmm_set_point(glmm_model *m, const double *u)
     }
     int link = m->fam.link;
     if (logit_binomial(m)) {
-        for (R_xlen_t i = 0; i < n; i++) m->mu[i] = logit_mu(m->eta[i]);
+        for (R_xlen_t i = 0; i < n; i++) m->mu[i] = glmm_logit_linkinv(m->eta[i]);
         return 1;
     }
     if (m->fam.bounded) {
@@ -291,7 +281,7 @@ double glmm_point_pdev(glmm_model *m, const double *u)
     if (logit_binomial(m))
         for (R_xlen_t i = 0; i < m->n; i++) {
             double y = m->y[i], mu = m->mu[i];
-            m->dev[i] = 2 * m->prior[i] * (ylogy_at(y, mu) + ylogy_at(1 - y, 1 - mu));
+            m->dev[i] = 2 * m->prior[i] * (glmm_ylogy(y, mu) + glmm_ylogy(1 - y, 1 - mu));
             sd += m->dev[i];
         }
     else
@@ -318,7 +308,7 @@ static inline void row_working(const glmm_model *m, R_xlen_t i, int joint, int l
     if (logit) {
         /* glmm_mu_eta_at() and glmm_variance() for the logit binomial */
         var = mu * (1 - mu);
-        me = eta > LOGIT_BAND || eta < -LOGIT_BAND ? DBL_EPSILON : var;
+        me = glmm_logit_mu_eta_at(eta, mu);
     } else {
         me = glmm_mu_eta_at(m->fam.link, eta, mu);
         var = glmm_variance(&m->fam, mu);
@@ -641,7 +631,7 @@ static void level_deviances(const glmm_model *m, int g, double ug, double sg, in
                     dhi = fmax(dhi, d);
                 }
             }
-            if (em + dlo >= -LOGIT_BAND && em + dhi <= LOGIT_BAND) {
+            if (em + dlo >= -GLMM_LOGIT_THRESH && em + dhi <= GLMM_LOGIT_THRESH) {
                 double em_exp = exp(em), base = binomial_ylogy(y) - y * em, ys = y * lam * z * sg;
                 /* log(1 + t), not log1p(t): 3.6 ns against 5.9 here, and where t is
                  * tiny its absolute error (all that matters in the level's

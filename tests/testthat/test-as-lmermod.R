@@ -89,15 +89,7 @@ test_that("as_lmerMod() refuses what has no lme4 equivalent, and says when lme4 
     if (requireNamespace("lme4", quietly = TRUE))
         expect_error(as_lmerMod(fa), "residual variance or correlation structure")
     ## lme4 absent: simulated by replacing lmmfit's test of it
-    ns <- asNamespace("lmmfit")
-    orig <- get("lme4_installed", envir = ns)
-    unlockBinding("lme4_installed", ns)
-    assign("lme4_installed", function() FALSE, envir = ns)
-    on.exit({
-        assign("lme4_installed", orig, envir = ns)
-        lockBinding("lme4_installed", ns)
-    })
-    expect_error(as_lmerMod(fit), "as_lmerMod\\(\\) needs package 'lme4', which is not installed")
+    without_lme4(expect_error(as_lmerMod(fit), "as_lmerMod\\(\\) needs package 'lme4', which is not installed"))
 })
 
 test_that("update() of an as_lmerMod() object refits, as update() of an lmer fit does", {
