@@ -26,7 +26,8 @@
 #' @param nAGQ 1 (default): the Laplace approximation; 0: the first stage only
 #'   (fixed effects inside PIRLS, faster, slightly different estimates); 2 to
 #'   25: adaptive Gauss-Hermite quadrature with that many nodes, for one
-#'   scalar random-effects term only (as glmer).
+#'   scalar random-effects term only (as glmer), and not for Gamma or inverse
+#'   Gaussian (glmer's quadrature for them omits the dispersion).
 #' @param weights optional prior weights (for a binomial proportion: the
 #'   numbers of trials).
 #' @param subset,na.action,offset,contrasts as in \code{\link{lmmfit}};
