@@ -25,6 +25,7 @@
 #include "kernels.h"
 #include "lmmfit.h"
 #include "theta.h"
+#include "gradient.h"
 
 size_t lmm_term_gradient_work(const lmm_xprod *xp)
 {
@@ -187,23 +188,347 @@ int lmm_term_gradient(const lmm_xprod *xp, const double *lam, int reml, double *
     return 0;
 }
 
-/* .Call entry: the exact gradient with respect to theta of a model with one
- * random-effects term (lambda lower triangular: the lower triangle of G). */
-SEXP lmm_exact_gradient(SEXP sxp, SEXP theta, SEXP sreml)
+/* ---- Every model the factor walks: the selected inverse ----------------
+ *
+ * The same derivative for several terms, nested stages and a dense tail.
+ * With W = A_ZZ Lambda Z (Z = M^{-1}, M = Lambda' A_ZZ Lambda + I),
+ * H = M^{-1} Lambda' A_ZX (q x px) and R = A_ZX - A_ZZ Lambda H, the
+ * derivative in the (r, c) entry of term j's lambda is
+ *   d d / d lambda_j,rc = sum over term j's levels g of [2 W_gg - 2 R_g P H_g']_rc
+ * (the one-term formula above, term by term: tr(M^{-1} dM) = 2 tr(W' dLambda)
+ * and d S = -(R' dLambda H + H' dLambda' R)).  W_gg = sum_i A_gi lambda_i Z_ig
+ * needs Z only where A_ZZ is not zero, which the factor's pattern covers:
+ * the selected inverse (selinv.c).  H is a back-substitution with the
+ * factor, R one product with A_ZZ.  Matrices beside the random effects are
+ * kept px x q, as the factor keeps L^{-1} Lambda' A_ZX. */
+
+/* The global coordinate of rest row r. */
+#define REST(xp, r) ((xp)->q1 + (r))
+
+void lmm_model_gradient_alloc(const lmm_xprod *xp, lmm_model_gradient_ws *ws)
+{
+    int kmax = 1, px = xp->px;
+    for (int j = 0; j < xp->nterms; j++) if (xp->ncol[j] > kmax) kmax = xp->ncol[j];
+    size_t pq = (size_t) px * (xp->q1 + xp->q2);
+    lmm_selinv_alloc(xp, &ws->si);
+    ws->Ht = (double *) R_alloc(pq, sizeof(double));
+    ws->Vt = (double *) R_alloc(pq, sizeof(double));
+    ws->Rt = (double *) R_alloc(pq, sizeof(double));
+    ws->PHt = (double *) R_alloc(pq, sizeof(double));
+    ws->P = (double *) R_alloc((size_t) 2 * px * px, sizeof(double));
+    ws->AL = (double *) R_alloc((size_t) (xp->qd > 0 ? xp->qd : 1) * kmax, sizeof(double));
+}
+
+/* X := X L^{-1} for X px x k (leading dimension px), L lower k x k. */
+static void right_solve_l(int px, int k, const double *L, double *X)
+{
+    for (int c = k - 1; c >= 0; c--) {
+        double *xc = X + (size_t) c * px, d = L[c + c * k];
+        for (int t = c + 1; t < k; t++) {
+            double l = L[t + c * k];
+            const double *xt = X + (size_t) t * px;
+            for (int i = 0; i < px; i++) xc[i] -= xt[i] * l;
+        }
+        for (int i = 0; i < px; i++) xc[i] /= d;
+    }
+}
+
+/* One level of the back-substitution: Ht_g := (Ht_g - Ht_C B) L^{-1}. */
+static void back_level_cols(int px, int k, const double *L, const double *B, int m,
+                            const int *rows, const double *Ht2, double *Hg)
+{
+    for (int c = 0; c < k; c++)
+        for (int a = 0; a < m; a++) {
+            double b = B[a + (size_t) c * m];
+            if (b == 0.0) continue;
+            const double *h = Ht2 + (size_t) rows[a] * px;
+            for (int i = 0; i < px; i++) Hg[i + (size_t) c * px] -= h[i] * b;
+        }
+    right_solve_l(px, k, L, Hg);
+}
+
+/* Ht = H' = (L^{-T} L^{-1} Lambda' A_ZX)': the factor's solved columns
+ * carried back through the tail, the later stages and stage 0. */
+static void back_substitute(const lmm_xprod *xp, const lmm_factor *fa, double *Ht)
+{
+    int px = xp->px, q1 = xp->q1, qd = xp->qd;
+    memcpy(Ht, fa->LX1, (size_t) px * q1 * sizeof(double));
+    if (xp->q2 > 0) memcpy(Ht + (size_t) px * q1, fa->LX2, (size_t) px * xp->q2 * sizeof(double));
+    double *Ht2 = Ht + (size_t) px * q1;
+    if (qd > 0) {
+        double one = 1.0;
+        F77_CALL(dtrsm)("R", "L", "N", "N", &px, &qd, &one, fa->Ltail, &qd,
+                        Ht2 + (size_t) xp->dstart * px, &px FCONE FCONE FCONE FCONE);
+    }
+    for (int s = xp->nstage - 1; s >= 0; s--) {
+        const lmm_stage *st = xp->stage + s;
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++) {
+            int m = st->Cp[h + 1] - st->Cp[h];
+            const double *L = s == 0 ? fa->L11 + (size_t) h * k * k : fa->L22 + st->tiles + (size_t) h * k * k;
+            const double *B = s == 0 ? fa->L21x + (size_t) st->Cp[h] * k
+                                     : fa->L22 + st->coup + (size_t) st->Cp[h] * k;
+            double *Hg = s == 0 ? Ht + (size_t) h * k * px : Ht2 + (size_t) (st->off + h * k) * px;
+            back_level_cols(px, k, L, B, m, st->Ci + st->Cp[h], Ht2, Hg);
+        }
+    }
+}
+
+/* The lambda of the term holding global coordinate u, and u's position in
+ * its tile. */
+static const double *coord_lambda(const lmm_xprod *xp, const lmm_factor *fa, int u, int *term, int *pos)
+{
+    if (u < xp->q1) { *term = 0; *pos = u % xp->ncol[0]; }
+    else { *term = xp->rterm[u - xp->q1]; *pos = xp->rpos[u - xp->q1]; }
+    return fa->lambda + fa->lamoff[*term];
+}
+
+/* Vt = (Lambda H)' = Ht Lambda' tile by tile (lambda lower triangular). */
+static void lambda_cols(const lmm_xprod *xp, const lmm_factor *fa, const double *Ht, double *Vt)
+{
+    int px = xp->px, q = xp->q1 + xp->q2;
+    for (int u = 0; u < q;) {
+        int j, pos;
+        const double *lam = coord_lambda(xp, fa, u, &j, &pos);
+        int k = xp->ncol[j];
+        for (int p = 0; p < k; p++) {
+            double *v = Vt + (size_t) (u + p) * px;
+            for (int i = 0; i < px; i++) v[i] = 0.0;
+            for (int pp = 0; pp <= p; pp++) {
+                double l = lam[p + pp * k];
+                const double *h = Ht + (size_t) (u + pp) * px;
+                for (int i = 0; i < px; i++) v[i] += h[i] * l;
+            }
+        }
+        u += k;
+    }
+}
+
+/* Yt -= Vt A_ZZ over A_ZZ's layout: every level's tile and the rows beside
+ * it (both ways), then the dense tail (lower triangle). */
+static void minus_times_a(const lmm_xprod *xp, const double *Vt, double *Yt)
+{
+    int px = xp->px;
+    for (int s = 0; s < xp->nstage; s++) {
+        const lmm_stage *st = xp->stage + s;
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++) {
+            int m = st->Cp[h + 1] - st->Cp[h], g0 = s == 0 ? h * k : REST(xp, st->off + h * k);
+            const int *rows = st->Ci + st->Cp[h];
+            const double *a = s == 0 ? xp->A11 + (size_t) h * k * k : xp->A22 + st->tiles + (size_t) h * k * k;
+            const double *Ab = s == 0 ? xp->A21x + (size_t) st->Cp[h] * k
+                                      : xp->A22 + st->coup + (size_t) st->Cp[h] * k;
+            for (int c = 0; c < k; c++) {
+                double *y = Yt + (size_t) (g0 + c) * px;
+                for (int cp = 0; cp < k; cp++) {
+                    double v = a[cp + c * k];
+                    const double *x = Vt + (size_t) (g0 + cp) * px;
+                    for (int i = 0; i < px; i++) y[i] -= x[i] * v;
+                }
+                for (int e = 0; e < m; e++) {
+                    double v = Ab[e + (size_t) c * m];
+                    if (v == 0.0) continue;
+                    const double *x = Vt + (size_t) REST(xp, rows[e]) * px, *xg = Vt + (size_t) (g0 + c) * px;
+                    double *yr = Yt + (size_t) REST(xp, rows[e]) * px;
+                    for (int i = 0; i < px; i++) { y[i] -= x[i] * v; yr[i] -= xg[i] * v; }
+                }
+            }
+        }
+    }
+    int qd = xp->qd;
+    if (qd > 0) {
+        double one = 1.0, mone = -1.0;
+        size_t t0 = (size_t) REST(xp, xp->dstart) * px;
+        F77_CALL(dsymm)("R", "L", &px, &qd, &mone, xp->A22 + xp->doff, &qd, Vt + t0, &px, &one,
+                        Yt + t0, &px FCONE FCONE);
+    }
+}
+
+/* A symmetric matrix's (a, b) entry from its lower triangle. */
+static inline double sym_at(const double *X, int ld, int a, int b)
+{
+    return a >= b ? X[a + (size_t) b * ld] : X[b + (size_t) a * ld];
+}
+
+/* W_gg += A_{g,i} lambda_i Z_{i,g} and W_ii += A_{i,g} lambda_g Z_{g,i} for
+ * one level g (tile k, term s) and the rows i beside it (Ab, Zb: m x k),
+ * with the level's own tile; W per term at lamoff. */
+static void level_w(const lmm_xprod *xp, const lmm_factor *fa, int s, int k, const double *a,
+                    const double *Zt, int m, const int *rows, const double *Ab, const double *Zb,
+                    double *scratch, double *T, double *W)
+{
+    const double *lam = fa->lambda + fa->lamoff[s];
+    double *Ws = W + fa->lamoff[s];
+    /* T = a lambda; Ws += T Zt */
+    for (int c = 0; c < k; c++)
+        for (int r = 0; r < k; r++) {
+            double v = 0;
+            for (int t = c; t < k; t++) v += a[r + t * k] * lam[t + c * k];
+            T[r + c * k] = v;
+        }
+    for (int c = 0; c < k; c++)
+        for (int r = 0; r < k; r++) {
+            double v = 0;
+            for (int t = 0; t < k; t++) v += T[r + t * k] * Zt[t + c * k];
+            Ws[r + c * k] += v;
+        }
+    if (m == 0) return;
+    /* scratch = Ab lambda (m x k) */
+    for (int c = 0; c < k; c++)
+        for (int e = 0; e < m; e++) {
+            double v = 0;
+            for (int t = c; t < k; t++) v += Ab[e + (size_t) t * m] * lam[t + c * k];
+            scratch[e + (size_t) c * m] = v;
+        }
+    for (int e0 = 0; e0 < m;) {
+        int j = xp->rterm[rows[e0]], kj = xp->ncol[j];
+        const double *lj = fa->lambda + fa->lamoff[j];
+        double *Wj = W + fa->lamoff[j];
+        /* Wj += (Ab lambda)_blk Zb_blk' */
+        for (int pp = 0; pp < kj; pp++)
+            for (int p = 0; p < kj; p++) {
+                double v = 0;
+                for (int c = 0; c < k; c++)
+                    v += scratch[e0 + p + (size_t) c * m] * Zb[e0 + pp + (size_t) c * m];
+                Wj[p + pp * kj] += v;
+            }
+        /* T = lambda_j Zb_blk (kj x k); Ws += Ab_blk' T */
+        for (int c = 0; c < k; c++)
+            for (int p = 0; p < kj; p++) {
+                double v = 0;
+                for (int t = 0; t <= p; t++) v += lj[p + t * kj] * Zb[e0 + t + (size_t) c * m];
+                T[p + c * kj] = v;
+            }
+        for (int c = 0; c < k; c++)
+            for (int r = 0; r < k; r++) {
+                double v = 0;
+                for (int p = 0; p < kj; p++) v += Ab[e0 + p + (size_t) r * m] * T[p + c * kj];
+                Ws[r + c * k] += v;
+            }
+        e0 += kj;
+    }
+}
+
+/* W over the dense tail: W_ii += sum_i' A_{i,i'} lambda_i' Z_{i',i} for
+ * every tail tile i (AL: qd x kmax scratch). */
+static void tail_w(const lmm_xprod *xp, const lmm_factor *fa, const lmm_selinv_ws *si, double *AL,
+                   double *W)
+{
+    int qd = xp->qd, d0 = xp->dstart;
+    const double *A = xp->A22 + xp->doff, *Z = si->Z22 + xp->doff;
+    for (int s0 = 0; s0 < qd;) {
+        int j = xp->rterm[d0 + s0], kq = xp->ncol[j];
+        const double *lj = fa->lambda + fa->lamoff[j];
+        /* AL = A[, tile s0] lambda_j (qd x kq) */
+        for (int c = 0; c < kq; c++)
+            for (int a = 0; a < qd; a++) {
+                double v = 0;
+                for (int t = c; t < kq; t++) v += sym_at(A, qd, a, s0 + t) * lj[t + c * kq];
+                AL[a + (size_t) c * qd] = v;
+            }
+        for (int a = 0; a < qd; a++) {
+            int ja = xp->rterm[d0 + a], ka = xp->ncol[ja], r = xp->rpos[d0 + a], sa = a - r;
+            double *Wa = W + fa->lamoff[ja];
+            for (int c = 0; c < ka; c++) {
+                double v = 0;
+                for (int t = 0; t < kq; t++) v += AL[a + (size_t) t * qd] * sym_at(Z, qd, s0 + t, sa + c);
+                Wa[r + c * ka] += v;
+            }
+        }
+        s0 += kq;
+    }
+}
+
+int lmm_model_gradient(const lmm_xprod *xp, const lmm_factor *fa, int reml, lmm_model_gradient_ws *ws,
+                       double *G)
+{
+    int px = xp->px, p = xp->p, q = xp->q1 + xp->q2;
+    lmm_selinv_ws *si = &ws->si;
+    if (fa->pwrss <= 0 || lmm_selinv(xp, fa, si) != 0) return 1;
+    double n = xp->nobs, a = reml ? n - p : n, b = reml ? n - p - 1 : n;
+    if (weight_matrix(px, p, fa->LXX, a, b, ws->P, ws->P + (size_t) px * px)) return 1;
+    /* H, Lambda H, R = A_ZX - A_ZZ Lambda H, P H */
+    back_substitute(xp, fa, ws->Ht);
+    lambda_cols(xp, fa, ws->Ht, ws->Vt);
+    memcpy(ws->Rt, xp->AX1, (size_t) px * xp->q1 * sizeof(double));
+    if (xp->q2 > 0) memcpy(ws->Rt + (size_t) px * xp->q1, xp->AX2, (size_t) px * xp->q2 * sizeof(double));
+    minus_times_a(xp, ws->Vt, ws->Rt);
+    double one = 1.0, zero = 0.0;
+    F77_CALL(dgemm)("N", "N", &px, &q, &px, &one, ws->P, &px, ws->Ht, &px, &zero, ws->PHt, &px
+                    FCONE FCONE);
+    /* W into G, level by level and over the tail */
+    memset(G, 0, (size_t) fa->lamoff[xp->nterms] * sizeof(double));
+    for (int s = 0; s < xp->nstage; s++) {
+        const lmm_stage *st = xp->stage + s;
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++) {
+            int m = st->Cp[h + 1] - st->Cp[h];
+            size_t tk = (size_t) h * k * k, bk = (size_t) st->Cp[h] * k;
+            const double *A = s == 0 ? xp->A11 + tk : xp->A22 + st->tiles + tk;
+            const double *Zt = s == 0 ? si->Z11 + tk : si->Z22 + st->tiles + tk;
+            const double *Ab = s == 0 ? xp->A21x + bk : xp->A22 + st->coup + bk;
+            const double *Zb = s == 0 ? si->Z21x + bk : si->Z22 + st->coup + bk;
+            level_w(xp, fa, s, k, A, Zt, m, st->Ci + st->Cp[h], Ab, Zb, si->Bt, si->T, G);
+        }
+    }
+    if (xp->qd > 0) tail_w(xp, fa, si, ws->AL, G);
+    /* G = 2 W - 2 sum R_g P H_g', tile by tile */
+    for (int e = 0; e < fa->lamoff[xp->nterms]; e++) G[e] *= 2.0;
+    for (int u = 0; u < q;) {
+        int j, pos;
+        coord_lambda(xp, fa, u, &j, &pos);
+        int k = xp->ncol[j];
+        double *Gj = G + fa->lamoff[j];
+        for (int c = 0; c < k; c++)
+            for (int r = 0; r < k; r++) {
+                const double *rr = ws->Rt + (size_t) (u + r) * px, *ph = ws->PHt + (size_t) (u + c) * px;
+                double v = 0;
+                for (int i = 0; i < px; i++) v += rr[i] * ph[i];
+                Gj[r + c * k] -= 2.0 * v;
+            }
+        u += k;
+    }
+    return 0;
+}
+
+/* .Call entry: the exact gradient with respect to theta (each lambda lower
+ * triangular: the lower triangle of its G): with `selected` FALSE and one
+ * term, the one-term formula; otherwise the selected inverse's. */
+SEXP lmm_exact_gradient(SEXP sxp, SEXP theta, SEXP sreml, SEXP sselected)
 {
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
-    if (xp.nterms != 1) error(_("the exact gradient is for models with one random-effects term"));
-    int nt = lmm_ntheta(&xp), reml = lmm_arg_flag(sreml, "REML"), k = xp.ncol[0];
+    int nt = lmm_ntheta(&xp), reml = lmm_arg_flag(sreml, "REML");
+    int selected = lmm_arg_flag(sselected, "selected") || xp.nterms > 1;
     const double *th = lmm_arg_finite(theta, nt, "theta");
-    double *lam = (double *) R_alloc((size_t) k * k, sizeof(double));
-    double *G = (double *) R_alloc((size_t) k * k, sizeof(double));
-    double *work = (double *) R_alloc(lmm_term_gradient_work(&xp), sizeof(double));
-    lmm_theta_unpack(k, th, lam);
-    if (lmm_term_gradient(&xp, lam, reml, G, work) != 0)
-        error(_("the model is not positive definite at this theta"));
     SEXP ans = PROTECT(allocVector(REALSXP, nt));
-    lmm_theta_pack(k, G, REAL(ans));
+    if (!selected) {
+        int k = xp.ncol[0];
+        double *lam = (double *) R_alloc((size_t) k * k, sizeof(double));
+        double *G = (double *) R_alloc((size_t) k * k, sizeof(double));
+        double *work = (double *) R_alloc(lmm_term_gradient_work(&xp), sizeof(double));
+        lmm_theta_unpack(k, th, lam);
+        if (lmm_term_gradient(&xp, lam, reml, G, work) != 0)
+            error(_("the model is not positive definite at this theta"));
+        lmm_theta_pack(k, G, REAL(ans));
+        UNPROTECT(1);
+        return ans;
+    }
+    lmm_factor fa;
+    lmm_factor_alloc(&xp, &fa);
+    if (!lmm_selinv_supported(&fa))
+        error(_("the exact gradient is not available for a model whose crossed block is factored sparse"));
+    if (lmm_factorize(&xp, th, &fa) != 0) error(_("the model is not positive definite at this theta"));
+    lmm_model_gradient_ws ws;
+    lmm_model_gradient_alloc(&xp, &ws);
+    double *G = (double *) R_alloc((size_t) fa.lamoff[xp.nterms], sizeof(double));
+    if (lmm_model_gradient(&xp, &fa, reml, &ws, G) != 0)
+        error(_("the model is not positive definite at this theta"));
+    for (int j = 0, i = 0; j < xp.nterms; j++) {
+        int k = xp.ncol[j];
+        lmm_theta_pack(k, G + fa.lamoff[j], REAL(ans) + i);
+        i += k * (k + 1) / 2;
+    }
     UNPROTECT(1);
     return ans;
 }

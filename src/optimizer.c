@@ -14,6 +14,7 @@
 #include "model.h"
 #include "lmmfit.h"
 #include "theta.h"
+#include "gradient.h"
 
 typedef struct {
     lmm_objective fn;
@@ -285,8 +286,14 @@ typedef struct {
     double sigma;           /* > 0: fixed residual sd; 0: profiled */
     int nt, nevals, nmem;   /* nevals: factorisations actually done */
     double *mem_x, *mem_f;  /* NULL: no memory */
-    int ngrads;             /* exact gradients (one term), each about two evaluations' work */
-    double *gwork;          /* their workspace, or NULL */
+    int ngrads;             /* exact gradients, each about two evaluations' work */
+    double *gwork;          /* the one-term gradient's workspace, or NULL */
+    /* the selected inverse's gradient (several terms), else NULL; it needs
+     * the factor at theta: the last one factored (fa_theta, when fa_ok) is
+     * reused, as L-BFGS-B asks for the gradient where it just evaluated */
+    lmm_model_gradient_ws *mg;
+    double *fa_theta, *gtheta, *G0, *gtmp;
+    int fa_ok;
 } deviance_ex;
 
 static void deviance_ex_init(deviance_ex *d, const lmm_xprod *xp, lmm_factor *fa, int reml,
@@ -302,6 +309,21 @@ static void deviance_ex_init(deviance_ex *d, const lmm_xprod *xp, lmm_factor *fa
     d->mem_f = remember ? (double *) R_alloc(DEV_MEMORY, sizeof(double)) : NULL;
     d->ngrads = 0;
     d->gwork = NULL;
+    d->mg = NULL;
+    d->fa_ok = 0;
+}
+
+/* The selected inverse's gradient for this fit (several terms). */
+static void deviance_ex_selected(deviance_ex *d)
+{
+    int nl = d->fa->lamoff[d->xp->nterms], kmax = 1;
+    for (int j = 0; j < d->xp->nterms; j++) if (d->xp->ncol[j] > kmax) kmax = d->xp->ncol[j];
+    d->mg = (lmm_model_gradient_ws *) R_alloc(1, sizeof(lmm_model_gradient_ws));
+    lmm_model_gradient_alloc(d->xp, d->mg);
+    d->fa_theta = (double *) R_alloc((size_t) d->nt, sizeof(double));
+    d->gtheta = (double *) R_alloc((size_t) d->nt, sizeof(double));
+    d->G0 = (double *) R_alloc((size_t) nl, sizeof(double));
+    d->gtmp = (double *) R_alloc((size_t) kmax * kmax, sizeof(double));
 }
 
 /* Whether one evaluation (or gradient) takes milliseconds to seconds: a
@@ -312,12 +334,66 @@ static int long_evaluation(const lmm_xprod *xp)
     return xp->q2 >= 256 || xp->nlev[0] >= 65536;
 }
 
-/* The exact gradient in lambda of a one-term model's deviance (gradient.c). */
+/* theta from the lambdas lam (any k x k each, at lamoff) into th: each
+ * term's canonical factor of lam lam', or with as_is a lower triangular lam
+ * with a positive diagonal taken as it is (an unconditioned term's, as the
+ * objective saw it).  Returns 0 when as_is changed nothing. */
+static int theta_of_lambdas(deviance_ex *d, const double *lam, int as_is, double *th)
+{
+    const lmm_xprod *xp = d->xp;
+    int changed = 0;
+    for (int j = 0, i = 0; j < xp->nterms; j++) {
+        int k = xp->ncol[j];
+        const double *l = lam + d->fa->lamoff[j];
+        int tri = 1;
+        for (int c = 0; c < k && tri; c++) {
+            tri = l[c + c * k] > 0;
+            for (int r = 0; r < c && tri; r++) tri = l[r + c * k] == 0.0;
+        }
+        if (as_is && tri) { lmm_theta_pack(k, l, th + i); changed = 1; }
+        else lmm_theta_of_lambda(k, l, th + i, d->gtmp);
+        i += k * (k + 1) / 2;
+    }
+    return changed;
+}
+
+/* Whether the factor held is the one at th. */
+static int factored_at(const deviance_ex *d, const double *th)
+{
+    return d->fa_ok && !memcmp(d->fa_theta, th, (size_t) d->nt * sizeof(double));
+}
+
+/* The selected inverse's gradient at the lambdas lam: the factor at their
+ * theta (the last one factored when it is that: the objective's own point),
+ * the gradient in its lambdas, carried to lam term by term. */
+static int selected_lambda_gradient(deviance_ex *d, const double *lam, double *G)
+{
+    const lmm_xprod *xp = d->xp;
+    const int *lo = d->fa->lamoff;
+    theta_of_lambdas(d, lam, 0, d->gtheta);
+    if (!factored_at(d, d->gtheta) &&
+        !(theta_of_lambdas(d, lam, 1, d->gtheta) && factored_at(d, d->gtheta))) {
+        d->nevals++;
+        d->fa_ok = 0;
+        if (lmm_factorize(xp, d->gtheta, d->fa) != 0) return 1;
+        memcpy(d->fa_theta, d->gtheta, (size_t) d->nt * sizeof(double));
+        d->fa_ok = 1;
+    }
+    if (lmm_model_gradient(xp, d->fa, d->reml, d->mg, d->G0) != 0) return 1;
+    for (int j = 0; j < xp->nterms; j++)
+        lmm_lambda_gradient_at(xp->ncol[j], lam + lo[j], d->fa->lambda + lo[j], d->G0 + lo[j],
+                               G + lo[j], d->gtmp);
+    return 0;
+}
+
+/* The exact gradient in lambda of the deviance (gradient.c): one term's
+ * formula, or the selected inverse's. */
 static int deviance_lambda_gradient(const double *lam, double *G, void *ex)
 {
     deviance_ex *d = (deviance_ex *) ex;
     if (long_evaluation(d->xp)) R_CheckUserInterrupt();
     d->ngrads++;
+    if (d->mg) return selected_lambda_gradient(d, lam, G);
     return lmm_term_gradient(d->xp, lam, d->reml, G, d->gwork);
 }
 
@@ -331,6 +407,10 @@ static double deviance_objective(const double *theta, void *ex)
     if (long_evaluation(d->xp)) R_CheckUserInterrupt();
     double f = lmm_deviance_sigma(d->xp, theta, d->reml, d->sigma, d->fa);
     d->nevals++;
+    if (d->mg) {
+        d->fa_ok = R_FINITE(f);
+        memcpy(d->fa_theta, theta, bytes);
+    }
     if (d->mem_x) {
         int slot = d->nmem++ % DEV_MEMORY;
         memcpy(d->mem_x + (size_t) slot * d->nt, theta, bytes);
@@ -412,8 +492,10 @@ typedef struct {
     int *Rstart;
     double *par;         /* the parameters of the last evaluation */
     double *work;        /* 2 kmax^2 */
-    /* the problem's exact gradient in lambda (one term), else NULL */
+    /* the problem's exact gradient in the lambdas, else NULL, and its
+     * arguments (k_j x k_j each, at Rstart) */
     int (*lambda_gradient)(const double *lam, double *G, void *ex);
+    double *glam, *gG;
 } fit_space;
 
 static void fit_space_init(fit_space *s, const lmm_problem *pb)
@@ -439,7 +521,9 @@ static void fit_space_init(fit_space *s, const lmm_problem *pb)
     s->R = (double *) R_alloc((size_t) s->Rstart[nterms], sizeof(double));
     s->par = (double *) R_alloc((size_t) s->npar, sizeof(double));
     s->work = (double *) R_alloc((size_t) 2 * kmax * kmax, sizeof(double));
-    s->lambda_gradient = nterms == 1 && pb->nextra == 0 ? pb->lambda_gradient : NULL;
+    s->lambda_gradient = pb->nextra == 0 ? pb->lambda_gradient : NULL;
+    s->glam = (double *) R_alloc((size_t) s->Rstart[nterms], sizeof(double));
+    s->gG = (double *) R_alloc((size_t) s->Rstart[nterms], sizeof(double));
     s->any = 0;
     for (int j = 0; j < nterms; j++) {
         s->cond[j] = lmm_term_conditioner(xp, j, s->R + s->Rstart[j]);
@@ -467,20 +551,26 @@ static double space_objective(const double *x, void *ex)
     return s->fn(s->par, s->ex);
 }
 
-/* The exact gradient in the optimizer's parameters x of a one-term
- * problem: lambda_x from x; the deviance depends on lambda only through
- * lambda lambda', so at lambda = R^{-1} lambda_x (the conditioned map up to
- * an orthogonal factor) its gradient in lambda_x is R^{-T} G. */
+/* The exact gradient in the optimizer's parameters x: each term's lambda_x
+ * from x; the deviance depends on a lambda only through lambda lambda', so
+ * at lambda = R^{-1} lambda_x (the conditioned map up to an orthogonal
+ * factor) its gradient in lambda_x is R^{-T} G. */
 static int space_gradient(const double *x, double *g, void *ex)
 {
     fit_space *s = (fit_space *) ex;
-    int k = s->ncol[0];
-    double *lam = s->work, *G = s->work + k * k;
-    lmm_theta_unpack(k, x, lam);
-    if (s->cond[0]) lmm_conditioner_solve(k, s->R, lam);
-    if (s->lambda_gradient(lam, G, s->ex) != 0) return 1;
-    if (s->cond[0]) lmm_conditioner_solve_t(k, s->R, G);
-    lmm_theta_pack(k, G, g);
+    for (int j = 0; j < s->nterms; j++) {
+        int k = s->ncol[j];
+        double *lam = s->glam + s->Rstart[j];
+        lmm_theta_unpack(k, x + s->start[j], lam);
+        if (s->cond[j]) lmm_conditioner_solve(k, s->R + s->Rstart[j], lam);
+    }
+    if (s->lambda_gradient(s->glam, s->gG, s->ex) != 0) return 1;
+    for (int j = 0; j < s->nterms; j++) {
+        int k = s->ncol[j];
+        double *G = s->gG + s->Rstart[j];
+        if (s->cond[j]) lmm_conditioner_solve_t(k, s->R + s->Rstart[j], G);
+        lmm_theta_pack(k, G, g + s->start[j]);
+    }
     return 0;
 }
 
@@ -1030,6 +1120,9 @@ void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_op
  * evaluations win: -46% of them and -27% CPU on the optimum battery's
  * (x + z | g) designs. */
 #define EXACT_GRADIENT_MIN_COLUMNS 3
+/* Several terms with at least this many covariance parameters are
+ * optimised with the selected inverse's gradient (gradient.c). */
+#define SELECTED_GRADIENT_MIN_THETA 3
 
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                   const lmm_optctl *ctl, lmm_optres *res, double *grad, double *scaled)
@@ -1045,6 +1138,10 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
          * differences one or two per parameter (with many parameters they
          * also crawl along a singular optimum) */
         dev.gwork = (double *) R_alloc(lmm_term_gradient_work(xp), sizeof(double));
+        pb.lambda_gradient = deviance_lambda_gradient;
+    } else if (xp->nterms > 1 && lmm_ntheta(xp) >= SELECTED_GRADIENT_MIN_THETA && ctl->sigma == 0 &&
+               lmm_selinv_supported(&fa)) {
+        deviance_ex_selected(&dev);
         pb.lambda_gradient = deviance_lambda_gradient;
     }
     lmm_drive(&pb, theta, ctl, res, grad, scaled);

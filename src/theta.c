@@ -161,12 +161,46 @@ void lmm_conditioner_solve_t(int k, const double *R, double *G)
 void lmm_theta_from_conditioned(int k, const double *R, const double *tt, double *theta,
                                 double *work)
 {
-    double *M = work, *S = work + k * k;
+    double *M = work;
     lmm_theta_unpack(k, tt, M);
     lmm_conditioner_solve(k, R, M);
-    outer_self(k, M, S);
-    lmm_small_chol(k, S, 1, PSD_PIVOT_TOL);
-    lmm_theta_pack(k, S, theta);
+    lmm_theta_of_lambda(k, M, theta, work + k * k);
+}
+
+/* theta of a term from any factor lam of its relative covariance: the
+ * canonical factor of lam lam'.  work: k^2. */
+void lmm_theta_of_lambda(int k, const double *lam, double *theta, double *work)
+{
+    outer_self(k, lam, work);
+    lmm_small_chol(k, work, 1, PSD_PIVOT_TOL);
+    lmm_theta_pack(k, work, theta);
+}
+
+/* The derivative G in lam of a function of lam lam' from its derivative G0
+ * in the canonical factor lam0 of lam lam' (k x k each).  lam = lam0 Q with
+ * Q orthogonal, and the derivative is 2 Psi lam for the symmetric
+ * derivative Psi in lam lam', so G = G0 Q.  On the columns J where lam0 has
+ * a pivot Q's rows are lam0[J, J]^{-1} lam[J, ]; the others meet zero
+ * columns of G0 (Psi times a zero column).  work: k^2. */
+void lmm_lambda_gradient_at(int k, const double *lam, const double *lam0, const double *G0,
+                            double *G, double *work)
+{
+    double *Y = work;
+    for (int r = 0; r < k; r++) {
+        double d = lam0[r + r * k];
+        for (int c = 0; c < k; c++) {
+            if (!(d > 0)) { Y[r + c * k] = 0.0; continue; }
+            double v = lam[r + c * k];
+            for (int t = 0; t < r; t++) v -= lam0[r + t * k] * Y[t + c * k];
+            Y[r + c * k] = v / d;
+        }
+    }
+    for (int c = 0; c < k; c++)
+        for (int r = 0; r < k; r++) {
+            double v = 0;
+            for (int t = 0; t < k; t++) if (lam0[t + t * k] > 0) v += G0[r + t * k] * Y[t + c * k];
+            G[r + c * k] = v;
+        }
 }
 
 /* The inverse map: conditioned parameters of a term from its theta

@@ -17,6 +17,9 @@ void lmm_conditioner_solve(int k, const double *R, double *M);
 void lmm_conditioner_solve_t(int k, const double *R, double *G);
 void lmm_theta_from_conditioned(int k, const double *R, const double *tt, double *theta,
                                 double *work);
+void lmm_theta_of_lambda(int k, const double *lam, double *theta, double *work);
+void lmm_lambda_gradient_at(int k, const double *lam, const double *lam0, const double *G0,
+                            double *G, double *work);
 void lmm_theta_to_conditioned(int k, const double *R, const double *theta, double *tt,
                               double *work);
 

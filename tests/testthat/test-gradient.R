@@ -1,6 +1,7 @@
-## The exact gradient of a one-term model's deviance (src/gradient.c) against
+## The exact gradient of the deviance (src/gradient.c: the one-term formula,
+## and the selected inverse's for every model without a sparse tail) against
 ## finite differences of the deviance itself, and the optimizer that uses it
-## (models of one random-effects term of three or more columns) against lme4.
+## against lme4.
 
 ## Central differences of the deviance in theta: their error is O(h^2) plus
 ## rounding over h, about 1e-8 relative here.
@@ -26,7 +27,9 @@ test_that("the exact gradient equals finite differences, REML and ML, weighted o
         fit <- suppressMessages(lmmfit(cs[[1]], cs[[2]], weights = cs[[3]]))
         for (reml in c(TRUE, FALSE)) {
             th <- fit$theta * runif(length(fit$theta), 0.5, 1.5) + 0.05
-            g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml)
+            g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml, FALSE)
+            g_sel <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml, TRUE)
+            expect_lt(max(abs(g - g_sel)) / max(abs(g)), 1e-10)
             g_fd <- fd_gradient(fit$xprod, th, reml)
             expect_lt(max(abs(g - g_fd)) / max(abs(g_fd)), GRADIENT_TOL)
         }
@@ -35,14 +38,48 @@ test_that("the exact gradient equals finite differences, REML and ML, weighted o
     fit <- suppressMessages(lmmfit(y ~ x + (f | g), d))
     th <- fit$theta + 0.1
     th[1] <- 0
-    g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, TRUE)
+    g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, TRUE, FALSE)
     e <- 1e-6
     fwd <- (.Call(lmmfit:::C_lmm_deviance, fit$xprod, cbind(replace(th, 1, e)), TRUE) -
             .Call(lmmfit:::C_lmm_deviance, fit$xprod, cbind(th), TRUE)) / e
     expect_equal(g[1], fwd, tolerance = 1e-4)
-    expect_error(.Call(lmmfit:::C_lmm_exact_gradient, lmmfit(diameter ~ (1 | plate) + (1 | sample),
-                                                              lme4::Penicillin)$xprod, c(1, 1), TRUE),
-                 "one random-effects term")
+})
+
+test_that("the selected inverse's gradient equals finite differences on every design class", {
+    need_lme4()
+    set.seed(23)
+    n <- 600L
+    d <- data.frame(g = factor(rep(1:30, each = 20)), f = factor(sample(5L, n, TRUE)), x = rnorm(n),
+                    a = factor(sample(40L, n, TRUE)), b = factor(sample(15L, n, TRUE)),
+                    w = runif(n, 0.5, 2))
+    d$h <- factor(paste(d$g, sample(3L, n, TRUE)))
+    d$y <- d$x + rnorm(30)[d$g] + rnorm(40)[d$a] + rnorm(15)[d$b] + rnorm(n)
+    cases <- list(y ~ x + (1 | g) + (0 + f | g),          # two stages, one grouping
+                  y ~ x + (1 | a) + (1 | b),              # crossed: a dense tail
+                  y ~ x + (x | a) + (x | b),              # crossed slopes
+                  y ~ x + (1 | g/h),                      # nested
+                  y ~ x + (x | g) + (1 | h) + (1 | b),    # nested stages and a tail
+                  y ~ x + (1 | a) + (x | b) + (1 | g))    # a tail of mixed tiles
+    for (f in cases) for (reml in c(TRUE, FALSE)) for (w in list(NULL, d$w)) {
+        fit <- suppressMessages(lmmfit(f, d, REML = reml, weights = w))
+        th <- fit$theta * runif(length(fit$theta), 0.5, 1.5) + 0.05 * lmmfit:::theta_is_diag(fit$reterms)
+        g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml, TRUE)
+        g_fd <- fd_gradient(fit$xprod, th, reml)
+        expect_lt(max(abs(g - g_fd)) / max(abs(g_fd)), GRADIENT_TOL)
+    }
+    ## a sparse tail (pupils of whom some change school: partially crossed)
+    ## is refused by name
+    npupil <- 1500L; nschool <- 150L
+    home <- sample.int(nschool, npupil, TRUE)
+    pupil <- rep(seq_len(npupil), each = 3L)
+    movers <- runif(npupil) < 0.15
+    school <- ifelse(movers[pupil] & rep(1:3, npupil) == 3L, sample.int(nschool, npupil, TRUE)[pupil],
+                     home[pupil])
+    dp <- data.frame(y = rnorm(length(pupil)) + rnorm(npupil)[pupil], pupil = factor(pupil),
+                     school = factor(school))
+    fp <- suppressMessages(lmmfit(y ~ (1 | pupil) + (1 | school), dp))
+    expect_false(is.null(.Call(lmmfit:::C_lmm_solution, fp$xprod, as.double(fp$theta), TRUE, NULL)$tail_order))
+        expect_error(.Call(lmmfit:::C_lmm_exact_gradient, fp$xprod, fp$theta, TRUE, TRUE), "sparse")
 })
 
 test_that("a one-term model with many parameters reaches lme4's tight optimum in few evaluations", {
