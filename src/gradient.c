@@ -216,7 +216,9 @@ void lmm_model_gradient_alloc(const lmm_xprod *xp, lmm_model_gradient_ws *ws)
     ws->Rt = (double *) R_alloc(pq, sizeof(double));
     ws->PHt = (double *) R_alloc(pq, sizeof(double));
     ws->P = (double *) R_alloc((size_t) 2 * px * px, sizeof(double));
-    ws->AL = (double *) R_alloc((size_t) (xp->qd > 0 ? xp->qd : 1) * kmax, sizeof(double));
+    /* the tail's scratch: qd x kmax, and a sparse tail's solve (qd (px + 1)) */
+    size_t nal = (size_t) xp->qd * (kmax > px + 1 ? kmax : px + 1);
+    ws->AL = (double *) R_alloc(nal > 0 ? nal : 1, sizeof(double));
 }
 
 /* X := X L^{-1} for X px x k (leading dimension px), L lower k x k. */
@@ -248,17 +250,26 @@ static void back_level_cols(int px, int k, const double *L, const double *B, int
 }
 
 /* Ht = H' = (L^{-T} L^{-1} Lambda' A_ZX)': the factor's solved columns
- * carried back through the tail, the later stages and stage 0. */
-static void back_substitute(const lmm_xprod *xp, const lmm_factor *fa, double *Ht)
+ * carried back through the tail, the later stages and stage 0 (work: 2 qd
+ * doubles, for a sparse tail). */
+static void back_substitute(const lmm_xprod *xp, const lmm_factor *fa, double *Ht, double *work)
 {
     int px = xp->px, q1 = xp->q1, qd = xp->qd;
     memcpy(Ht, fa->LX1, (size_t) px * q1 * sizeof(double));
     if (xp->q2 > 0) memcpy(Ht + (size_t) px * q1, fa->LX2, (size_t) px * xp->q2 * sizeof(double));
-    double *Ht2 = Ht + (size_t) px * q1;
-    if (qd > 0) {
+    double *Ht2 = Ht + (size_t) px * q1, *Htail = Ht2 + (size_t) xp->dstart * px;
+    if (qd > 0 && fa->tail) {
+        /* one column of H at a time through the sparse tail's factor */
+        double *x = work, *w = work + qd;
+        for (int i = 0; i < px; i++) {
+            for (int r = 0; r < qd; r++) x[r] = Htail[i + (size_t) r * px];
+            lmm_tail_solve_lt(fa->tail, fa->tailbuf, x, w);
+            for (int r = 0; r < qd; r++) Htail[i + (size_t) r * px] = x[r];
+        }
+    } else if (qd > 0) {
         double one = 1.0;
-        F77_CALL(dtrsm)("R", "L", "N", "N", &px, &qd, &one, fa->Ltail, &qd,
-                        Ht2 + (size_t) xp->dstart * px, &px FCONE FCONE FCONE FCONE);
+        F77_CALL(dtrsm)("R", "L", "N", "N", &px, &qd, &one, fa->Ltail, &qd, Htail, &px
+                        FCONE FCONE FCONE FCONE);
     }
     for (int s = xp->nstage - 1; s >= 0; s--) {
         const lmm_stage *st = xp->stage + s;
@@ -448,7 +459,7 @@ int lmm_model_gradient(const lmm_xprod *xp, const lmm_factor *fa, int reml, lmm_
     double n = xp->nobs, a = reml ? n - p : n, b = reml ? n - p - 1 : n;
     if (weight_matrix(px, p, fa->LXX, a, b, ws->P, ws->P + (size_t) px * px)) return 1;
     /* H, Lambda H, R = A_ZX - A_ZZ Lambda H, P H */
-    back_substitute(xp, fa, ws->Ht);
+    back_substitute(xp, fa, ws->Ht, ws->AL);
     lambda_cols(xp, fa, ws->Ht, ws->Vt);
     memcpy(ws->Rt, xp->AX1, (size_t) px * xp->q1 * sizeof(double));
     if (xp->q2 > 0) memcpy(ws->Rt + (size_t) px * xp->q1, xp->AX2, (size_t) px * xp->q2 * sizeof(double));
@@ -516,8 +527,6 @@ SEXP lmm_exact_gradient(SEXP sxp, SEXP theta, SEXP sreml, SEXP sselected)
     }
     lmm_factor fa;
     lmm_factor_alloc(&xp, &fa);
-    if (!lmm_selinv_supported(&fa))
-        error(_("the exact gradient is not available for a model whose crossed block is factored sparse"));
     if (lmm_factorize(&xp, th, &fa) != 0) error(_("the model is not positive definite at this theta"));
     lmm_model_gradient_ws ws;
     lmm_model_gradient_alloc(&xp, &ws);

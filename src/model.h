@@ -216,9 +216,9 @@ typedef struct {
     const double *extra_lower, *extra_upper;
     lmm_objective fn;
     void *ex;
-    /* with one random-effects term and no further parameters, optionally
-     * the exact gradient d fn / d lambda (k x k) for any lambda (not only
-     * triangular; gradient.c), else NULL */
+    /* with no further parameters, optionally the exact gradient
+     * d fn / d lambda_j (k_j x k_j per term, stacked) for any lambdas (not
+     * only triangular; gradient.c), else NULL */
     int (*lambda_gradient)(const double *lam, double *G, void *ex);
     /* 1: theta stays at its starting value and only the extra parameters
      * move (a model without random effects, given a placeholder term with
@@ -229,6 +229,9 @@ typedef struct {
      * start (its zero diagonals set to 1) instead of three, and an
      * interior one is not searched from boundary faces */
     int local;
+    /* 1: lambda_gradient also serves the loose phase of problems small
+     * enough for the Newton polish (else forward differences do there) */
+    int gradient_when_small;
 } lmm_problem;
 
 /* The one optimizer driver (optimizer.c): L-BFGS-B and Newton steps in

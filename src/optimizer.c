@@ -858,7 +858,7 @@ typedef struct {
     const lmm_xprod *xp;
     fit_space *sp;
     escape_ws *ew;
-    int npar, small;
+    int npar, small, gradient_when_small;
     double *lower, *upper, *plo, *pup;
 } search_ws;
 
@@ -893,7 +893,8 @@ static int search(search_ws *w, double *x, const lmm_optctl *ctl, lmm_optres *re
      * starting value instead, the rule is relative to the decrease achieved. */
     loose.shift = 1;
     lmm_gradient_fn gr = sp->lambda_gradient ? space_gradient : NULL;
-    lmm_minimize(npar, x, w->lower, w->upper, space_objective, gr, sp, &loose, res);
+    lmm_minimize(npar, x, w->lower, w->upper, space_objective,
+                 w->small && !w->gradient_when_small ? NULL : gr, sp, &loose, res);
     for (int round = 0; ; round++) {
         if (w->small) {
             canonical_form(xp, x, w->ew->twork);
@@ -1076,7 +1077,7 @@ void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_op
     int nt = sp.ntheta, npar = sp.npar;
     escape_ws ew;
     escape_ws_init(&ew, xp, npar);
-    search_ws w = {xp, &sp, &ew, npar, npar <= SMALL_PROBLEM,
+    search_ws w = {xp, &sp, &ew, npar, npar <= SMALL_PROBLEM, pb->gradient_when_small,
                    (double *) R_alloc((size_t) npar, sizeof(double)),
                    (double *) R_alloc((size_t) npar, sizeof(double)),
                    (double *) R_alloc((size_t) npar, sizeof(double)),
@@ -1121,7 +1122,9 @@ void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_op
  * (x + z | g) designs. */
 #define EXACT_GRADIENT_MIN_COLUMNS 3
 /* Several terms with at least this many covariance parameters are
- * optimised with the selected inverse's gradient (gradient.c). */
+ * optimised with the selected inverse's gradient (gradient.c), unless the
+ * tail is factored sparse: its inverse is formed dense, which costs more
+ * than the sparse factorisation saves. */
 #define SELECTED_GRADIENT_MIN_THETA 3
 
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
@@ -1131,7 +1134,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     lmm_factor_alloc(xp, &fa);
     deviance_ex dev;
     deviance_ex_init(&dev, xp, &fa, reml, ctl->sigma, 1);
-    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL, 0, 0};
+    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL, 0, 0, 0};
     /* (gradient.c differentiates the profiled criterion only) */
     if (xp->nterms == 1 && xp->ncol[0] >= EXACT_GRADIENT_MIN_COLUMNS && ctl->sigma == 0) {
         /* one term: its exact gradient costs about two evaluations, finite
@@ -1139,8 +1142,9 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
          * also crawl along a singular optimum) */
         dev.gwork = (double *) R_alloc(lmm_term_gradient_work(xp), sizeof(double));
         pb.lambda_gradient = deviance_lambda_gradient;
+        pb.gradient_when_small = 1;
     } else if (xp->nterms > 1 && lmm_ntheta(xp) >= SELECTED_GRADIENT_MIN_THETA && ctl->sigma == 0 &&
-               lmm_selinv_supported(&fa)) {
+               fa.tail == NULL) {
         deviance_ex_selected(&dev);
         pb.lambda_gradient = deviance_lambda_gradient;
     }

@@ -13,7 +13,9 @@
  * the factor backwards, the tail first (dense: LAPACK's dpotri), then the
  * later stages and stage 0 level by level, every entry a level needs is
  * known when it is reached.  The levels of one stage are independent of
- * each other.  Z is stored in the factor's own layout (selinv.h). */
+ * each other.  Z is stored in the factor's own layout (selinv.h).  A sparse
+ * tail's inverse is formed dense (its factor expanded): for the conditional
+ * variances, once per fit; the optimizer's gradient is not used with one. */
 #include <string.h>
 #include "lapack.h"
 #include <Rinternals.h>
@@ -21,11 +23,6 @@
 #include "lmmfit.h"
 #include "selinv.h"
 
-int lmm_selinv_supported(const lmm_factor *fa)
-{
-    /* a sparse tail's plan has its own pattern, not walked here */
-    return fa->tail == NULL;
-}
 
 /* The largest number of rows beside any level. */
 static int max_beside(const lmm_xprod *xp)
@@ -52,6 +49,34 @@ void lmm_selinv_alloc(const lmm_xprod *xp, lmm_selinv_ws *si)
     si->ZCC = (double *) R_alloc((size_t) (mmax > 0 ? (size_t) mmax * mmax : 1), sizeof(double));
     si->Bt = (double *) R_alloc((size_t) (mmax > 0 ? mmax : 1) * kmax, sizeof(double));
     si->T = (double *) R_alloc((size_t) kmax * kmax, sizeof(double));
+    si->tailP = NULL;
+}
+
+/* The tail's inverse into D (qd x qd, lower triangle, natural order): from
+ * the dense factor, or from a sparse tail's factor expanded (in the plan's
+ * order, into scratch allocated the first time) and put back in the
+ * natural order.  0, or 1 when dpotri fails. */
+static int invert_tail(const lmm_xprod *xp, const lmm_factor *fa, lmm_selinv_ws *si, double *D)
+{
+    int qd = xp->qd, info = 0;
+    const int *perm = fa->tail ? lmm_tail_perm(fa->tail) : NULL;
+    double *P = D;
+    if (perm) {
+        if (!si->tailP) si->tailP = (double *) R_alloc((size_t) qd * qd, sizeof(double));
+        P = si->tailP;
+        lmm_tail_expand(fa->tail, fa->tailbuf, P);
+    } else {
+        memcpy(P, fa->Ltail, (size_t) qd * qd * sizeof(double));
+    }
+    F77_CALL(dpotri)("L", &qd, P, &qd, &info FCONE);
+    if (info != 0) return 1;
+    if (perm)
+        for (int c = 0; c < qd; c++)
+            for (int r = c; r < qd; r++) {
+                int a = perm[r], b = perm[c];
+                D[(a > b ? a : b) + (size_t) (a > b ? b : a) * qd] = P[r + (size_t) c * qd];
+            }
+    return 0;
 }
 
 /* Z_{C,C} for the m rows `rows` beside a level (m x m, both triangles),
@@ -139,13 +164,7 @@ static void invert_level(const lmm_xprod *xp, lmm_selinv_ws *si, int k, const do
 
 int lmm_selinv(const lmm_xprod *xp, const lmm_factor *fa, lmm_selinv_ws *si)
 {
-    int qd = xp->qd, info = 0;
-    if (qd > 0) {
-        double *D = si->Z22 + xp->doff;
-        memcpy(D, fa->Ltail, (size_t) qd * qd * sizeof(double));
-        F77_CALL(dpotri)("L", &qd, D, &qd, &info FCONE);
-        if (info != 0) return 1;
-    }
+    if (xp->qd > 0 && invert_tail(xp, fa, si, si->Z22 + xp->doff)) return 1;
     for (int s = xp->nstage - 1; s >= 0; s--) {
         const lmm_stage *st = xp->stage + s;
         int k = st->k;

@@ -67,8 +67,8 @@ test_that("the selected inverse's gradient equals finite differences on every de
         g_fd <- fd_gradient(fit$xprod, th, reml)
         expect_lt(max(abs(g - g_fd)) / max(abs(g_fd)), GRADIENT_TOL)
     }
-    ## a sparse tail (pupils of whom some change school: partially crossed)
-    ## is refused by name
+    ## a sparse tail (pupils of whom some change school: partially crossed),
+    ## its inverse formed from the expanded factor
     npupil <- 1500L; nschool <- 150L
     home <- sample.int(nschool, npupil, TRUE)
     pupil <- rep(seq_len(npupil), each = 3L)
@@ -79,7 +79,11 @@ test_that("the selected inverse's gradient equals finite differences on every de
                      school = factor(school))
     fp <- suppressMessages(lmmfit(y ~ (1 | pupil) + (1 | school), dp))
     expect_false(is.null(.Call(lmmfit:::C_lmm_solution, fp$xprod, as.double(fp$theta), TRUE, NULL)$tail_order))
-        expect_error(.Call(lmmfit:::C_lmm_exact_gradient, fp$xprod, fp$theta, TRUE, TRUE), "sparse")
+    for (reml in c(TRUE, FALSE)) {
+        th <- fp$theta * c(0.7, 1.3)
+        g <- .Call(lmmfit:::C_lmm_exact_gradient, fp$xprod, th, reml, TRUE)
+        expect_lt(max(abs(g - fd_gradient(fp$xprod, th, reml))) / max(abs(g)), GRADIENT_TOL)
+    }
 })
 
 test_that("a one-term model with many parameters reaches lme4's tight optimum in few evaluations", {
