@@ -61,7 +61,7 @@ struct lmm_xprod_s;
 void lmm_unpack_xprod(SEXP s, struct lmm_xprod_s *xp);
 struct lmm_optctl_s;
 void lmm_unpack_control(SEXP control, struct lmm_optctl_s *ctl);
-/* optimizer.c: an optimisation's result into the first 8 slots of ans
+/* fit.c: an optimisation's result into the first 8 slots of ans
  * (par, deviance, feval, convergence, message, gradient, scaled_gradient,
  * settled), as the driver's entry points return it */
 struct lmm_optres_s;

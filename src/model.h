@@ -201,8 +201,8 @@ typedef double (*lmm_objective)(const double *x, void *ex);
  * it cannot be had there (finite differences are taken instead). */
 typedef int (*lmm_gradient_fn)(const double *x, double *g, void *ex);
 
-/* L-BFGS-B with the gradient gr, or with finite differences when gr is
- * NULL; bounds may be infinite. */
+/* L-BFGS-B (minimize.c) with the gradient gr, or with finite differences
+ * when gr is NULL; bounds may be infinite. */
 void lmm_minimize(int n, double *x, const double *lower, const double *upper,
                   lmm_objective fn, lmm_gradient_fn gr, void *ex, const lmm_optctl *ctl,
                   lmm_optres *res);
@@ -243,7 +243,7 @@ typedef struct {
 void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_optres *res,
                double *grad, double *scaled);
 
-/* The profiled deviance of a plain fit minimised over theta (in place).
+/* The profiled deviance of a plain fit minimised over theta (in place; fit.c).
  * With grad and scaled (else NULL), the gradient at the optimum and the
  * gradient over the square root of the diagonal curvature (NA where that is
  * not positive), from finite differences at 2e-4 relative. */

@@ -53,6 +53,17 @@ sim_slope <- function(n = 1000000L, ngroups = 10000L, seed = 202L) {
     data.frame(y = y, x = x, f = f)
 }
 
+## (1 | g) + (0 + f | g): an intercept and a 10-level factor's effects varying
+## by the same 30 groups, 600 rows (issue 26: 56 covariance parameters).
+sim_samegroup <- function(ng = 30L, nf = 10L, n = 600L, seed = 606L) {
+    set.seed(seed)
+    g <- rep(seq_len(ng), each = n %/% ng)
+    f <- sample.int(nf, n, replace = TRUE)
+    x <- rnorm(n)
+    y <- 1 + x + rnorm(ng)[g] + matrix(rnorm(ng * nf, sd = 0.5), ng)[cbind(g, f)] + rnorm(n)
+    data.frame(y = y, x = x, g = factor(g), f = factor(f))
+}
+
 ## (1 | a) + (1 | b): two crossed factors with na and nb levels, assigned at random.
 sim_crossed <- function(n = 200000L, na = 5000L, nb = 1000L, seed = 303L) {
     set.seed(seed)
@@ -124,6 +135,8 @@ problems <- list(
     list(name = "nested1M", slow = TRUE, reps = 3L, inner = 1L,
          formula = y ~ x + (1 | region) + (1 | district) + (x | school) + (1 | class),
          data = function() sim_nested(1000000L, 50000L, 10000L, 500L, 20L)),
+    list(name = "samegroup600", slow = FALSE, reps = 5L, inner = 1L,
+         formula = y ~ x + (1 | g) + (0 + f | g), data = function() sim_samegroup()),
     list(name = "partial18k", slow = FALSE, reps = 5L, inner = 1L,
          formula = y ~ x + wave + (1 | pupil) + (1 | school), data = function() sim_partial())
 )

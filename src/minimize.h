@@ -1,0 +1,24 @@
+/* The minimisers the driver is built from (minimize.c). */
+#ifndef LMMFIT_MINIMIZE_H
+#define LMMFIT_MINIMIZE_H
+
+#include "model.h"
+
+/* The polish's relative step: its stencils are at twice this. */
+#define POLISH_STEP 1e-4
+/* Diagonal entries of lambda below this (relative to the residual standard
+ * deviation, in the optimizer's conditioned parameters) are candidates for
+ * the boundary: the deviance depends on them through their square, so it is
+ * flat to within rounding there and a gradient method stalls on its way. */
+#define NEAR_ZERO_DIAG 1e-3
+
+/* Finite-difference gradient of fn at x (central, one-sided within h of a
+ * bound; relative step h). */
+void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
+                     lmm_objective fn, void *ex, double h, double *grad);
+/* Newton steps with a finite-difference Hessian from x (in place), at most
+ * maxit, relative step h; 1 when the predicted decrease became negligible. */
+int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
+                      lmm_objective fn, void *ex, int maxit, double h);
+
+#endif
