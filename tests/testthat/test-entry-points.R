@@ -48,7 +48,7 @@ entry_args <- local({
         lmm_levels_used = list(d$g),
         lmm_column_scales = list(X),
         lmm_deviance = list(fit$xprod, theta, TRUE),
-        lmm_exact_gradient = list(fit1$xprod, as.double(fit1$theta), TRUE, FALSE),
+        lmm_exact_gradient = list(fit$xprod, theta, TRUE, TRUE),
         lmm_optimize = list(fit$xprod, theta, TRUE, ctl),
         lmm_theta_transform = list(theta, c(2L, 1L), list(matrix(c(1, 0, 2, 1), 2), NULL), TRUE),
         lmm_solution = list(fit$xprod, theta, TRUE, NULL),
