@@ -118,7 +118,7 @@ static int selected_lambda_gradient(deviance_ex *d, const double *lam, double *G
         memcpy(d->fa_theta, d->gtheta, (size_t) d->nt * sizeof(double));
         d->fa_ok = 1;
     }
-    if (lmm_model_gradient(xp, d->fa, d->reml, d->mg, d->G0) != 0) return 1;
+    if (lmm_model_gradient(xp, d->fa, d->reml, d->sigma, d->mg, d->G0) != 0) return 1;
     for (int j = 0; j < xp->nterms; j++)
         lmm_lambda_gradient_at(xp->ncol[j], lam + lo[j], d->fa->lambda + lo[j], d->G0 + lo[j],
                                G + lo[j], d->gtmp);
@@ -210,7 +210,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     deviance_ex dev;
     deviance_ex_init(&dev, xp, &fa, reml, ctl->sigma, 1);
     lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL, 0, 0, 0};
-    /* (gradient.c differentiates the profiled criterion only) */
+    /* (one term's formula differentiates the profiled criterion only) */
     if (xp->nterms == 1 && xp->ncol[0] >= EXACT_GRADIENT_MIN_COLUMNS && ctl->sigma == 0) {
         /* one term: its exact gradient costs about two evaluations, finite
          * differences one or two per parameter (with many parameters they
@@ -218,7 +218,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
         dev.gwork = (double *) R_alloc(lmm_term_gradient_work(xp), sizeof(double));
         pb.lambda_gradient = deviance_lambda_gradient;
         pb.gradient_when_small = 1;
-    } else if (xp->nterms > 1 && lmm_ntheta(xp) >= SELECTED_GRADIENT_MIN_THETA && ctl->sigma == 0 &&
+    } else if ((xp->nterms > 1 || ctl->sigma > 0) && lmm_ntheta(xp) >= SELECTED_GRADIENT_MIN_THETA &&
                fa.tail == NULL && selected_gradient_cost(xp) < lmm_ntheta(xp)) {
         deviance_ex_selected(&dev);
         pb.lambda_gradient = deviance_lambda_gradient;

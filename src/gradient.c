@@ -450,13 +450,30 @@ static void tail_w(const lmm_xprod *xp, const lmm_factor *fa, const lmm_selinv_w
     }
 }
 
-int lmm_model_gradient(const lmm_xprod *xp, const lmm_factor *fa, int reml, lmm_model_gradient_ws *ws,
-                       double *G)
+/* The weights (a, b) of log|S| and log|S_pp| in the criterion, to first
+ * order: profiled, as above; with sigma fixed, pwrss / sigma^2 enters as
+ * (pwrss / sigma^2) (log|S| - log|S_pp|) and REML's log|S_pp| once more. */
+static void schur_weights(const lmm_xprod *xp, const lmm_factor *fa, int reml, double sigma,
+                          double *a, double *b)
+{
+    double n = xp->nobs, p = xp->p;
+    if (sigma > 0) {
+        *a = fa->pwrss / (sigma * sigma);
+        *b = *a - (reml ? 1.0 : 0.0);
+    } else {
+        *a = reml ? n - p : n;
+        *b = reml ? n - p - 1 : n;
+    }
+}
+
+int lmm_model_gradient(const lmm_xprod *xp, const lmm_factor *fa, int reml, double sigma,
+                       lmm_model_gradient_ws *ws, double *G)
 {
     int px = xp->px, p = xp->p, q = xp->q1 + xp->q2;
     lmm_selinv_ws *si = &ws->si;
     if (fa->pwrss <= 0 || lmm_selinv(xp, fa, si) != 0) return 1;
-    double n = xp->nobs, a = reml ? n - p : n, b = reml ? n - p - 1 : n;
+    double a, b;
+    schur_weights(xp, fa, reml, sigma, &a, &b);
     if (weight_matrix(px, p, fa->LXX, a, b, ws->P, ws->P + (size_t) px * px)) return 1;
     /* H, Lambda H, R = A_ZX - A_ZZ Lambda H, P H */
     back_substitute(xp, fa, ws->Ht, ws->AL);
@@ -503,14 +520,21 @@ int lmm_model_gradient(const lmm_xprod *xp, const lmm_factor *fa, int reml, lmm_
 }
 
 /* .Call entry: the exact gradient with respect to theta (each lambda lower
- * triangular: the lower triangle of its G): with `selected` FALSE and one
- * term, the one-term formula; otherwise the selected inverse's. */
-SEXP lmm_exact_gradient(SEXP sxp, SEXP theta, SEXP sreml, SEXP sselected)
+ * triangular: the lower triangle of its G) of the profiled criterion, or
+ * with sigma (a positive number, else NULL) of the criterion at that
+ * residual sd: with `selected` FALSE, one term and sigma profiled, the
+ * one-term formula; otherwise the selected inverse's. */
+SEXP lmm_exact_gradient(SEXP sxp, SEXP theta, SEXP sreml, SEXP sselected, SEXP ssigma)
 {
     lmm_xprod xp;
     lmm_unpack_xprod(sxp, &xp);
     int nt = lmm_ntheta(&xp), reml = lmm_arg_flag(sreml, "REML");
-    int selected = lmm_arg_flag(sselected, "selected") || xp.nterms > 1;
+    double sigma = 0;
+    if (!isNull(ssigma)) {
+        sigma = isReal(ssigma) && XLENGTH(ssigma) == 1 ? REAL(ssigma)[0] : NA_REAL;
+        if (!(sigma > 0) || !R_FINITE(sigma)) error(_("'sigma' must be NULL or one positive number"));
+    }
+    int selected = lmm_arg_flag(sselected, "selected") || xp.nterms > 1 || sigma > 0;
     const double *th = lmm_arg_finite(theta, nt, "theta");
     SEXP ans = PROTECT(allocVector(REALSXP, nt));
     if (!selected) {
@@ -531,7 +555,7 @@ SEXP lmm_exact_gradient(SEXP sxp, SEXP theta, SEXP sreml, SEXP sselected)
     lmm_model_gradient_ws ws;
     lmm_model_gradient_alloc(&xp, &ws);
     double *G = (double *) R_alloc((size_t) fa.lamoff[xp.nterms], sizeof(double));
-    if (lmm_model_gradient(&xp, &fa, reml, &ws, G) != 0)
+    if (lmm_model_gradient(&xp, &fa, reml, sigma, &ws, G) != 0)
         error(_("the model is not positive definite at this theta"));
     for (int j = 0, i = 0; j < xp.nterms; j++) {
         int k = xp.ncol[j];

@@ -16,9 +16,11 @@ typedef struct {
 
 void lmm_model_gradient_alloc(const lmm_xprod *xp, lmm_model_gradient_ws *ws);
 /* d d / d lambda_j for every term j (k_j x k_j each, at fa->lamoff[j]) at
- * the factor's lower triangular lambdas, from a complete factor (fa as
- * lmm_factorize() left it: code 0); 0, or 1 when it cannot be had there. */
-int lmm_model_gradient(const lmm_xprod *xp, const lmm_factor *fa, int reml,
+ * the factor's lower triangular lambdas, of the profiled criterion (sigma
+ * 0) or of the criterion at the residual sd sigma, from a complete factor
+ * (fa as lmm_factorize() left it: code 0); 0, or 1 when it cannot be had
+ * there. */
+int lmm_model_gradient(const lmm_xprod *xp, const lmm_factor *fa, int reml, double sigma,
                        lmm_model_gradient_ws *ws, double *G);
 
 #endif

@@ -15,7 +15,7 @@ static const R_CallMethodDef call_methods[] = {
     CALLDEF("lmm_levels_used", lmm_levels_used, 1),
     CALLDEF("lmm_column_scales", lmm_column_scales, 1),
     CALLDEF("lmm_deviance", lmm_deviance_R, 3),
-    CALLDEF("lmm_exact_gradient", lmm_exact_gradient, 4),
+    CALLDEF("lmm_exact_gradient", lmm_exact_gradient, 5),
     CALLDEF("lmm_optimize", lmm_optimize_R, 4),
     CALLDEF("lmm_theta_transform", lmm_theta_transform, 4),
     CALLDEF("lmm_solution", lmm_solution, 4),

@@ -14,7 +14,7 @@ SEXP lmm_all_finite(SEXP x);
 SEXP lmm_levels_used(SEXP f);
 SEXP lmm_column_scales(SEXP X);
 SEXP lmm_deviance_R(SEXP xprod, SEXP theta, SEXP reml);
-SEXP lmm_exact_gradient(SEXP xprod, SEXP theta, SEXP reml, SEXP selected);
+SEXP lmm_exact_gradient(SEXP xprod, SEXP theta, SEXP reml, SEXP selected, SEXP sigma);
 SEXP lmm_optimize_R(SEXP xprod, SEXP theta, SEXP reml, SEXP control);
 /* theta.c */
 SEXP lmm_theta_transform(SEXP theta, SEXP ncol, SEXP R, SEXP to_space);

@@ -48,7 +48,7 @@ entry_args <- local({
         lmm_levels_used = list(d$g),
         lmm_column_scales = list(X),
         lmm_deviance = list(fit$xprod, theta, TRUE),
-        lmm_exact_gradient = list(fit$xprod, theta, TRUE, TRUE),
+        lmm_exact_gradient = list(fit$xprod, theta, TRUE, TRUE, NULL),
         lmm_optimize = list(fit$xprod, theta, TRUE, ctl),
         lmm_theta_transform = list(theta, c(2L, 1L), list(matrix(c(1, 0, 2, 1), 2), NULL), TRUE),
         lmm_solution = list(fit$xprod, theta, TRUE, NULL),
@@ -94,6 +94,7 @@ accepted <- list(
     lmm_optimize = list(`4` = "list0"),
     ## NULL: sigma profiled; any positive number is a known residual sd
     lmm_solution = list(`4` = c("NULL", "big")),
+    lmm_exact_gradient = list(`5` = c("NULL", "big")),    # sigma: profiled, or fixed at 1e10
     lmm_ar1_optimize = list(`7` = "list0"),
     lmm_resid_optimize = list(`9` = "list0"),
     ## NULL beta: solved with u (nAGQ = 0's criterion); NULL u0: from 0; a

@@ -27,8 +27,8 @@ test_that("the exact gradient equals finite differences, REML and ML, weighted o
         fit <- suppressMessages(lmmfit(cs[[1]], cs[[2]], weights = cs[[3]]))
         for (reml in c(TRUE, FALSE)) {
             th <- fit$theta * runif(length(fit$theta), 0.5, 1.5) + 0.05
-            g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml, FALSE)
-            g_sel <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml, TRUE)
+            g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml, FALSE, NULL)
+            g_sel <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml, TRUE, NULL)
             expect_lt(max(abs(g - g_sel)) / max(abs(g)), 1e-10)
             g_fd <- fd_gradient(fit$xprod, th, reml)
             expect_lt(max(abs(g - g_fd)) / max(abs(g_fd)), GRADIENT_TOL)
@@ -38,7 +38,7 @@ test_that("the exact gradient equals finite differences, REML and ML, weighted o
     fit <- suppressMessages(lmmfit(y ~ x + (f | g), d))
     th <- fit$theta + 0.1
     th[1] <- 0
-    g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, TRUE, FALSE)
+    g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, TRUE, FALSE, NULL)
     e <- 1e-6
     fwd <- (.Call(lmmfit:::C_lmm_deviance, fit$xprod, cbind(replace(th, 1, e)), TRUE) -
             .Call(lmmfit:::C_lmm_deviance, fit$xprod, cbind(th), TRUE)) / e
@@ -63,8 +63,20 @@ test_that("the selected inverse's gradient equals finite differences on every de
     for (f in cases) for (reml in c(TRUE, FALSE)) for (w in list(NULL, d$w)) {
         fit <- suppressMessages(lmmfit(f, d, REML = reml, weights = w))
         th <- fit$theta * runif(length(fit$theta), 0.5, 1.5) + 0.05 * lmmfit:::theta_is_diag(fit$reterms)
-        g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml, TRUE)
+        g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml, TRUE, NULL)
         g_fd <- fd_gradient(fit$xprod, th, reml)
+        expect_lt(max(abs(g - g_fd)) / max(abs(g_fd)), GRADIENT_TOL)
+    }
+    ## the criterion at a fixed residual sd (meta-analysis's known variances)
+    fit <- suppressMessages(lmmfit(y ~ x + (x | g) + (1 | h) + (1 | b), d))
+    th <- fit$theta * runif(length(fit$theta), 0.5, 1.5) + 0.05 * lmmfit:::theta_is_diag(fit$reterms)
+    for (reml in c(TRUE, FALSE)) for (s in c(0.7, 1.3)) {
+        dev_at <- function(t) .Call(lmmfit:::C_lmm_solution, fit$xprod, t, reml, s)$deviance
+        g_fd <- vapply(seq_along(th), function(i) {
+            e <- replace(numeric(length(th)), i, 1e-5 * max(1, abs(th[i])))
+            (dev_at(th + e) - dev_at(th - e)) / (2 * e[i])
+        }, 0)
+        g <- .Call(lmmfit:::C_lmm_exact_gradient, fit$xprod, th, reml, TRUE, s)
         expect_lt(max(abs(g - g_fd)) / max(abs(g_fd)), GRADIENT_TOL)
     }
     ## a sparse tail (pupils of whom some change school: partially crossed),
@@ -81,7 +93,7 @@ test_that("the selected inverse's gradient equals finite differences on every de
     expect_false(is.null(.Call(lmmfit:::C_lmm_solution, fp$xprod, as.double(fp$theta), TRUE, NULL)$tail_order))
     for (reml in c(TRUE, FALSE)) {
         th <- fp$theta * c(0.7, 1.3)
-        g <- .Call(lmmfit:::C_lmm_exact_gradient, fp$xprod, th, reml, TRUE)
+        g <- .Call(lmmfit:::C_lmm_exact_gradient, fp$xprod, th, reml, TRUE, NULL)
         expect_lt(max(abs(g - fd_gradient(fp$xprod, th, reml))) / max(abs(g)), GRADIENT_TOL)
     }
 })
