@@ -371,12 +371,7 @@ static void level_w(const lmm_xprod *xp, const lmm_factor *fa, int s, int k, con
     const double *lam = fa->lambda + fa->lamoff[s];
     double *Ws = W + fa->lamoff[s];
     /* T = a lambda; Ws += T Zt */
-    for (int c = 0; c < k; c++)
-        for (int r = 0; r < k; r++) {
-            double v = 0;
-            for (int t = c; t < k; t++) v += a[r + t * k] * lam[t + c * k];
-            T[r + c * k] = v;
-        }
+    lmm_times_lower(k, k, a, lam, T);
     for (int c = 0; c < k; c++)
         for (int r = 0; r < k; r++) {
             double v = 0;
@@ -385,12 +380,7 @@ static void level_w(const lmm_xprod *xp, const lmm_factor *fa, int s, int k, con
         }
     if (m == 0) return;
     /* scratch = Ab lambda (m x k) */
-    for (int c = 0; c < k; c++)
-        for (int e = 0; e < m; e++) {
-            double v = 0;
-            for (int t = c; t < k; t++) v += Ab[e + (size_t) t * m] * lam[t + c * k];
-            scratch[e + (size_t) c * m] = v;
-        }
+    lmm_times_lower(m, k, Ab, lam, scratch);
     for (int e0 = 0; e0 < m;) {
         int j = xp->rterm[rows[e0]], kj = xp->ncol[j];
         const double *lj = fa->lambda + fa->lamoff[j];

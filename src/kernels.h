@@ -1,4 +1,4 @@
-/* Dense kernels of the C core (chol.c). */
+/* Dense kernels of the C core (chol.c), and small inline products. */
 #ifndef LMMFIT_KERNELS_H
 #define LMMFIT_KERNELS_H
 
@@ -25,5 +25,17 @@ int lmm_dense_chol_above(int n, double *A, int lda, double *work, int small_n);
  * work: n m doubles. */
 void lmm_dense_solve_right_lt(int m, int n, const double *L, int ldl, double *B, int ldb,
                               double *work);
+
+/* out = B L for B (m x k, column major) and a lower triangular k x k L:
+ * the product with a tile's lambda or with a factor's inverse. */
+static inline void lmm_times_lower(int m, int k, const double *B, const double *L, double *out)
+{
+    for (int c = 0; c < k; c++)
+        for (int a = 0; a < m; a++) {
+            double s = 0;
+            for (int t = c; t < k; t++) s += B[a + (size_t) t * m] * L[t + c * k];
+            out[a + (size_t) c * m] = s;
+        }
+}
 
 #endif

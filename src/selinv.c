@@ -22,6 +22,7 @@
 #include "model.h"
 #include "lmmfit.h"
 #include "selinv.h"
+#include "kernels.h"
 
 
 /* The largest number of rows beside any level. */
@@ -137,12 +138,7 @@ static void invert_level(const lmm_xprod *xp, lmm_selinv_ws *si, int k, const do
         }
     if (m == 0) return;
     /* Bt = B Li (m x k) */
-    for (int c = 0; c < k; c++)
-        for (int a = 0; a < m; a++) {
-            double s = 0;
-            for (int t = c; t < k; t++) s += B[a + (size_t) t * m] * Li[t + c * k];
-            Bt[a + (size_t) c * m] = s;
-        }
+    lmm_times_lower(m, k, B, Li, Bt);
     gather_after(xp, si, m, rows, slot, si->ZCC);
     /* Zb = -ZCC Bt */
     const double *ZCC = si->ZCC;
