@@ -355,7 +355,7 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
     /* stage 1 from the start; its values condition theta in the driver */
     int code = glmm_pirls(&f.m, REAL(theta), 1);
     if (code != GLMM_OK) error(_("%s at the starting values"), pirls_failure(code));
-    lmm_problem pb1 = {&f.m.xj, 0, NULL, NULL, joint_objective, &f, NULL, 0, 1, 0};
+    lmm_problem pb1 = {&f.m.xj, 0, NULL, NULL, joint_objective, &f, NULL, 0, 1, 0, 0, 0};
     lmm_optres res1, res2;
     int npar = nt + (f.nagq > 0 ? p : 0);
     SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
@@ -386,7 +386,7 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
         glmm_set_beta(&f.m, f.m.beta);
         code = glmm_pirls(&f.m, REAL(theta), 0);
         if (code != GLMM_OK) error(_("%s at the first stage's optimum"), pirls_failure(code));
-        lmm_problem pb2 = {&f.m.xu, p, lower, upper, full_objective, &f, NULL, 0, 1, 0};
+        lmm_problem pb2 = {&f.m.xu, p, lower, upper, full_objective, &f, NULL, 0, 1, 0, 0, 0};
         lmm_drive(&pb2, REAL(par), &ctl, &res2, REAL(grad), REAL(scaled));
         crit = full_objective(REAL(par), &f);
         beta_from_whitened(&f, REAL(par) + nt, f.m.beta);

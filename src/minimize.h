@@ -20,5 +20,9 @@ void lmm_fd_gradient(int n, const double *x, const double *lower, const double *
  * maxit, relative step h; 1 when the predicted decrease became negligible. */
 int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
                       lmm_objective fn, void *ex, int maxit, double h);
+/* Newton steps with the exact gradient gr from a converged polish's x (in
+ * place), at most maxit; returns the steps taken. */
+int lmm_gradient_newton(int n, double *x, const double *lower, const double *upper,
+                        lmm_objective fn, lmm_gradient_fn gr, void *ex, int maxit);
 
 #endif

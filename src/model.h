@@ -232,6 +232,11 @@ typedef struct {
     /* 1: lambda_gradient also serves the loose phase of problems small
      * enough for the Newton polish (else forward differences do there) */
     int gradient_when_small;
+    /* 1: lambda_gradient serves only the final Newton steps (below) */
+    int gradient_newton_only;
+    /* 1: a settled end point small enough for the Newton polish gets Newton
+     * steps with lambda_gradient (minimize.c's lmm_gradient_newton) */
+    int gradient_newton;
 } lmm_problem;
 
 /* The one optimizer driver (optimizer.c): L-BFGS-B and Newton steps in

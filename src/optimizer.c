@@ -37,7 +37,8 @@ static void lmm_snap_to_zero(int n, double *x, const double *lower, lmm_objectiv
  * after a polish they are remembered rather than evaluated again.  lme4
  * likewise takes both from one stencil (at 1e-4). */
 static void report_derivatives(int n, const double *x, const double *lower, const double *upper,
-                               lmm_objective fn, void *ex, double *grad, double *scaled)
+                               lmm_objective fn, void *ex, double *grad, double *scaled,
+                               double *curvature)
 {
     double *xt = (double *) R_alloc((size_t) n, sizeof(double));
     memcpy(xt, x, (size_t) n * sizeof(double));
@@ -59,8 +60,19 @@ static void report_derivatives(int n, const double *x, const double *lower, cons
         xt[i] = x[i];
         if (!R_FINITE(grad[i])) grad[i] = NA_REAL;
         scaled[i] = (R_FINITE(curv) && curv > 0 && R_FINITE(grad[i])) ? grad[i] / sqrt(curv) : NA_REAL;
+        if (curvature) curvature[i] = curv;
     }
 }
+
+/* With the end point's exact gradient (when the final Newton steps had
+ * one), the reported gradient is it, and the scaled one its ratio to the
+ * square root of the stencil's curvature: finite differences at 2e-4 carry
+ * truncation and rounding errors far above an exact gradient's at an
+ * optimum pinned by Newton steps. */
+static int space_gradient(const double *x, double *g, void *ex);
+typedef struct search_ws_s search_ws;
+static void exact_derivatives(search_ws *w, const double *x, const double *curv, double *grad,
+                              double *scaled);
 
 /* ---- The driver for every model ------------------------------------- */
 
@@ -198,6 +210,10 @@ static void pin_zero_columns(const lmm_xprod *xp, int npar, const double *x, con
     }
 }
 
+/* Newton steps with an exact gradient after the search (each one checked;
+ * two or three reach the parameters' precision from a converged polish). */
+#define GRADIENT_NEWTON_STEPS 5
+
 /* How many times the search may leave the boundary and start again: each
  * time lowers the deviance, and no design has needed more than two. */
 #define MAX_ROUNDS 8
@@ -207,13 +223,14 @@ static void pin_zero_columns(const lmm_xprod *xp, int npar, const double *x, con
 
 /* The search's state: the space, the boundary workspace, the bounds (and
  * the polish's, with the zero columns pinned). */
-typedef struct {
+struct search_ws_s {
     const lmm_xprod *xp;
     fit_space *sp;
     escape_ws *ew;
-    int npar, small, gradient_when_small;
+    int npar, small, gradient_when_small, newton_only;
     double *lower, *upper, *plo, *pup;
-} search_ws;
+    int newtoned;        /* the final Newton steps ran (with an exact gradient) */
+};
 
 /* The loose phase's L-BFGS-B tolerance (in units of machine epsilon): a
  * relative decrease of 2e-6 per iteration, where the Newton polish takes
@@ -245,7 +262,7 @@ static int search(search_ws *w, double *x, const lmm_optctl *ctl, lmm_optres *re
      * loose phase would stop a whole unit from the optimum.  Measured from the
      * starting value instead, the rule is relative to the decrease achieved. */
     loose.shift = 1;
-    lmm_gradient_fn gr = sp->lambda_gradient ? space_gradient : NULL;
+    lmm_gradient_fn gr = sp->lambda_gradient && !w->newton_only ? space_gradient : NULL;
     lmm_minimize(npar, x, w->lower, w->upper, space_objective,
                  w->small && !w->gradient_when_small ? NULL : gr, sp, &loose, res);
     for (int round = 0; ; round++) {
@@ -264,6 +281,19 @@ static int search(search_ws *w, double *x, const lmm_optctl *ctl, lmm_optres *re
         if (round == MAX_ROUNDS) return 0;
         lmm_minimize(npar, x, w->lower, w->upper, space_objective, gr, sp, ctl, res);
         stalled = !moved && *f - res->fmin < 1e-12 * fmax(1.0, fabs(*f));
+    }
+}
+
+static void exact_derivatives(search_ws *w, const double *x, const double *curv, double *grad,
+                              double *scaled)
+{
+    if (!w->newtoned) return;
+    double *g = (double *) R_alloc((size_t) w->npar, sizeof(double));
+    if (space_gradient(x, g, w->sp) != 0) return;
+    for (int i = 0; i < w->npar; i++) {
+        if (!R_FINITE(g[i])) continue;
+        grad[i] = g[i];
+        scaled[i] = R_FINITE(curv[i]) && curv[i] > 0 ? g[i] / sqrt(curv[i]) : NA_REAL;
     }
 }
 
@@ -408,7 +438,7 @@ static void drive_extras(const lmm_problem *pb, double *par, const lmm_optctl *c
             grad[i] = 0;
             scaled[i] = NA_REAL;
         }
-        report_derivatives(ne, x, lower, upper, extras_objective, &e, grad + nt, scaled + nt);
+        report_derivatives(ne, x, lower, upper, extras_objective, &e, grad + nt, scaled + nt, NULL);
         for (int i = 0; i < ne; i++) {
             double *g = grad + nt + i;
             int outward = (x[i] <= lower[i] && *g > 0) || (x[i] >= upper[i] && *g < 0);
@@ -432,10 +462,11 @@ void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_op
     escape_ws ew;
     lmm_escape_ws_init(&ew, xp, npar);
     search_ws w = {xp, &sp, &ew, npar, npar <= SMALL_PROBLEM, pb->gradient_when_small,
+                   pb->gradient_newton_only,
                    (double *) R_alloc((size_t) npar, sizeof(double)),
                    (double *) R_alloc((size_t) npar, sizeof(double)),
                    (double *) R_alloc((size_t) npar, sizeof(double)),
-                   (double *) R_alloc((size_t) npar, sizeof(double))};
+                   (double *) R_alloc((size_t) npar, sizeof(double)), 0};
     double *lower = w.lower, *upper = w.upper;
     double *x = (double *) R_alloc((size_t) npar, sizeof(double));
     lmm_theta_lower(xp, lower);
@@ -450,13 +481,23 @@ void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_op
     int settled = search(&w, x, ctl, res, &f);
     if (on_boundary(xp, x)) restart_from_interior(&w, x, &f, &settled, ctl, res, pb->local ? 1 : N_RESTARTS);
     else if (!pb->local) search_faces(&w, x, &f, &settled, ctl, res);
+    if (settled && pb->gradient_newton && sp.lambda_gradient && w.small) {
+        /* the zero columns held, as in the polish */
+        lmm_canonical_form(xp, x, ew.twork);
+        pin_zero_columns(xp, npar, x, lower, upper, w.plo, w.pup);
+        lmm_gradient_newton(npar, x, w.plo, w.pup, space_objective, space_gradient, &sp,
+                            GRADIENT_NEWTON_STEPS);
+        w.newtoned = 1;
+    }
     map_space(&sp, x, par, 0);
     res->fmin = pb->fn(par, pb->ex);
     if (grad) {
         /* in the optimizer's parameters: free of the covariates' units, and
          * on the stencil of the polish's last iteration (remembered by the
          * plain fit's objective) */
-        report_derivatives(npar, x, lower, upper, space_objective, &sp, grad, scaled);
+        double *curv = (double *) R_alloc((size_t) npar, sizeof(double));
+        report_derivatives(npar, x, lower, upper, space_objective, &sp, grad, scaled, curv);
+        exact_derivatives(&w, x, curv, grad, scaled);
         /* a derivative pointing out of the feasible region at an active
          * bound is no sign of a failed optimisation */
         for (int i = 0; i < npar; i++) {
