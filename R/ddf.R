@@ -19,7 +19,7 @@ satterthwaite_setup <- function(object, tol = 1e-8) {
     check_ddf_fit(object)
     if (has_resid_structure(object)) return(resid_satterthwaite_setup(object))
     vp <- c(unname(object$theta), sigma(object))
-    d <- .Call(C_lmm_ddf_derivs, object$xprod, as.double(vp), object$REML, c(1e-3, 1e-1))
+    d <- .Call(C_lmm_ddf_derivs, object$xprod, as.double(vp), object$REML, c(1e-3, 1e-1), "auto")
     e <- eigen(d$hessian, symmetric = TRUE)
     pos <- e$values > tol
     if (any(e$values < -tol))

@@ -11,14 +11,18 @@
  * equal the profiled criteria.  The Jacobian of vec(vcov(beta)) and the
  * Hessian of d with respect to varpar are central finite differences refined
  * by Richardson extrapolation (steps h, h/2, h/4, h/8), all in one call.  The
- * Hessian needs large steps (default 10% of each parameter): its rounding
- * error grows as 1/h^2 and the extrapolation removes the truncation error. */
+ * Hessian is the Jacobian of d's exact gradient (gradient.c in theta, closed
+ * form in sigma) where that gradient costs less than the second differences
+ * (8 nv gradients against 8 nv^2 evaluations), else second differences at
+ * large steps (default 10% of each parameter): their rounding error grows as
+ * 1/h^2 and the extrapolation removes the truncation error. */
 #include <math.h>
 #include <string.h>
 #include "lapack.h"
 #include <Rinternals.h>
 #include "model.h"
 #include "lmmfit.h"
+#include "gradient.h"
 
 #define RICH_LEVELS 4
 
@@ -87,8 +91,63 @@ static void richardson(double **T, int levels, int m)
     }
 }
 
+/* The gradient of d in varpar at x into g: theta's from the selected
+ * inverse at that sigma, sigma's in closed form,
+ *   d d / d sigma = 2 df / sigma - 2 pwrss / sigma^3  (df = n, or n - p). */
+static void vp_gradient(vp_fun *f, lmm_model_gradient_ws *ws, double *G, const double *x, double *g)
+{
+    const lmm_xprod *xp = f->xp;
+    int nt = f->nv - 1;
+    double sigma = x[nt];
+    memcpy(f->work, x, (size_t) f->nv * sizeof(double));
+    int code = sigma > 0 ? lmm_factorize(xp, f->work, f->fa) : 10;
+    if (code != 0) error(_("computing the Hessian of the deviance: %s"), vp_failure(code));
+    if (lmm_model_gradient(xp, f->fa, f->reml, sigma, ws, G) != 0)
+        error(_("computing the Hessian of the deviance: the gradient is not defined at these parameters"));
+    for (int j = 0, i = 0; j < xp->nterms; j++) {
+        int k = xp->ncol[j];
+        for (int c = 0; c < k; c++)
+            for (int r = c; r < k; r++) g[i++] = G[f->fa->lamoff[j] + r + c * k];
+    }
+    double df = f->reml ? (double) xp->nobs - xp->p : (double) xp->nobs;
+    g[nt] = 2.0 * df / sigma - 2.0 * f->fa->pwrss / (sigma * sigma * sigma);
+}
+
+/* The Hessian of d as the Jacobian of its gradient: central differences at
+ * the first derivatives' steps g0, Richardson-refined, symmetrised. */
+static void vp_hessian_from_gradient(vp_fun *f, const double *x0, const double *g0, double *hess)
+{
+    int nv = f->nv;
+    lmm_model_gradient_ws ws;
+    lmm_model_gradient_alloc(f->xp, &ws);
+    double *G = (double *) R_alloc((size_t) f->fa->lamoff[f->xp->nterms], sizeof(double));
+    double *x = (double *) R_alloc((size_t) nv, sizeof(double));
+    double *gp = (double *) R_alloc((size_t) nv, sizeof(double));
+    double *gm = (double *) R_alloc((size_t) nv, sizeof(double));
+    double *T[RICH_LEVELS];
+    for (int k = 0; k < RICH_LEVELS; k++) T[k] = (double *) R_alloc((size_t) nv, sizeof(double));
+    for (int j = 0; j < nv; j++) {
+        R_CheckUserInterrupt();
+        for (int k = 0; k < RICH_LEVELS; k++) {
+            double h = g0[j] / (double) (1 << k);
+            memcpy(x, x0, (size_t) nv * sizeof(double));
+            x[j] = x0[j] + h;
+            vp_gradient(f, &ws, G, x, gp);
+            x[j] = x0[j] - h;
+            vp_gradient(f, &ws, G, x, gm);
+            for (int i = 0; i < nv; i++) T[k][i] = (gp[i] - gm[i]) / (2.0 * h);
+        }
+        richardson(T, RICH_LEVELS, nv);
+        memcpy(hess + (size_t) j * nv, T[0], (size_t) nv * sizeof(double));
+    }
+    for (int j = 0; j < nv; j++)
+        for (int i = 0; i < j; i++)
+            hess[i + j * nv] = hess[j + i * nv] = 0.5 * (hess[i + j * nv] + hess[j + i * nv]);
+}
+
 /* Jacobian (m x nv) of F and Hessian (nv x nv) of its last component. */
-static void vp_derivs(vp_fun *f, const double *x0, const double *rel, double *jac, double *hess)
+static void vp_derivs(vp_fun *f, const double *x0, const double *rel, int use_gradient, double *jac,
+                      double *hess)
 {
     int nv = f->nv, m = f->m;
     double *x = (double *) R_alloc((size_t) nv, sizeof(double));
@@ -124,6 +183,10 @@ static void vp_derivs(vp_fun *f, const double *x0, const double *rel, double *ja
         }
         richardson(T, RICH_LEVELS, m);
         memcpy(jac + (size_t) i * m, T[0], (size_t) m * sizeof(double));
+    }
+    if (use_gradient) {
+        vp_hessian_from_gradient(f, x0, g0, hess);
+        return;
     }
     /* the diagonal of the Hessian */
     for (int i = 0; i < nv; i++) {
@@ -190,9 +253,16 @@ SEXP lmm_vcov_dev(SEXP sxp, SEXP varpar, SEXP sreml)
 
 /* vcov(beta), the deviance, the Jacobian of vcov(beta) (p x p x nv) and the
  * Hessian of the deviance (nv x nv), all at varpar. */
-SEXP lmm_ddf_derivs(SEXP sxp, SEXP varpar, SEXP sreml, SEXP srel)
+SEXP lmm_ddf_derivs(SEXP sxp, SEXP varpar, SEXP sreml, SEXP srel, SEXP shessian)
 {
     int nprot = 0, reml = lmm_arg_flag(sreml, "REML");
+    /* "auto": the gradient's Jacobian where it is cheaper; "gradient" or
+     * "differences" to choose */
+    if (!isString(shessian) || LENGTH(shessian) != 1)
+        error(_("'hessian' must be \"auto\", \"gradient\" or \"differences\""));
+    const char *how = CHAR(STRING_ELT(shessian, 0));
+    if (strcmp(how, "auto") && strcmp(how, "gradient") && strcmp(how, "differences"))
+        error(_("'hessian' must be \"auto\", \"gradient\" or \"differences\""));
     if (!isReal(srel) || LENGTH(srel) != 2) error(_("'rel' must be two relative steps"));
     const double *rel = REAL(srel);
     lmm_xprod xp;
@@ -208,7 +278,11 @@ SEXP lmm_ddf_derivs(SEXP sxp, SEXP varpar, SEXP sreml, SEXP srel)
 
     double *jac = (double *) R_alloc((size_t) m * nv, sizeof(double));
     SEXP H = PROTECT(allocMatrix(REALSXP, nv, nv)); nprot++;
-    vp_derivs(&f, REAL(varpar), rel, jac, REAL(H));
+    /* 8 nv gradients (each an evaluation and its further cost) against
+     * about 8 nv^2 evaluations */
+    int use_gradient = !strcmp(how, "gradient") ||
+        (!strcmp(how, "auto") && 1.0 + lmm_model_gradient_cost(&xp) < nv);
+    vp_derivs(&f, REAL(varpar), rel, use_gradient, jac, REAL(H));
 
     SEXP V = PROTECT(allocMatrix(REALSXP, p, p)); nprot++;
     double dev;

@@ -196,19 +196,6 @@ static double *theta_upper(int nt)
  * factored sparse (its inverse is formed dense, which costs more than the
  * sparse factorisation saves). */
 #define SELECTED_GRADIENT_MIN_THETA 3
-/* The gradient's cost beyond its factorisation, in evaluations: its
- * back-substitutions and products, and the dense tail's inverse by LAPACK's
- * dpotri, slower per flop with the reference BLAS than the factor's own
- * kernel.  Measured: 1.5 without a tail; crossed slopes with tails of 100,
- * 300 and 600 rows 2.5, 4 and 11; InstEval's 1,142 rows 14.4. */
-#define SELECTED_GRADIENT_BASE_COST 1.5
-#define SELECTED_GRADIENT_TAIL_ROWS 85.0
-
-static double selected_gradient_cost(const lmm_xprod *xp)
-{
-    return SELECTED_GRADIENT_BASE_COST + xp->qd / SELECTED_GRADIENT_TAIL_ROWS;
-}
-
 void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
                   const lmm_optctl *ctl, lmm_optres *res, double *grad, double *scaled)
 {
@@ -226,7 +213,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
         pb.lambda_gradient = deviance_lambda_gradient;
         pb.gradient_when_small = 1;
     } else if ((xp->nterms > 1 || ctl->sigma > 0) && lmm_ntheta(xp) >= SELECTED_GRADIENT_MIN_THETA &&
-               fa.tail == NULL && selected_gradient_cost(xp) < lmm_ntheta(xp)) {
+               fa.tail == NULL && lmm_model_gradient_cost(xp) < lmm_ntheta(xp)) {
         deviance_ex_selected(&dev);
         pb.lambda_gradient = deviance_lambda_gradient;
         pb.gradient_when_small = lmm_ntheta(xp) >= LOOSE_GRADIENT_MIN_THETA;
@@ -236,7 +223,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
             dev.gwork = (double *) R_alloc(lmm_term_gradient_work(xp), sizeof(double));
             pb.lambda_gradient = deviance_lambda_gradient;
             pb.gradient_newton_only = 1;
-        } else if (!pb.lambda_gradient && fa.tail == NULL && selected_gradient_cost(xp) < lmm_ntheta(xp)) {
+        } else if (!pb.lambda_gradient && fa.tail == NULL && lmm_model_gradient_cost(xp) < lmm_ntheta(xp)) {
             deviance_ex_selected(&dev);
             pb.lambda_gradient = deviance_lambda_gradient;
             pb.gradient_newton_only = 1;
@@ -247,7 +234,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     /* factorisations done (not values remembered, a gradient's own
      * included), and a gradient's further work in evaluations: two for one
      * term's, the estimate above for the selected inverse's */
-    double per_grad = dev.mg ? selected_gradient_cost(xp) : 2.0;
+    double per_grad = dev.mg ? lmm_model_gradient_cost(xp) : 2.0;
     res->fncount = dev.nevals + (int) ceil(per_grad * dev.ngrads);
 }
 

@@ -14,6 +14,9 @@ typedef struct {
     double *Ht, *Vt, *Rt, *PHt, *P, *AL;
 } lmm_model_gradient_ws;
 
+/* What one gradient costs beyond its factorisation, in evaluations (a
+ * measured estimate, for the rules that choose it over differences). */
+double lmm_model_gradient_cost(const lmm_xprod *xp);
 void lmm_model_gradient_alloc(const lmm_xprod *xp, lmm_model_gradient_ws *ws);
 /* d d / d lambda_j for every term j (k_j x k_j each, at fa->lamoff[j]) at
  * the factor's lower triangular lambdas, of the profiled criterion (sigma

@@ -35,7 +35,7 @@ static const R_CallMethodDef call_methods[] = {
     CALLDEF("lmm_refit", lmm_refit, 5),
     CALLDEF("lmm_wb", lmm_wb, 3),
     CALLDEF("lmm_vcov_dev", lmm_vcov_dev, 3),
-    CALLDEF("lmm_ddf_derivs", lmm_ddf_derivs, 4),
+    CALLDEF("lmm_ddf_derivs", lmm_ddf_derivs, 5),
     CALLDEF("lmm_profile_vc", lmm_profile_vc, 5),
     CALLDEF("lmm_sdcor_deviance", lmm_sdcor_deviance, 2),
     CALLDEF("lmm_profile_beta", lmm_profile_beta, 5),

@@ -43,7 +43,7 @@ SEXP lmm_refit(SEXP spec, SEXP y, SEXP theta0, SEXP reml, SEXP control);
 SEXP lmm_wb(SEXP x, SEXP g, SEXP ngroups);
 /* ddf.c, profile.c */
 SEXP lmm_vcov_dev(SEXP xprod, SEXP varpar, SEXP reml);
-SEXP lmm_ddf_derivs(SEXP xprod, SEXP varpar, SEXP reml, SEXP rel);
+SEXP lmm_ddf_derivs(SEXP xprod, SEXP varpar, SEXP reml, SEXP rel, SEXP hessian);
 SEXP lmm_profile_vc(SEXP xprod, SEXP which, SEXP value, SEXP start, SEXP control);
 SEXP lmm_sdcor_deviance(SEXP xprod, SEXP par);
 SEXP lmm_profile_beta(SEXP xprod, SEXP j, SEXP value, SEXP theta, SEXP control);

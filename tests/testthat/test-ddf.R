@@ -94,11 +94,17 @@ test_that("lmm_contrast matches lmerTest::contest (t and F, both methods)", {
     }
 })
 
+## The accuracy of the Hessian from second differences of the deviance
+## (steps of 10%, Richardson-refined over four halvings): on sleepstudy its
+## (2, 2) entry is 418.900725 where the Jacobian of the exact gradient gives
+## 418.899535 (numDeriv's of the same gradient: 418.899532), 2.8e-6 relative.
+SECOND_DIFFERENCE_TOL <- 1e-5
+
 test_that("the derivatives from C match a direct evaluation and the fit", {
     need_lme4()
     fit <- lmmfit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
     vp <- c(unname(fit$theta), sigma(fit))
-    d <- .Call(C_lmm_ddf_derivs, fit$xprod, vp, TRUE, c(1e-3, 1e-1))
+    d <- .Call(C_lmm_ddf_derivs, fit$xprod, vp, TRUE, c(1e-3, 1e-1), "differences")
     expect_equal(d$vcov, unname(vcov(fit)), tolerance = 1e-10)
     expect_equal(d$deviance, deviance(fit), tolerance = 1e-10)
     ## the (theta, sigma) deviance at sigma-hat is the profiled REML criterion, and
@@ -111,6 +117,39 @@ test_that("the derivatives from C match a direct evaluation and the fit", {
     expect_equal(d$hessian[4, 4], 6 * fit$pwrss / s^4 - 2 * (n - 2) / s^2, tolerance = 1e-7)
     ## Jacobian in sigma: 2 vcov / sigma
     expect_equal(d$jacobian[, , 4], 2 * unname(vcov(fit)) / s, tolerance = 1e-7)
+    ## the Hessian as the Jacobian of the exact gradient: the closed form, and
+    ## numDeriv's Richardson Jacobian of the same gradient (theta's from C,
+    ## itself checked against differences of the deviance in test-gradient.R)
+    dg <- .Call(C_lmm_ddf_derivs, fit$xprod, vp, TRUE, c(1e-3, 1e-1), "gradient")
+    expect_equal(dg$hessian[4, 4], 6 * fit$pwrss / s^4 - 2 * (n - 2) / s^2, tolerance = 1e-9)
+    if (requireNamespace("numDeriv", quietly = TRUE)) {
+        grad_vp <- function(v) {
+            pw <- .Call(C_lmm_solution, fit$xprod, v[1:3], TRUE, v[4])$pwrss
+            c(.Call(C_lmm_exact_gradient, fit$xprod, v[1:3], TRUE, TRUE, v[4]),
+              2 * (n - 2) / v[4] - 2 * pw / v[4]^3)
+        }
+        ref <- numDeriv::jacobian(grad_vp, vp, method.args = list(d = 1e-3, r = 6))
+        expect_equal(dg$hessian, (ref + t(ref)) / 2, tolerance = 1e-7)
+    }
+    ## second differences at 10% steps agree to their own accuracy
+    expect_equal(d$hessian, dg$hessian, tolerance = SECOND_DIFFERENCE_TOL)
+    expect_error(.Call(C_lmm_ddf_derivs, fit$xprod, vp, TRUE, c(1e-3, 1e-1), "exact"), "auto")
+})
+
+test_that("the Hessian from the exact gradient equals second differences on several terms, ML and REML", {
+    need_lme4()
+    set.seed(27)
+    n <- 400L
+    d <- data.frame(g = factor(sample(25L, n, TRUE)), h = factor(sample(12L, n, TRUE)), x = rnorm(n))
+    d$y <- 1 + d$x + rnorm(25)[d$g] + 0.4 * rnorm(25)[d$g] * d$x + rnorm(12, sd = 0.7)[d$h] + rnorm(n)
+    for (reml in c(TRUE, FALSE)) {
+        fit <- lmmfit(y ~ x + (x | g) + (1 | h), d, REML = reml)
+        vp <- c(unname(fit$theta), sigma(fit))
+        dd <- .Call(C_lmm_ddf_derivs, fit$xprod, vp, reml, c(1e-3, 1e-1), "differences")
+        dg <- .Call(C_lmm_ddf_derivs, fit$xprod, vp, reml, c(1e-3, 1e-1), "gradient")
+        expect_equal(dd$hessian, dg$hessian, tolerance = SECOND_DIFFERENCE_TOL)
+        expect_equal(dg$jacobian, dd$jacobian, tolerance = 1e-12)
+    }
 })
 
 test_that("summary keeps lme4's layout and adds df and p-values", {

@@ -70,7 +70,7 @@ entry_args <- local({
         lmm_refit = list(spec, y - drop(X %*% fit$beta), theta, TRUE, ctl),
         lmm_wb = list(as.double(d$x), as.integer(d$g), 6L),
         lmm_vcov_dev = list(fit$xprod, vp, TRUE),
-        lmm_ddf_derivs = list(fit$xprod, vp, TRUE, c(1e-3, 1e-1)),
+        lmm_ddf_derivs = list(fit$xprod, vp, TRUE, c(1e-3, 1e-1), "auto"),
         lmm_profile_vc = list(fit$xprod, 1L, 1, sdc, ctl),
         lmm_sdcor_deviance = list(fit$xprod, sdc),
         lmm_profile_beta = list(fit$xprod, 1L, 250, theta, ctl),
