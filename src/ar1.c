@@ -294,7 +294,7 @@ SEXP lmm_ar1_optimize(SEXP sxp, SEXP spieces, SEXP sgaps, SEXP snpairs, SEXP spa
     /* the whitened cross-products at the starting phi: the driver conditions
      * theta on them */
     ar1_combine(&m, fmax(-phimax, fmin(phimax, x[nt])));
-    lmm_problem pb = {&m.xp, 1, lower + nt, upper + nt, ar1_objective, &m, NULL, 0, 0, 0, 0, 0};
+    lmm_problem pb = {&m.xp, 1, lower + nt, upper + nt, ar1_objective, &m, NULL, 0, 0, 0, 0, 0, 0};
     SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
     SEXP scaled = PROTECT(allocVector(REALSXP, npar)); nprot++;
     lmm_drive(&pb, x, &ctl, &res, REAL(grad), REAL(scaled));

@@ -127,9 +127,11 @@ static int selected_lambda_gradient(deviance_ex *d, const double *lam, double *G
 
 /* The exact gradient in lambda of the deviance (gradient.c): one term's
  * formula, or the selected inverse's. */
-static int deviance_lambda_gradient(const double *lam, double *G, void *ex)
+static int deviance_lambda_gradient(const double *lam, const double *extra, double *G, double *gextra, void *ex)
 {
     deviance_ex *d = (deviance_ex *) ex;
+    (void) extra;        /* a plain fit has no further parameters */
+    (void) gextra;
     if (long_evaluation(d->xp)) R_CheckUserInterrupt();
     d->ngrads++;
     if (d->mg) return selected_lambda_gradient(d, lam, G);
@@ -203,7 +205,7 @@ void lmm_optimize(const lmm_xprod *xp, double *theta, int reml,
     lmm_factor_alloc(xp, &fa);
     deviance_ex dev;
     deviance_ex_init(&dev, xp, &fa, reml, ctl->sigma, 1);
-    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL, 0, 0, 0, 0, 0};
+    lmm_problem pb = {xp, 0, NULL, NULL, deviance_objective, &dev, NULL, 0, 0, 0, 0, 0, 0};
     /* (one term's formula differentiates the profiled criterion only) */
     if (xp->nterms == 1 && xp->ncol[0] >= EXACT_GRADIENT_MIN_COLUMNS && ctl->sigma == 0) {
         /* one term: its exact gradient costs about two evaluations, finite

@@ -120,6 +120,12 @@ double glmm_agq(glmm_model *m, int nq, const double *t, const double *wk);
 /* -2 log p(y | mu) - sum dev at the point PIRLS left: the saturated
  * constant, or for a family with a dispersion its aic less the deviance */
 double glmm_density_offset(const glmm_model *m);
+/* glmm_gradient.c: whether the exact gradient of the criterion is had
+ * (the Laplace criterion of one scalar term with a canonical link), and
+ * that gradient in lambda and beta at the point PIRLS left with beta held
+ * (work: 2 p doubles) */
+int glmm_gradient_applies(const glmm_model *m, int nagq);
+void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, double *work);
 /* eta0 = offset + X beta */
 void glmm_set_beta(glmm_model *m, const double *beta);
 /* eta = eta0 + Z Lambda u and mu at u (lambda as last set); 0 when mu

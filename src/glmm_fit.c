@@ -16,6 +16,17 @@ typedef struct {
     const double *nodes, *weights;
     double *beta1, *RX;          /* stage 1's beta and R_X (p x p upper) */
     double *theta_start;
+    /* the last evaluation whose PIRLS state is current: its point (stage
+     * 1's theta, or stage 2's theta and whitened beta; state_len 0: none)
+     * and value.  The driver asks for some points twice in a row (an
+     * L-BFGS-B run's end, then the polish's start), and the exact gradient
+     * reads that state. */
+    double *state_x, state_crit;
+    int state_len;
+    /* the exact gradient (glmm_gradient.c) where it applies: its scratch
+     * and the gradients taken */
+    double *gwork, *gbeta;
+    int ngrads;
 } glmm_fit;
 
 /* ---- unpacking ---------------------------------------------------------- */
@@ -152,6 +163,7 @@ static void glmm_setup(SEXP model, glmm_fit *f)
     int p = m->p > 0 ? m->p : 1;
     f->beta1 = (double *) R_alloc((size_t) p, sizeof(double));
     f->RX = (double *) R_alloc((size_t) p * p, sizeof(double));
+    f->state_x = (double *) R_alloc((size_t) f->ntheta + p, sizeof(double));
 }
 
 /* A logical element of the control list, FALSE when absent */
@@ -205,22 +217,40 @@ static double criterion(glmm_fit *f, int joint)
     return glmm_agq(&f->m, f->nagq, f->nodes, f->weights);
 }
 
+static int at_state(const glmm_fit *f, const double *x, int len)
+{
+    return f->state_len == len && !memcmp(x, f->state_x, (size_t) len * sizeof(double));
+}
+
+static double remember_state(glmm_fit *f, const double *x, int len, double crit)
+{
+    memcpy(f->state_x, x, (size_t) len * sizeof(double));
+    f->state_len = len;
+    f->state_crit = crit;
+    return crit;
+}
+
 /* Stage 1: theta alone, beta found by PIRLS with u */
 static double joint_objective(const double *theta, void *ex)
 {
     glmm_fit *f = (glmm_fit *) ex;
+    if (at_state(f, theta, f->ntheta)) return f->state_crit;
+    f->state_len = 0;
     f->nevals++;
     if (glmm_pirls(&f->m, theta, 1) != GLMM_OK) {
         f->failures++;
         return R_PosInf;
     }
-    return criterion(f, 1);
+    return remember_state(f, theta, f->ntheta, criterion(f, 1));
 }
 
 /* Stage 2: theta and the whitened beta, PIRLS for u alone */
 static double full_objective(const double *x, void *ex)
 {
     glmm_fit *f = (glmm_fit *) ex;
+    int len = f->ntheta + f->m.p;
+    if (at_state(f, x, len)) return f->state_crit;
+    f->state_len = 0;
     f->nevals++;
     beta_from_whitened(f, x + f->ntheta, f->m.beta);
     glmm_set_beta(&f->m, f->m.beta);
@@ -228,7 +258,40 @@ static double full_objective(const double *x, void *ex)
         f->failures++;
         return R_PosInf;
     }
-    return criterion(f, 0);
+    return remember_state(f, x, len, criterion(f, 0));
+}
+
+/* Stage 2's exact gradient at (lambda, whitened beta v): at the PIRLS state
+ * of the last evaluation when it was there (L-BFGS-B asks for the gradient
+ * where it has just evaluated), else after one.  beta = beta1 + R_X^{-1} v,
+ * so d/dv = R_X^{-T} d/dbeta. */
+static int full_gradient(const double *lam, const double *v, double *G, double *gv, void *ex)
+{
+    glmm_fit *f = (glmm_fit *) ex;
+    int nt = f->ntheta, p = f->m.p;
+    double *x = f->gwork + 2 * p;
+    memcpy(x, lam, (size_t) nt * sizeof(double));
+    memcpy(x + nt, v, (size_t) p * sizeof(double));
+    if (!at_state(f, x, nt + p) && !R_FINITE(full_objective(x, f)))
+        return 1;
+    f->ngrads++;
+    glmm_laplace_gradient(&f->m, G, f->gbeta, f->gwork);
+    for (int i = 0; i < p; i++) {
+        double s = f->gbeta[i];
+        for (int l = 0; l < i; l++) s -= f->RX[l + (size_t) i * p] * gv[l];
+        gv[i] = s / f->RX[i + (size_t) i * p];
+    }
+    return 0;
+}
+
+/* Allocates the gradient's state when it applies: lambda is theta there
+ * (one scalar term) */
+static void gradient_setup(glmm_fit *f)
+{
+    if (!glmm_gradient_applies(&f->m, f->nagq)) return;
+    int p = f->m.p;
+    f->gwork = (double *) R_alloc((size_t) 3 * p + f->ntheta + 1, sizeof(double));
+    f->gbeta = (double *) R_alloc((size_t) p + 1, sizeof(double));
 }
 
 /* The first stage's tolerance when a second follows: it only gives the
@@ -269,7 +332,8 @@ static SEXP glmm_state(SEXP model, glmm_fit *f, double crit, int code)
 {
     int nprot = 0;
     glmm_model *m = &f->m;
-    const char *names[] = {"deviance", "beta", "u", "xprod", "weights", "eta", "mu", "pirls", "sumdev", ""};
+    const char *names[] = {"deviance", "beta", "u", "xprod", "weights", "eta", "mu", "pirls", "sumdev",
+                           "gradient", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SET_VECTOR_ELT(ans, 0, ScalarReal(crit));
     SET_VECTOR_ELT(ans, 1, real_copy(m->beta, m->p));
@@ -333,7 +397,16 @@ SEXP lmm_glmm_eval(SEXP model, SEXP stheta, SEXP sbeta, SEXP su0, SEXP snagq, SE
     if (!joint) glmm_set_beta(&f.m, f.m.beta);
     int code = glmm_pirls(&f.m, theta, joint);
     double crit = code == GLMM_OK ? criterion(&f, joint) : NA_REAL;
-    return glmm_state(model, &f, crit, code);
+    SEXP st = PROTECT(glmm_state(model, &f, crit, code));
+    if (!joint && code == GLMM_OK && glmm_gradient_applies(&f.m, f.nagq)) {
+        /* d crit / d (theta, beta), for the tests */
+        SEXP g = allocVector(REALSXP, 1 + f.m.p);
+        SET_VECTOR_ELT(st, 9, g);
+        double *work = (double *) R_alloc((size_t) 2 * f.m.p + 1, sizeof(double));
+        glmm_laplace_gradient(&f.m, REAL(g), REAL(g) + 1, work);
+    }
+    UNPROTECT(1);
+    return st;
 }
 
 /* lme4's two stages from theta0 and beta0 (the glm fit's); nAGQ = 0 stops
@@ -353,9 +426,9 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
     memcpy(f.m.beta, beta0, (size_t) p * sizeof(double));
     int refine = f.nagq > 0 && control_flag(control, "glmm_refine");
     /* stage 1 from the start; its values condition theta in the driver */
-    int code = glmm_pirls(&f.m, REAL(theta), 1);
+    int code = glmm_pirls(&f.m, REAL(theta), 1);   /* (no objective's state yet) */
     if (code != GLMM_OK) error(_("%s at the starting values"), pirls_failure(code));
-    lmm_problem pb1 = {&f.m.xj, 0, NULL, NULL, joint_objective, &f, NULL, 0, 1, 0, 0, 0};
+    lmm_problem pb1 = {&f.m.xj, 0, NULL, NULL, joint_objective, &f, NULL, 0, 1, 0, 0, 0, 0};
     lmm_optres res1, res2;
     int npar = nt + (f.nagq > 0 ? p : 0);
     SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
@@ -365,6 +438,7 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
     else res1.fail = 0;
     int evals1 = f.nevals;
     code = glmm_pirls(&f.m, REAL(theta), 1);
+    f.state_len = 0;             /* the state moved outside the objectives */
     if (code != GLMM_OK) error(_("%s at the first stage's optimum"), pirls_failure(code));
     double crit = criterion(&f, 1);
     /* a refit from estimates (glmm_refine) starts the second stage at them,
@@ -385,8 +459,16 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
         /* the u-only system's values at the start condition theta */
         glmm_set_beta(&f.m, f.m.beta);
         code = glmm_pirls(&f.m, REAL(theta), 0);
+        f.state_len = 0;
         if (code != GLMM_OK) error(_("%s at the first stage's optimum"), pirls_failure(code));
-        lmm_problem pb2 = {&f.m.xu, p, lower, upper, full_objective, &f, NULL, 0, 1, 0, 0, 0};
+        lmm_problem pb2 = {&f.m.xu, p, lower, upper, full_objective, &f, NULL, 0, 1, 0, 0, 0, 0};
+        gradient_setup(&f);
+        if (f.gwork) {
+            pb2.lambda_gradient = full_gradient;
+            pb2.gradient_when_small = 1;
+            pb2.gradient_newton = 1;
+            pb2.gradient_polish = 1;
+        }
         lmm_drive(&pb2, REAL(par), &ctl, &res2, REAL(grad), REAL(scaled));
         crit = full_objective(REAL(par), &f);
         beta_from_whitened(&f, REAL(par) + nt, f.m.beta);
@@ -397,7 +479,9 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
                            "scaled_gradient", "settled", "state", "feval_stage1", "failures", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SEXP th = PROTECT(real_copy(REAL(par), nt)); nprot++;
-    lmm_fill_drive_result(ans, th, &res2, f.nevals, grad, scaled);
+    /* an exact gradient costs one pass over the rows, less than an
+     * evaluation's PIRLS: counted as one */
+    lmm_fill_drive_result(ans, th, &res2, f.nevals + f.ngrads, grad, scaled);
     SET_VECTOR_ELT(ans, 1, ScalarReal(crit));
     SET_VECTOR_ELT(ans, 8, st);
     SET_VECTOR_ELT(ans, 9, ScalarInteger(evals1));

@@ -274,9 +274,16 @@ int lmm_newton_polish(int n, double *x, const double *lower, const double *upper
  * taken. */
 #define GN_HSTEP 1e-6
 #define GN_STEP_TOL 1e-12
+#define GN_NOISE_STEP 1e-9
 int lmm_gradient_newton(int n, double *x, const double *lower, const double *upper,
-                        lmm_objective fn, lmm_gradient_fn gr, void *ex, int maxit)
+                        lmm_objective fn, lmm_gradient_fn gr, void *ex, int maxit,
+                        int *converged, double *hdiag)
 {
+    int conv_local;
+    if (!converged) converged = &conv_local;
+    *converged = 0;
+    if (hdiag)
+        for (int i = 0; i < n; i++) hdiag[i] = NA_REAL;
     double *g = (double *) R_alloc((size_t) n, sizeof(double));
     double *gt = (double *) R_alloc((size_t) n, sizeof(double));
     double *xt = (double *) R_alloc((size_t) n, sizeof(double));
@@ -301,6 +308,8 @@ int lmm_gradient_newton(int n, double *x, const double *lower, const double *upp
     }
     for (int b = 0; b < nf; b++)
         for (int a = 0; a < b; a++) H[a + b * nf] = H[b + a * nf] = 0.5 * (H[a + b * nf] + H[b + a * nf]);
+    if (hdiag)
+        for (int a = 0; a < nf; a++) hdiag[fr[a]] = H[a + a * nf];
     F77_CALL(dpotrf)("L", &nf, H, &nf, &info FCONE);
     if (info != 0) return 0;
     for (int it = 0; it < maxit; it++) {
@@ -318,12 +327,19 @@ int lmm_gradient_newton(int n, double *x, const double *lower, const double *upp
             if (xt[i] < lower[i] || xt[i] > upper[i]) return taken;
             smax = fmax(smax, fabs(step[a]) / fmax(1.0, fabs(x[i])));
         }
-        if (smax < GN_STEP_TOL) return taken;
+        if (smax < GN_STEP_TOL) {
+            *converged = 1;
+            return taken;
+        }
         double ft = fn(xt, ex);
+        /* a step refused at the gradient's noise floor still leaves x
+         * converged to the difference polish's own precision */
+        *converged = smax < GN_NOISE_STEP;
         if (!(ft <= f0 + 1e-12 * fmax(1.0, fabs(f0))) || gr(xt, gt, ex) != 0) return taken;
         double gtnorm = 0;
         for (int a = 0; a < nf; a++) gtnorm = fmax(gtnorm, fabs(gt[fr[a]]));
         if (!(gtnorm < gnorm)) return taken;
+        *converged = 0;
         memcpy(x, xt, (size_t) n * sizeof(double));
         memcpy(g, gt, (size_t) n * sizeof(double));
         f0 = ft;

@@ -21,8 +21,11 @@ void lmm_fd_gradient(int n, const double *x, const double *lower, const double *
 int lmm_newton_polish(int n, double *x, const double *lower, const double *upper,
                       lmm_objective fn, void *ex, int maxit, double h);
 /* Newton steps with the exact gradient gr from a converged polish's x (in
- * place), at most maxit; returns the steps taken. */
+ * place), at most maxit; returns the steps taken.  Optionally *converged
+ * (1: the last step was below the parameters' precision) and hdiag (the
+ * Hessian's diagonal, NA off the free parameters). */
 int lmm_gradient_newton(int n, double *x, const double *lower, const double *upper,
-                        lmm_objective fn, lmm_gradient_fn gr, void *ex, int maxit);
+                        lmm_objective fn, lmm_gradient_fn gr, void *ex, int maxit,
+                        int *converged, double *hdiag);
 
 #endif

@@ -216,10 +216,11 @@ typedef struct {
     const double *extra_lower, *extra_upper;
     lmm_objective fn;
     void *ex;
-    /* with no further parameters, optionally the exact gradient
-     * d fn / d lambda_j (k_j x k_j per term, stacked) for any lambdas (not
-     * only triangular; gradient.c), else NULL */
-    int (*lambda_gradient)(const double *lam, double *G, void *ex);
+    /* optionally the exact gradient: d fn / d lambda_j (k_j x k_j per
+     * term, stacked) for any lambdas (not only triangular; gradient.c) and,
+     * with further parameters, d fn / d extra into gextra (at those extra
+     * values), else NULL */
+    int (*lambda_gradient)(const double *lam, const double *extra, double *G, double *gextra, void *ex);
     /* 1: theta stays at its starting value and only the extra parameters
      * move (a model without random effects, given a placeholder term with
      * theta 0: nlme's gls) */
@@ -237,6 +238,10 @@ typedef struct {
     /* 1: a settled end point small enough for the Newton polish gets Newton
      * steps with lambda_gradient (minimize.c's lmm_gradient_newton) */
     int gradient_newton;
+    /* 1: lambda_gradient replaces the Newton polish of small problems (its
+     * finite-difference Hessian costs 2 n^2 evaluations): L-BFGS-B with the
+     * exact gradient runs to full precision, then the final Newton steps */
+    int gradient_polish;
 } lmm_problem;
 
 /* The one optimizer driver (optimizer.c): L-BFGS-B and Newton steps in

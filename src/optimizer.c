@@ -92,9 +92,9 @@ typedef struct {
     int *Rstart;
     double *par;         /* the parameters of the last evaluation */
     double *work;        /* 2 kmax^2 */
-    /* the problem's exact gradient in the lambdas, else NULL, and its
-     * arguments (k_j x k_j each, at Rstart) */
-    int (*lambda_gradient)(const double *lam, double *G, void *ex);
+    /* the problem's exact gradient in the lambdas (and the further
+     * parameters), else NULL, and its arguments (k_j x k_j each, at Rstart) */
+    int (*lambda_gradient)(const double *lam, const double *extra, double *G, double *gextra, void *ex);
     double *glam, *gG;
 } fit_space;
 
@@ -121,7 +121,7 @@ static void fit_space_init(fit_space *s, const lmm_problem *pb)
     s->R = (double *) R_alloc((size_t) s->Rstart[nterms], sizeof(double));
     s->par = (double *) R_alloc((size_t) s->npar, sizeof(double));
     s->work = (double *) R_alloc((size_t) 2 * kmax * kmax, sizeof(double));
-    s->lambda_gradient = pb->nextra == 0 ? pb->lambda_gradient : NULL;
+    s->lambda_gradient = pb->lambda_gradient;
     s->glam = (double *) R_alloc((size_t) s->Rstart[nterms], sizeof(double));
     s->gG = (double *) R_alloc((size_t) s->Rstart[nterms], sizeof(double));
     s->any = 0;
@@ -164,7 +164,7 @@ static int space_gradient(const double *x, double *g, void *ex)
         lmm_theta_unpack(k, x + s->start[j], lam);
         if (s->cond[j]) lmm_conditioner_solve(k, s->R + s->Rstart[j], lam);
     }
-    if (s->lambda_gradient(s->glam, s->gG, s->ex) != 0) return 1;
+    if (s->lambda_gradient(s->glam, x + s->ntheta, s->gG, g + s->ntheta, s->ex) != 0) return 1;
     for (int j = 0; j < s->nterms; j++) {
         int k = s->ncol[j];
         double *G = s->gG + s->Rstart[j];
@@ -210,6 +210,22 @@ static void pin_zero_columns(const lmm_xprod *xp, int npar, const double *x, con
     }
 }
 
+/* The objective along one coordinate i of the optimizer's parameters */
+typedef struct {
+    fit_space *sp;
+    const double *x;
+    int i, npar;
+    double *xt;
+} coordinate_ws;
+
+static double coordinate_objective(const double *xi, void *ex)
+{
+    coordinate_ws *c = (coordinate_ws *) ex;
+    memcpy(c->xt, c->x, (size_t) c->npar * sizeof(double));
+    c->xt[c->i] = *xi;
+    return space_objective(c->xt, c->sp);
+}
+
 /* Newton steps with an exact gradient after the search (each one checked;
  * two or three reach the parameters' precision from a converged polish). */
 #define GRADIENT_NEWTON_STEPS 5
@@ -230,7 +246,26 @@ struct search_ws_s {
     int npar, small, gradient_when_small, newton_only;
     double *lower, *upper, *plo, *pup;
     int newtoned;        /* the final Newton steps ran (with an exact gradient) */
+    /* the polish by the exact gradient's Newton steps (the problem's
+     * gradient_polish): the last point where they converged and their
+     * Hessian's diagonal there */
+    int by_gradient, gn_valid;
+    double *gn_x, *hdiag;
 };
+
+/* Newton steps from the exact gradient as the polish: from the loose
+ * phase's end they converge in two or three steps, with a Hessian of n
+ * gradients instead of the difference polish's 2 n^2 evaluations. */
+#define GRADIENT_POLISH_STEPS 10
+static int gradient_polish(search_ws *w, double *x)
+{
+    int conv = 0;
+    lmm_gradient_newton(w->npar, x, w->plo, w->pup, space_objective, space_gradient, w->sp,
+                        GRADIENT_POLISH_STEPS, &conv, w->hdiag);
+    w->gn_valid = conv;
+    if (conv) memcpy(w->gn_x, x, (size_t) w->npar * sizeof(double));
+    return conv;
+}
 
 /* The loose phase's L-BFGS-B tolerance (in units of machine epsilon): a
  * relative decrease of 2e-6 per iteration, where the Newton polish takes
@@ -269,7 +304,8 @@ static int search(search_ws *w, double *x, const lmm_optctl *ctl, lmm_optres *re
         if (w->small) {
             lmm_canonical_form(xp, x, w->ew->twork);
             pin_zero_columns(xp, npar, x, w->lower, w->upper, w->plo, w->pup);
-            done = lmm_newton_polish(npar, x, w->plo, w->pup, space_objective, sp, 20, POLISH_STEP);
+            done = w->by_gradient ? gradient_polish(w, x)
+                                  : lmm_newton_polish(npar, x, w->plo, w->pup, space_objective, sp, 20, POLISH_STEP);
         }
         lmm_snap_to_zero(npar, x, w->lower, space_objective, sp);
         *f = space_objective(x, sp);
@@ -294,6 +330,26 @@ static void exact_derivatives(search_ws *w, const double *x, const double *curv,
         if (!R_FINITE(g[i])) continue;
         grad[i] = g[i];
         scaled[i] = R_FINITE(curv[i]) && curv[i] > 0 ? g[i] / sqrt(curv[i]) : NA_REAL;
+    }
+}
+
+/* After the gradient's polish, the curvatures for the scaled gradient:
+ * its Hessian's diagonal on the free parameters, the difference stencil
+ * (report_derivatives) on the others only. */
+static void gradient_curvature(search_ws *w, const double *x, double *curv, double *grad, double *scaled)
+{
+    double one_grad, one_scaled, one_curv;
+    for (int i = 0; i < w->npar; i++) {
+        curv[i] = w->hdiag[i];
+        if (R_FINITE(curv[i])) continue;
+        /* a one-coordinate problem along i */
+        coordinate_ws c = {w->sp, x, i, w->npar, (double *) R_alloc((size_t) w->npar, sizeof(double))};
+        double xi = x[i];
+        report_derivatives(1, &xi, w->lower + i, w->upper + i, coordinate_objective, &c, &one_grad,
+                           &one_scaled, &one_curv);
+        curv[i] = one_curv;
+        grad[i] = one_grad;
+        scaled[i] = one_scaled;
     }
 }
 
@@ -466,7 +522,10 @@ void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_op
                    (double *) R_alloc((size_t) npar, sizeof(double)),
                    (double *) R_alloc((size_t) npar, sizeof(double)),
                    (double *) R_alloc((size_t) npar, sizeof(double)),
-                   (double *) R_alloc((size_t) npar, sizeof(double)), 0};
+                   (double *) R_alloc((size_t) npar, sizeof(double)), 0,
+                   pb->gradient_polish && sp.lambda_gradient && !pb->gradient_newton_only, 0,
+                   (double *) R_alloc((size_t) npar, sizeof(double)),
+                   (double *) R_alloc((size_t) npar, sizeof(double))};
     double *lower = w.lower, *upper = w.upper;
     double *x = (double *) R_alloc((size_t) npar, sizeof(double));
     lmm_theta_lower(xp, lower);
@@ -482,11 +541,13 @@ void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_op
     if (on_boundary(xp, x)) restart_from_interior(&w, x, &f, &settled, ctl, res, pb->local ? 1 : N_RESTARTS);
     else if (!pb->local) search_faces(&w, x, &f, &settled, ctl, res);
     if (settled && pb->gradient_newton && sp.lambda_gradient && w.small) {
-        /* the zero columns held, as in the polish */
+        /* the zero columns held, as in the polish; not again where the
+         * gradient's polish converged at this very point */
         lmm_canonical_form(xp, x, ew.twork);
         pin_zero_columns(xp, npar, x, lower, upper, w.plo, w.pup);
-        lmm_gradient_newton(npar, x, w.plo, w.pup, space_objective, space_gradient, &sp,
-                            GRADIENT_NEWTON_STEPS);
+        if (!(w.by_gradient && w.gn_valid && !memcmp(w.gn_x, x, (size_t) npar * sizeof(double))))
+            lmm_gradient_newton(npar, x, w.plo, w.pup, space_objective, space_gradient, &sp,
+                                GRADIENT_NEWTON_STEPS, NULL, w.by_gradient ? w.hdiag : NULL);
         w.newtoned = 1;
     }
     map_space(&sp, x, par, 0);
@@ -496,7 +557,8 @@ void lmm_drive(const lmm_problem *pb, double *par, const lmm_optctl *ctl, lmm_op
          * on the stencil of the polish's last iteration (remembered by the
          * plain fit's objective) */
         double *curv = (double *) R_alloc((size_t) npar, sizeof(double));
-        report_derivatives(npar, x, lower, upper, space_objective, &sp, grad, scaled, curv);
+        if (w.by_gradient && w.newtoned) gradient_curvature(&w, x, curv, grad, scaled);
+        else report_derivatives(npar, x, lower, upper, space_objective, &sp, grad, scaled, curv);
         exact_derivatives(&w, x, curv, grad, scaled);
         /* a derivative pointing out of the feasible region at an active
          * bound is no sign of a failed optimisation */

@@ -391,7 +391,7 @@ SEXP lmm_resid_optimize(SEXP sxp, SEXP sX, SEXP sy, SEXP scodes, SEXP sZ, SEXP s
     SEXP sfixed = list_elt(spec, "fixed_theta");
     int fixed_theta = !isNull(sfixed) && lmm_arg_flag(sfixed, "fixed_theta");
     if (fixed_theta && f.rm.npar == 0) error(_("a model without random effects needs a residual structure"));
-    lmm_problem pb = {&f.xp, f.rm.npar, lower, upper, resid_objective, &f, NULL, fixed_theta, 0, 0, 0, 0};
+    lmm_problem pb = {&f.xp, f.rm.npar, lower, upper, resid_objective, &f, NULL, fixed_theta, 0, 0, 0, 0, 0};
     SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
     SEXP scaled = PROTECT(allocVector(REALSXP, npar)); nprot++;
     lmm_optres res;

@@ -152,6 +152,48 @@ test_that("links, slopes, offsets, weights and crossed terms agree with glmer", 
     expect_glmer_agreement(f1, g)
 })
 
+## Central differences at relative steps 1e-4 and 5e-5, extrapolated
+## (Richardson): truncation O(h^4), rounding ~1e-13 |f| / h (|f| ~ 3,000
+## here), below this relative to max(1, |gradient|).  Plain central
+## differences at 1e-4 are 7e-6 off at the Poisson optimum (its third
+## derivative in theta is large).
+GLMM_GRADIENT_TOL <- 1e-6
+
+test_that("the exact gradient of the Laplace criterion agrees with central differences", {
+    eval_at <- function(fit, par) {
+        nt <- length(fit$theta)
+        .Call(lmmfit:::C_lmm_glmm_eval, fit$model, par[seq_len(nt)], par[-seq_len(nt)], fit$u, 1L,
+              lmmfit:::gauss_hermite_rule(1L))
+    }
+    central <- function(fit, par) vapply(seq_along(par), function(j) {
+        diff_at <- function(h) {
+            up <- down <- par
+            up[j] <- par[j] + h
+            down[j] <- par[j] - h
+            (eval_at(fit, up)$deviance - eval_at(fit, down)$deviance) / (2 * h)
+        }
+        h <- 1e-4 * max(1, abs(par[j]))
+        (4 * diff_at(h / 2) - diff_at(h)) / 3
+    }, 0)
+    sim$wt <- rep(c(1, 2, 0.5), length.out = nrow(sim))
+    fits <- list(glmmfit(cbpp_formula, cbpp, family = binomial),
+                 glmmfit(y ~ x + (0 + x | g), sim, family = binomial),
+                 glmmfit(cnt ~ x + offset(log(expo)) + (1 | g), sim, family = poisson, weights = wt))
+    for (fit in fits) {
+        ## away from the optimum (where the gradient is 0 to rounding) and at it
+        for (par in list(c(fit$theta * 1.3, fixef(fit) + 0.1), c(fit$theta, fixef(fit)))) {
+            exact <- eval_at(fit, par)$gradient
+            expect_length(exact, length(par))
+            expect_lt(max(abs(exact - central(fit, par)) / pmax(1, abs(exact))), GLMM_GRADIENT_TOL)
+        }
+        ## the fit reports the exact gradient at its optimum
+        expect_lt(max(abs(fit$optinfo$gradient)), 1e-6)
+    }
+    ## no gradient where it does not apply: a probit link, two terms
+    probit <- glmmfit(y ~ x + (1 | g), sim, family = binomial(link = "probit"))
+    expect_null(eval_at(probit, c(probit$theta, fixef(probit)))$gradient)
+})
+
 test_that("at theta = 0 the criterion is glm's -2 log-likelihood", {
     fit <- glmmfit(cbpp_formula, cbpp, family = binomial)
     at0 <- .Call(lmmfit:::C_lmm_glmm_eval, fit$model, 0, NULL, NULL, 1L, lmmfit:::gauss_hermite_rule(1L))
