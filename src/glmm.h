@@ -121,11 +121,16 @@ double glmm_agq(glmm_model *m, int nq, const double *t, const double *wk);
  * constant, or for a family with a dispersion its aic less the deviance */
 double glmm_density_offset(const glmm_model *m);
 /* glmm_gradient.c: whether the exact gradient of the criterion is had
- * (the Laplace criterion of one scalar term with a canonical link), and
- * that gradient in lambda and beta at the point PIRLS left with beta held
+ * (one scalar term with a canonical link), and that gradient of the Laplace
+ * criterion in lambda and beta at the point PIRLS left with beta held
  * (work: 2 p doubles) */
-int glmm_gradient_applies(const glmm_model *m, int nagq);
+int glmm_gradient_applies(const glmm_model *m);
 void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, double *work);
+/* the same for adaptive Gauss-Hermite quadrature with nq nodes t and
+ * weights wk (work: glmm_agq_gradient_work doubles) */
+void glmm_agq_gradient(const glmm_model *m, int nq, const double *t, const double *wk, double *glam,
+                       double *gbeta, double *work);
+size_t glmm_agq_gradient_work(const glmm_model *m, int nq);
 /* eta0 = offset + X beta */
 void glmm_set_beta(glmm_model *m, const double *beta);
 /* eta = eta0 + Z Lambda u and mu at u (lambda as last set); 0 when mu

@@ -25,7 +25,7 @@ typedef struct {
     int state_len;
     /* the exact gradient (glmm_gradient.c) where it applies: its scratch
      * and the gradients taken */
-    double *gwork, *gbeta;
+    double *gwork, *gx, *gbeta;
     int ngrads;
 } glmm_fit;
 
@@ -261,6 +261,13 @@ static double full_objective(const double *x, void *ex)
     return remember_state(f, x, len, criterion(f, 0));
 }
 
+/* d crit / d lambda and d crit / d beta at the PIRLS state (beta held) */
+static void criterion_gradient(glmm_fit *f, double *glam, double *gbeta)
+{
+    if (f->nagq > 1) glmm_agq_gradient(&f->m, f->nagq, f->nodes, f->weights, glam, gbeta, f->gwork);
+    else glmm_laplace_gradient(&f->m, glam, gbeta, f->gwork);
+}
+
 /* Stage 2's exact gradient at (lambda, whitened beta v): at the PIRLS state
  * of the last evaluation when it was there (L-BFGS-B asks for the gradient
  * where it has just evaluated), else after one.  beta = beta1 + R_X^{-1} v,
@@ -269,13 +276,12 @@ static int full_gradient(const double *lam, const double *v, double *G, double *
 {
     glmm_fit *f = (glmm_fit *) ex;
     int nt = f->ntheta, p = f->m.p;
-    double *x = f->gwork + 2 * p;
-    memcpy(x, lam, (size_t) nt * sizeof(double));
-    memcpy(x + nt, v, (size_t) p * sizeof(double));
-    if (!at_state(f, x, nt + p) && !R_FINITE(full_objective(x, f)))
+    memcpy(f->gx, lam, (size_t) nt * sizeof(double));
+    memcpy(f->gx + nt, v, (size_t) p * sizeof(double));
+    if (!at_state(f, f->gx, nt + p) && !R_FINITE(full_objective(f->gx, f)))
         return 1;
     f->ngrads++;
-    glmm_laplace_gradient(&f->m, G, f->gbeta, f->gwork);
+    criterion_gradient(f, G, f->gbeta);
     for (int i = 0; i < p; i++) {
         double s = f->gbeta[i];
         for (int l = 0; l < i; l++) s -= f->RX[l + (size_t) i * p] * gv[l];
@@ -284,13 +290,15 @@ static int full_gradient(const double *lam, const double *v, double *G, double *
     return 0;
 }
 
-/* Allocates the gradient's state when it applies: lambda is theta there
- * (one scalar term) */
+/* The criterion's exact gradient's scratch, when it applies (lambda is
+ * theta there: one scalar term) */
 static void gradient_setup(glmm_fit *f)
 {
-    if (!glmm_gradient_applies(&f->m, f->nagq)) return;
+    if (!glmm_gradient_applies(&f->m)) return;
     int p = f->m.p;
-    f->gwork = (double *) R_alloc((size_t) 3 * p + f->ntheta + 1, sizeof(double));
+    size_t len = f->nagq > 1 ? glmm_agq_gradient_work(&f->m, f->nagq) : (size_t) 2 * p;
+    f->gwork = (double *) R_alloc(len + 1, sizeof(double));
+    f->gx = (double *) R_alloc((size_t) f->ntheta + p, sizeof(double));
     f->gbeta = (double *) R_alloc((size_t) p + 1, sizeof(double));
 }
 
@@ -398,12 +406,12 @@ SEXP lmm_glmm_eval(SEXP model, SEXP stheta, SEXP sbeta, SEXP su0, SEXP snagq, SE
     int code = glmm_pirls(&f.m, theta, joint);
     double crit = code == GLMM_OK ? criterion(&f, joint) : NA_REAL;
     SEXP st = PROTECT(glmm_state(model, &f, crit, code));
-    if (!joint && code == GLMM_OK && glmm_gradient_applies(&f.m, f.nagq)) {
+    gradient_setup(&f);
+    if (!joint && code == GLMM_OK && f.gwork) {
         /* d crit / d (theta, beta), for the tests */
         SEXP g = allocVector(REALSXP, 1 + f.m.p);
         SET_VECTOR_ELT(st, 9, g);
-        double *work = (double *) R_alloc((size_t) 2 * f.m.p + 1, sizeof(double));
-        glmm_laplace_gradient(&f.m, REAL(g), REAL(g) + 1, work);
+        criterion_gradient(&f, REAL(g), REAL(g) + 1);
     }
     UNPROTECT(1);
     return st;
@@ -433,8 +441,12 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
     int npar = nt + (f.nagq > 0 ? p : 0);
     SEXP grad = PROTECT(allocVector(REALSXP, npar)); nprot++;
     SEXP scaled = PROTECT(allocVector(REALSXP, npar)); nprot++;
+    /* the first stage gives the second a start; with the exact gradient the
+     * second needs none better than the joint PIRLS at the start (cbpp: 58
+     * -> 43 evaluations in all, the 100,000-row binomial 76 -> 46, the
+     * optima unchanged to 1e-10) */
     if (f.nagq == 0) lmm_drive(&pb1, REAL(theta), &ctl, &res1, REAL(grad), REAL(scaled));
-    else if (!refine) first_stage(&f, REAL(theta), &ctl, &res1);
+    else if (!refine && !glmm_gradient_applies(&f.m)) first_stage(&f, REAL(theta), &ctl, &res1);
     else res1.fail = 0;
     int evals1 = f.nevals;
     code = glmm_pirls(&f.m, REAL(theta), 1);

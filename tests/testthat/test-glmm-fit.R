@@ -159,11 +159,12 @@ test_that("links, slopes, offsets, weights and crossed terms agree with glmer", 
 ## derivative in theta is large).
 GLMM_GRADIENT_TOL <- 1e-6
 
-test_that("the exact gradient of the Laplace criterion agrees with central differences", {
+test_that("the exact gradient of the Laplace and AGQ criteria agrees with central differences", {
     eval_at <- function(fit, par) {
         nt <- length(fit$theta)
-        .Call(lmmfit:::C_lmm_glmm_eval, fit$model, par[seq_len(nt)], par[-seq_len(nt)], fit$u, 1L,
-              lmmfit:::gauss_hermite_rule(1L))
+        q <- max(fit$nAGQ, 1L)
+        .Call(lmmfit:::C_lmm_glmm_eval, fit$model, par[seq_len(nt)], par[-seq_len(nt)], fit$u, q,
+              lmmfit:::gauss_hermite_rule(q))
     }
     central <- function(fit, par) vapply(seq_along(par), function(j) {
         diff_at <- function(h) {
@@ -177,6 +178,8 @@ test_that("the exact gradient of the Laplace criterion agrees with central diffe
     }, 0)
     sim$wt <- rep(c(1, 2, 0.5), length.out = nrow(sim))
     fits <- list(glmmfit(cbpp_formula, cbpp, family = binomial),
+                 glmmfit(cbpp_formula, cbpp, family = binomial, nAGQ = 25),
+                 glmmfit(cnt ~ x + (1 | g), sim, family = poisson, nAGQ = 7),
                  glmmfit(y ~ x + (0 + x | g), sim, family = binomial),
                  glmmfit(cnt ~ x + offset(log(expo)) + (1 | g), sim, family = poisson, weights = wt))
     for (fit in fits) {

@@ -168,10 +168,10 @@ test_that("an sd estimated at 0 has lower limit 0, as lme4", {
     ## measured: 3e-9
     expect_equal(ci[".sig01", 2], ref[".sig01", 2], tolerance = 1e-6)
     ## (Intercept): beyond zeta ~ 2.3 the minimum over the other parameters
-    ## jumps from sd = 0 to a second, lower one at sd ~ 0.5, which lme4's
+    ## jumps from sd = 0 to a second, lower one at sd ~ 0.4, which lme4's
     ## optimizer, warm-started at sd = 0, does not reach: at our first point
-    ## there lme4's own criterion confirms our zeta (measured: 2.4367), well
-    ## below lme4's profile at that value (2.6675).  The kink then bends both splines differently
+    ## there lme4's own criterion confirms our zeta, below lme4's profile
+    ## at that value.  The kink then bends both splines differently
     ## (our lower limit 2.2e-2 relative from lme4's), so the fixed effects'
     ## limits are not compared here.
     mine <- pf[pf$.par == "(Intercept)", ]
@@ -180,7 +180,11 @@ test_that("an sd estimated at 0 has lower limit 0, as lme4", {
     base <- -2 * c(logLik(g))
     expect_equal(dd(unlist(jump[2:4])) - base, jump$.zeta^2, tolerance = 1e-8)
     theirs <- pg[pg$.par == "(Intercept)", ]
-    expect_lt(jump$.zeta, approx(theirs[["(Intercept)"]], theirs$.zeta, jump[["(Intercept)"]])$y - 0.2)
+    ## how far below depends on where that first point lands on the grid
+    ## (measured: 2.1333 against 2.2500 at (Intercept) = 0.760; an earlier
+    ## grid's point at 0.849 had 2.4367 against 2.6675)
+    lme4_there <- approx(theirs[["(Intercept)"]], theirs$.zeta, jump[["(Intercept)"]])$y
+    expect_lt(jump$.zeta, lme4_there - 0.1)
 })
 
 test_that("bad input to profile() and its confint() errors clearly", {
