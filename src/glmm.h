@@ -90,6 +90,7 @@ typedef struct {
     double *lam;                 /* each term's k x k lambda at lamoff */
     int *lamoff;
     double *eta0, *eta, *mu, *w, *z, *dev;
+    double *ylogy;               /* the logit binomial's y log y + (1 - y) log(1 - y), else NULL */
     int *uoff;                   /* each term's first coordinate in u */
     double *u, *unew, *utry, *beta, *bnew, *btry, *b;
     double pdev, sumdev;         /* sum dev + |u|^2; sum dev */

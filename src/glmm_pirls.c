@@ -65,6 +65,8 @@ static int logit_binomial(const glmm_model *m)
     return m->fam.family == GLMM_BINOMIAL && m->fam.link == GLMM_LOGIT;
 }
 
+static double binomial_ylogy(double y);
+
 
 /* Per-level sums for nested designs.  When every term after the first is
  * constant within each level of the first (its level and its Z row: the
@@ -194,6 +196,11 @@ void glmm_model_alloc(glmm_model *m)
         *pv[i] = (double *) R_alloc((size_t) (m->p > 0 ? m->p : 1), sizeof(double));
         memset(*pv[i], 0, (size_t) (m->p > 0 ? m->p : 1) * sizeof(double));
     }
+    m->ylogy = NULL;
+    if (logit_binomial(m)) {
+        m->ylogy = (double *) R_alloc((size_t) n, sizeof(double));
+        for (R_xlen_t i = 0; i < m->n; i++) m->ylogy[i] = binomial_ylogy(m->y[i]);
+    }
     levelsum_setup(m);
 }
 
@@ -280,8 +287,14 @@ double glmm_point_pdev(glmm_model *m, const double *u)
     double sd = 0, uu = 0;
     if (logit_binomial(m))
         for (R_xlen_t i = 0; i < m->n; i++) {
-            double y = m->y[i], mu = m->mu[i];
-            m->dev[i] = 2 * m->prior[i] * (glmm_ylogy(y, mu) + glmm_ylogy(1 - y, 1 - mu));
+            double y = m->y[i], mu = m->mu[i], eta = m->eta[i];
+            /* inside the bound, log mu = eta + log(1 - mu): one log for
+             * y log(y / mu) + (1 - y) log((1 - y) / (1 - mu)) instead of two
+             * and a division (a sixth of a fit's time on 100,000 rows) */
+            if (eta >= -GLMM_LOGIT_THRESH && eta <= GLMM_LOGIT_THRESH)
+                m->dev[i] = 2 * m->prior[i] * (m->ylogy[i] - y * eta - log(1 - mu));
+            else
+                m->dev[i] = 2 * m->prior[i] * (glmm_ylogy(y, mu) + glmm_ylogy(1 - y, 1 - mu));
             sd += m->dev[i];
         }
     else
@@ -306,14 +319,15 @@ static inline void row_working(const glmm_model *m, R_xlen_t i, int joint, int l
 {
     double mu = m->mu[i], eta = m->eta[i], me, var;
     if (logit) {
-        /* glmm_mu_eta_at() and glmm_variance() for the logit binomial */
+        /* glmm_mu_eta_at() and glmm_variance() for the logit binomial:
+         * inside the bound mu'(eta) is the variance, and me^2 / var is me */
         var = mu * (1 - mu);
         me = glmm_logit_mu_eta_at(eta, mu);
     } else {
         me = glmm_mu_eta_at(m->fam.link, eta, mu);
         var = glmm_variance(&m->fam, mu);
     }
-    *wi = m->prior[i] * me * me / var;
+    *wi = m->prior[i] * (me == var ? me : me * me / var);
     double base = joint ? (m->offset ? m->offset[i] : 0.0) : m->eta0[i];
     *zi = eta - base + (m->y[i] - mu) / me;
 }
