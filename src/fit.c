@@ -13,18 +13,16 @@
 #include "minimize.h"
 
 /* The profiled deviance of a plain fit as an lmm_objective, remembering its
- * last DEV_MEMORY values: the phases of lmm_optimize() ask again for points
- * already evaluated (L-BFGS-B's start, the Newton polish's last stencil,
- * which is also the stencil of the reported derivatives), and with a large
- * dense block each evaluation costs tens of milliseconds. */
+ * last DEV_MEMORY values (minimize.h's lmm_memo): with a large dense block
+ * each evaluation costs tens of milliseconds. */
 #define DEV_MEMORY 64
 typedef struct {
     const lmm_xprod *xp;
     lmm_factor *fa;
     int reml;
     double sigma;           /* > 0: fixed residual sd; 0: profiled */
-    int nt, nevals, nmem;   /* nevals: factorisations actually done */
-    double *mem_x, *mem_f;  /* NULL: no memory */
+    int nt, nevals;         /* nevals: factorisations actually done */
+    lmm_memo *memo;         /* NULL: no memory */
     int ngrads;             /* exact gradients, each about two evaluations' work */
     double *gwork;          /* the one-term gradient's workspace, or NULL */
     /* the selected inverse's gradient (several terms), else NULL; it needs
@@ -43,9 +41,12 @@ static void deviance_ex_init(deviance_ex *d, const lmm_xprod *xp, lmm_factor *fa
     d->reml = reml;
     d->sigma = sigma;
     d->nt = lmm_ntheta(xp);
-    d->nevals = d->nmem = 0;
-    d->mem_x = remember ? (double *) R_alloc((size_t) DEV_MEMORY * d->nt, sizeof(double)) : NULL;
-    d->mem_f = remember ? (double *) R_alloc(DEV_MEMORY, sizeof(double)) : NULL;
+    d->nevals = 0;
+    d->memo = NULL;
+    if (remember) {
+        d->memo = (lmm_memo *) R_alloc(1, sizeof(lmm_memo));
+        lmm_memo_alloc(d->memo, d->nt, DEV_MEMORY);
+    }
     d->ngrads = 0;
     d->gwork = NULL;
     d->mg = NULL;
@@ -142,21 +143,16 @@ static double deviance_objective(const double *theta, void *ex)
 {
     deviance_ex *d = (deviance_ex *) ex;
     size_t bytes = (size_t) d->nt * sizeof(double);
-    int held = d->nmem < DEV_MEMORY ? d->nmem : DEV_MEMORY;
-    for (int k = 0; d->mem_x && k < held; k++)
-        if (!memcmp(d->mem_x + (size_t) k * d->nt, theta, bytes)) return d->mem_f[k];
+    double f;
+    if (d->memo && lmm_memo_find(d->memo, theta, &f)) return f;
     if (long_evaluation(d->xp)) R_CheckUserInterrupt();
-    double f = lmm_deviance_sigma(d->xp, theta, d->reml, d->sigma, d->fa);
+    f = lmm_deviance_sigma(d->xp, theta, d->reml, d->sigma, d->fa);
     d->nevals++;
     if (d->mg) {
         d->fa_ok = R_FINITE(f);
         memcpy(d->fa_theta, theta, bytes);
     }
-    if (d->mem_x) {
-        int slot = d->nmem++ % DEV_MEMORY;
-        memcpy(d->mem_x + (size_t) slot * d->nt, theta, bytes);
-        d->mem_f[slot] = f;
-    }
+    if (d->memo) lmm_memo_store(d->memo, theta, f);
     return f;
 }
 

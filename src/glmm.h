@@ -126,11 +126,12 @@ double glmm_density_offset(const glmm_model *m);
  * criterion in lambda and beta at the point PIRLS left with beta held
  * (work: 2 p doubles) */
 int glmm_gradient_applies(const glmm_model *m);
-void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, double *work);
+void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, double *work, double *du);
 /* the same for adaptive Gauss-Hermite quadrature with nq nodes t and
- * weights wk (work: glmm_agq_gradient_work doubles) */
+ * weights wk (work: glmm_agq_gradient_work doubles); du (or NULL): the
+ * modes' derivatives d u_g / d (lambda, beta), 1 + p per level */
 void glmm_agq_gradient(const glmm_model *m, int nq, const double *t, const double *wk, double *glam,
-                       double *gbeta, double *work);
+                       double *gbeta, double *work, double *du);
 size_t glmm_agq_gradient_work(const glmm_model *m, int nq);
 /* eta0 = offset + X beta */
 void glmm_set_beta(glmm_model *m, const double *beta);

@@ -27,6 +27,11 @@ typedef struct {
      * and the gradients taken */
     double *gwork, *gx, *gbeta;
     int ngrads;
+    /* the modes' derivatives at the last gradient's point (pred_ok): with
+     * its lambda, beta and modes they predict the modes at the next point
+     * to first order, PIRLS's start there (du: 1 + p per level) */
+    double *du, *pred_beta, *pred_u, pred_lam;
+    int pred_ok;
 } glmm_fit;
 
 /* ---- unpacking ---------------------------------------------------------- */
@@ -244,6 +249,23 @@ static double joint_objective(const double *theta, void *ex)
     return remember_state(f, theta, f->ntheta, criterion(f, 1));
 }
 
+/* u_g = u_g* + du_g . (lambda - lambda*, beta - beta*) from the last
+ * gradient's point *: a Newton step's start with first-order error only
+ * in the move (on 100,000 rows, PIRLS iterations per evaluation ~2.5 ->
+ * ~1.5) */
+static void predict_modes(glmm_fit *f, double lam)
+{
+    glmm_model *m = &f->m;
+    int p = m->p, nl = m->xu.nlev[0];
+    double dl = lam - f->pred_lam;
+    for (int g = 0; g < nl; g++) {
+        const double *d = f->du + (size_t) g * (1 + p);
+        double u = f->pred_u[g] + d[0] * dl;
+        for (int k = 0; k < p; k++) u += d[1 + k] * (m->beta[k] - f->pred_beta[k]);
+        m->u[g] = u;
+    }
+}
+
 /* Stage 2: theta and the whitened beta, PIRLS for u alone */
 static double full_objective(const double *x, void *ex)
 {
@@ -254,6 +276,7 @@ static double full_objective(const double *x, void *ex)
     f->nevals++;
     beta_from_whitened(f, x + f->ntheta, f->m.beta);
     glmm_set_beta(&f->m, f->m.beta);
+    if (f->pred_ok) predict_modes(f, x[0]);
     if (glmm_pirls(&f->m, x, 0) != GLMM_OK) {
         f->failures++;
         return R_PosInf;
@@ -264,8 +287,15 @@ static double full_objective(const double *x, void *ex)
 /* d crit / d lambda and d crit / d beta at the PIRLS state (beta held) */
 static void criterion_gradient(glmm_fit *f, double *glam, double *gbeta)
 {
-    if (f->nagq > 1) glmm_agq_gradient(&f->m, f->nagq, f->nodes, f->weights, glam, gbeta, f->gwork);
-    else glmm_laplace_gradient(&f->m, glam, gbeta, f->gwork);
+    glmm_model *m = &f->m;
+    if (f->nagq > 1) glmm_agq_gradient(m, f->nagq, f->nodes, f->weights, glam, gbeta, f->gwork, f->du);
+    else glmm_laplace_gradient(m, glam, gbeta, f->gwork, f->du);
+    if (f->du) {
+        f->pred_lam = m->lam[m->lamoff[0]];
+        memcpy(f->pred_beta, m->beta, (size_t) m->p * sizeof(double));
+        memcpy(f->pred_u, m->u, (size_t) m->q * sizeof(double));
+        f->pred_ok = 1;
+    }
 }
 
 /* Stage 2's exact gradient at (lambda, whitened beta v): at the PIRLS state
@@ -300,6 +330,16 @@ static void gradient_setup(glmm_fit *f)
     f->gwork = (double *) R_alloc(len + 1, sizeof(double));
     f->gx = (double *) R_alloc((size_t) f->ntheta + p, sizeof(double));
     f->gbeta = (double *) R_alloc((size_t) p + 1, sizeof(double));
+}
+
+/* The modes' prediction (stage 2's evaluations) */
+static void prediction_setup(glmm_fit *f)
+{
+    glmm_model *m = &f->m;
+    f->du = (double *) R_alloc((size_t) m->xu.nlev[0] * (1 + m->p), sizeof(double));
+    f->pred_beta = (double *) R_alloc((size_t) m->p + 1, sizeof(double));
+    f->pred_u = (double *) R_alloc((size_t) m->q, sizeof(double));
+    f->pred_ok = 0;
 }
 
 /* The first stage's tolerance when a second follows: it only gives the
@@ -476,6 +516,7 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
         lmm_problem pb2 = {&f.m.xu, p, lower, upper, full_objective, &f, NULL, 0, 1, 0, 0, 0, 0};
         gradient_setup(&f);
         if (f.gwork) {
+            prediction_setup(&f);
             pb2.lambda_gradient = full_gradient;
             pb2.gradient_when_small = 1;
             pb2.gradient_newton = 1;

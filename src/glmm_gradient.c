@@ -45,6 +45,7 @@
  * and du_g as above; one node at 0 gives the Laplace formula back. */
 #include <math.h>
 #include <float.h>
+#include <string.h>
 #include "glmm.h"
 
 int glmm_gradient_applies(const glmm_model *m)
@@ -80,8 +81,10 @@ static inline void row_derivatives(const glmm_model *m, R_xlen_t i, double *d, d
     *d = -2 * pr * (m->y[i] - mu);
 }
 
-/* glam: d D / d lambda (one value); gbeta: d D / d beta (p); work: 2 p */
-void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, double *work)
+/* glam: d D / d lambda (one value); gbeta: d D / d beta (p); work: 2 p;
+ * du (or NULL): each level's d u_g / d lambda and d u_g / d beta (1 + p
+ * each, level by level) */
+void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, double *work, double *du)
 {
     int p = m->p, nl = m->xu.nlev[0];
     const double *Z = m->Z[0], *X = m->X;
@@ -108,6 +111,11 @@ void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, dou
         double M = 1 + lam2 * S, a = lam2 * lam * T / (2 * M * M);
         gl += ug * zd + ug * lam2 * T / M + 2 * lam * S / M - a * (zd + 2 * lam * ug * S);
         for (int k = 0; k < p; k++) gbeta[k] += lam2 / M * xdw[k] - 2 * lam * a * xw[k];
+        if (du) {
+            double *d = du + (size_t) g * (1 + p);
+            d[0] = -(zd + 2 * lam * ug * S) / (2 * M);
+            for (int k = 0; k < p; k++) d[1 + k] = -lam * xw[k] / M;
+        }
     }
     *glam = gl;
 }
@@ -162,7 +170,7 @@ static void level_mode_derivatives(const glmm_model *m, int g, agq_ws *w, double
 }
 
 void glmm_agq_gradient(const glmm_model *m, int nq, const double *t, const double *wk, double *glam,
-                       double *gbeta, double *work)
+                       double *gbeta, double *work, double *du)
 {
     int p = m->p, nl = m->xu.nlev[0], np = 1 + p;
     const double *Z = m->Z[0], *X = m->X;
@@ -177,6 +185,7 @@ void glmm_agq_gradient(const glmm_model *m, int nq, const double *t, const doubl
     for (int g = 0; g < nl; g++) {
         double s, ug = m->u[g];
         level_mode_derivatives(m, g, &w, &s);
+        if (du) memcpy(du + (size_t) g * np, w.du, (size_t) np * sizeof(double));
         for (int k = 0; k < nq; k++) {
             w.E[k] = w.Dk[k] = 0;
             for (int j = 0; j < p; j++) w.F[k + (size_t) j * nq] = 0;

@@ -113,6 +113,34 @@ void lmm_minimize(int n, double *x, const double *lower, const double *upper,
     res->msg[sizeof(res->msg) - 1] = '\0';
 }
 
+void lmm_memo_alloc(lmm_memo *m, int len, int size)
+{
+    m->len = len;
+    m->size = size;
+    m->count = 0;
+    m->x = (double *) R_alloc((size_t) size * (len > 0 ? len : 1), sizeof(double));
+    m->f = (double *) R_alloc((size_t) size, sizeof(double));
+}
+
+int lmm_memo_find(const lmm_memo *m, const double *x, double *f)
+{
+    int held = m->count < m->size ? m->count : m->size;
+    size_t bytes = (size_t) m->len * sizeof(double);
+    for (int k = 0; k < held; k++)
+        if (!memcmp(m->x + (size_t) k * m->len, x, bytes)) {
+            *f = m->f[k];
+            return 1;
+        }
+    return 0;
+}
+
+void lmm_memo_store(lmm_memo *m, const double *x, double f)
+{
+    int slot = m->count++ % m->size;
+    memcpy(m->x + (size_t) slot * m->len, x, (size_t) m->len * sizeof(double));
+    m->f[slot] = f;
+}
+
 void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
                      lmm_objective fn, void *ex, double h, double *grad)
 {

@@ -12,6 +12,19 @@
  * flat to within rounding there and a gradient method stalls on its way. */
 #define NEAR_ZERO_DIAG 1e-3
 
+/* An objective's memory of its last values: the driver's phases ask again
+ * for points already evaluated (L-BFGS-B's start, the Newton polish's last
+ * stencil, which is also the stencil of the reported derivatives). */
+typedef struct {
+    int len, size, count;
+    double *x, *f;
+} lmm_memo;
+/* room for the last size points of len parameters */
+void lmm_memo_alloc(lmm_memo *m, int len, int size);
+/* 1 with *f the remembered value when x was evaluated, else 0 */
+int lmm_memo_find(const lmm_memo *m, const double *x, double *f);
+void lmm_memo_store(lmm_memo *m, const double *x, double f);
+
 /* Finite-difference gradient of fn at x (central, one-sided within h of a
  * bound; relative step h). */
 void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
