@@ -661,6 +661,62 @@ static void back_level(double *ug, int k, const double *L, const double *B, int 
     }
 }
 
+/* ug := L^{-1} ug for one level's tile, then the rows beside it lose
+ * B ug (the forward counterpart of back_level) */
+static void forward_level(double *ug, int k, const double *L, const double *B, int m, const int *rows,
+                          double *u2)
+{
+    for (int c = 0; c < k; c++) {
+        double s = ug[c];
+        for (int r = 0; r < c; r++) s -= L[c + r * k] * ug[r];
+        ug[c] = s / L[c + c * k];
+    }
+    for (int a = 0; a < m; a++) {
+        double s = 0;
+        for (int c = 0; c < k; c++) s += B[a + c * m] * ug[c];
+        u2[rows[a]] -= s;
+    }
+}
+
+int lmm_factor_solve(const lmm_xprod *xp, const lmm_factor *fa, double *x)
+{
+    int k1 = xp->ncol[0], q1 = xp->q1, qd = xp->qd, one = 1;
+    if (fa->tail) return 1;
+    double *x2 = x + q1;
+    for (int g = 0; g < xp->nlev[0]; g++) {
+        int i0 = xp->A21p[g];
+        forward_level(x + (size_t) g * k1, k1, fa->L11 + (size_t) g * k1 * k1, fa->L21x + (size_t) i0 * k1,
+                      xp->A21p[g + 1] - i0, xp->A21i + i0, x2);
+    }
+    for (int s = 1; s < xp->nstage; s++) {
+        const lmm_stage *st = xp->stage + s;
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++)
+            forward_level(x2 + st->off + h * k, k, fa->L22 + st->tiles + (size_t) h * k * k,
+                          fa->L22 + st->coup + (size_t) st->Cp[h] * k, st->Cp[h + 1] - st->Cp[h],
+                          st->Ci + st->Cp[h], x2);
+    }
+    if (qd > 0) {
+        double *xt = x2 + xp->dstart;
+        F77_CALL(dtrsv)("L", "N", "N", &qd, fa->Ltail, &qd, xt, &one FCONE FCONE FCONE);
+        F77_CALL(dtrsv)("L", "T", "N", &qd, fa->Ltail, &qd, xt, &one FCONE FCONE FCONE);
+    }
+    for (int s = xp->nstage - 1; s >= 1; s--) {
+        const lmm_stage *st = xp->stage + s;
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++)
+            back_level(x2 + st->off + h * k, k, fa->L22 + st->tiles + (size_t) h * k * k,
+                       fa->L22 + st->coup + (size_t) st->Cp[h] * k, st->Cp[h + 1] - st->Cp[h],
+                       st->Ci + st->Cp[h], x2);
+    }
+    for (int g = 0; g < xp->nlev[0]; g++) {
+        int i0 = xp->A21p[g];
+        back_level(x + (size_t) g * k1, k1, fa->L11 + (size_t) g * k1 * k1,
+                   fa->L21x + (size_t) i0 * k1, xp->A21p[g + 1] - i0, xp->A21i + i0, x2);
+    }
+    return 0;
+}
+
 void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, double *u)
 {
     int p = xp->p, px = xp->px, k1 = xp->ncol[0], q1 = xp->q1, q2 = xp->q2, qd = xp->qd, y = px - 1;

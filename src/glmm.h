@@ -8,6 +8,7 @@
 #include <math.h>
 #include "model.h"
 #include "lmmfit.h"
+#include "selinv.h"
 
 /* ---- the family component --------------------------------------------- */
 
@@ -126,6 +127,8 @@ double glmm_density_offset(const glmm_model *m);
  * criterion in lambda and beta at the point PIRLS left with beta held
  * (work: 2 p doubles) */
 int glmm_gradient_applies(const glmm_model *m);
+/* whether the link is canonical (the several terms' gradient below) */
+int glmm_model_gradient_applies(const glmm_model *m);
 void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, double *work, double *du);
 /* the same for adaptive Gauss-Hermite quadrature with nq nodes t and
  * weights wk (work: glmm_agq_gradient_work doubles); du (or NULL): the
@@ -133,6 +136,16 @@ void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, dou
 void glmm_agq_gradient(const glmm_model *m, int nq, const double *t, const double *wk, double *glam,
                        double *gbeta, double *work, double *du);
 size_t glmm_agq_gradient_work(const glmm_model *m, int nq);
+/* The Laplace criterion's exact gradient for any terms (canonical link, no
+ * sparse tail): G d/d lambda_j (k_j x k_j each, at lamoff), gbeta d/d beta;
+ * 0, or 1 when it cannot be had.  Its workspace, once per fit: */
+typedef struct {
+    lmm_selinv_ws si;
+    double *AL, *r, *v, *tv, *Gld;
+    int *voff, *ti;
+} glmm_grad_ws;
+void glmm_model_gradient_alloc(const glmm_model *m, glmm_grad_ws *ws);
+int glmm_model_gradient(glmm_model *m, glmm_grad_ws *ws, double *G, double *gbeta);
 /* eta0 = offset + X beta */
 void glmm_set_beta(glmm_model *m, const double *beta);
 /* eta = eta0 + Z Lambda u and mu at u (lambda as last set); 0 when mu

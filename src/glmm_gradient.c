@@ -47,6 +47,15 @@
 #include <float.h>
 #include <string.h>
 #include "glmm.h"
+#include "gradient.h"
+
+#define LEVEL(codes, t) ((codes)[t] - 1)
+
+int glmm_model_gradient_applies(const glmm_model *m)
+{
+    return (m->fam.family == GLMM_BINOMIAL && m->fam.link == GLMM_LOGIT) ||
+           (m->fam.family == GLMM_POISSON && m->fam.link == GLMM_LOG);
+}
 
 int glmm_gradient_applies(const glmm_model *m)
 {
@@ -226,4 +235,174 @@ void glmm_agq_gradient(const glmm_model *m, int nq, const double *t, const doubl
 size_t glmm_agq_gradient_work(const glmm_model *m, int nq)
 {
     return (size_t) 2 * (1 + m->p) + 2 * (size_t) m->p + 3 * (size_t) nq + (size_t) nq * m->p;
+}
+
+/* ---- several terms ------------------------------------------------------
+ *
+ * With any terms (canonical link, no sparse tail), M = Lambda' Z' W Z
+ * Lambda + I and the modes' Hessian of P is 2 M, so with s_i =
+ * (Z Lambda M^{-1} Lambda' Z')_ii, c_i = w_i' s_i (the derivative of log|M|
+ * in eta_i), r = Lambda' Z' c (its gradient in u) and a = M^{-1} r / 2:
+ *     dD/dbeta = X' e,   e_i = d_i + c_i - 2 w_i (Z Lambda a)_i,
+ *     dD/dLambda_j = d log|M| / d Lambda_j (W held: gradient.c's
+ *                    lmm_logdet_gradient) + sum_i z_ij (e_i u_j(i)' - d_i a_j(i)'),
+ * u_j(i), a_j(i) the level of term j at row i.  s_i needs M^{-1} only
+ * where the row's levels meet, on the pattern of Z'Z: the selected inverse
+ * (selinv.c), read at the places lmm_accumulate() adds the row's products
+ * to.  One selected inverse, one solve and two passes over the rows. */
+
+void glmm_model_gradient_alloc(const glmm_model *m, glmm_grad_ws *ws)
+{
+    const lmm_xprod *xp = &m->xu;
+    int kmax = 1, ksum = 0;
+    lmm_selinv_alloc(xp, &ws->si);
+    ws->voff = (int *) R_alloc((size_t) xp->nterms + 1, sizeof(int));
+    for (int j = 0; j < xp->nterms; j++) {
+        ws->voff[j] = ksum;
+        ksum += xp->ncol[j];
+        if (xp->ncol[j] > kmax) kmax = xp->ncol[j];
+    }
+    ws->voff[xp->nterms] = ksum;
+    ws->AL = (double *) R_alloc((size_t) (xp->qd > 0 ? xp->qd : 1) * kmax, sizeof(double));
+    ws->r = (double *) R_alloc((size_t) (m->q > 0 ? m->q : 1), sizeof(double));
+    ws->v = (double *) R_alloc((size_t) ksum, sizeof(double));
+    ws->tv = (double *) R_alloc((size_t) ksum, sizeof(double));
+    ws->ti = (int *) R_alloc((size_t) ksum, sizeof(int));
+    ws->Gld = (double *) R_alloc((size_t) m->lamoff[m->nterms] + 1, sizeof(double));
+}
+
+/* v_j = Lambda_j' z_tj for every term at row t */
+static void row_lambda_z(const glmm_model *m, R_xlen_t t, const int *voff, double *v)
+{
+    for (int j = 0; j < m->nterms; j++) {
+        int k = m->xu.ncol[j];
+        const double *lam = m->lam + m->lamoff[j], *Z = m->Z[j];
+        for (int c = 0; c < k; c++) {
+            double s = 0;
+            for (int r = c; r < k; r++) s += lam[r + c * k] * Z[t + (size_t) r * m->n];
+            v[voff[j] + c] = s;
+        }
+    }
+}
+
+/* s_t = v' M^{-1} v over the row's levels, at the places lmm_accumulate()
+ * writes row t's products (stage 0's level g; pos and hcur as it sets
+ * them for g) */
+static double row_leverage(const glmm_model *m, glmm_grad_ws *ws, R_xlen_t t, int g, const double *v)
+{
+    const lmm_xprod *xp = &m->xu;
+    const lmm_selinv_ws *si = &ws->si;
+    const lmm_accum_ws *aw = &m->awsu;
+    int nterms = xp->nterms, ns = xp->nstage, q2 = xp->q2, k1 = xp->ncol[0];
+    int mg = xp->A21p[g + 1] - xp->A21p[g], nt = 0;
+    const double *T0 = si->Z11 + (size_t) g * k1 * k1, *B0 = si->Z21x + (size_t) xp->A21p[g] * k1;
+    double s = 0;
+    for (int c = 0; c < k1; c++)
+        for (int r = 0; r < k1; r++) s += v[r] * T0[r + c * k1] * v[c];
+    for (int j = 1; j < nterms; j++) {
+        int kj = xp->ncol[j], row0 = aw->roff[j] + LEVEL(m->codes[j], t) * kj;
+        const double *vj = v + ws->voff[j];
+        const lmm_stage *st = j < ns ? xp->stage + j : NULL;
+        for (int cj = 0; cj < kj; cj++) {
+            int rj = row0 + cj, at = aw->pos[rj];
+            for (int c = 0; c < k1; c++) s += 2 * v[c] * B0[at + c * mg] * vj[cj];
+            if (!st) {
+                ws->ti[nt] = rj - xp->dstart;
+                ws->tv[nt++] = vj[cj];
+                continue;
+            }
+            int h = aw->hcur[j], mh = st->Cp[h + 1] - st->Cp[h];
+            const double *tile = si->Z22 + st->tiles + (size_t) h * kj * kj;
+            const double *bes = si->Z22 + st->coup + (size_t) st->Cp[h] * kj;
+            const int *pj = aw->pos + (size_t) j * q2;
+            for (int cl = 0; cl < kj; cl++) s += vj[cj] * tile[cl + cj * kj] * vj[cl];
+            for (int l = j + 1; l < nterms; l++) {
+                int col0 = aw->roff[l] + LEVEL(m->codes[l], t) * xp->ncol[l];
+                for (int cl = 0; cl < xp->ncol[l]; cl++)
+                    s += 2 * vj[cj] * bes[pj[col0 + cl] + (size_t) cj * mh] * v[ws->voff[l] + cl];
+            }
+        }
+    }
+    /* the tail: its lower triangle, every ordered pair */
+    const double *D = si->Z22 + xp->doff;
+    for (int a = 0; a < nt; a++)
+        for (int b = 0; b < nt; b++) {
+            int ia = ws->ti[a], ib = ws->ti[b];
+            s += ws->tv[a] * (ia >= ib ? D[ia + (size_t) ib * xp->qd] : D[ib + (size_t) ia * xp->qd]) * ws->tv[b];
+        }
+    return s;
+}
+
+/* stage s's current level for stage 0's level g, and where each rest row
+ * sits in its beside-list (lmm_accumulate()'s bookkeeping) */
+static void level_positions(const glmm_model *m, int g)
+{
+    const lmm_xprod *xp = &m->xu;
+    const lmm_accum_ws *aw = &m->awsu;
+    R_xlen_t t0 = m->order[m->start[g]];
+    for (int s = 0; s < xp->nstage; s++) {
+        const lmm_stage *st = xp->stage + s;
+        int h = s == 0 ? g : LEVEL(m->codes[s], t0);
+        aw->hcur[s] = h;
+        for (int i = st->Cp[h]; i < st->Cp[h + 1]; i++) aw->pos[(size_t) s * xp->q2 + st->Ci[i]] = i - st->Cp[h];
+    }
+}
+
+/* the coordinate of term j's level at row t in u */
+static inline int row_coord(const glmm_model *m, int j, R_xlen_t t)
+{
+    return m->uoff[j] + LEVEL(m->codes[j], t) * m->xu.ncol[j];
+}
+
+int glmm_model_gradient(glmm_model *m, glmm_grad_ws *ws, double *G, double *gbeta)
+{
+    const lmm_xprod *xp = &m->xu;
+    int p = m->p, nterms = m->nterms;
+    R_xlen_t n = m->n;
+    double *v = ws->v, *r = ws->r, *c = m->z;   /* m->z is free between PIRLS runs */
+    if (m->fau->tail || lmm_selinv(xp, m->fau, &ws->si) != 0) return 1;
+    memset(r, 0, (size_t) m->q * sizeof(double));
+    for (int g = 0; g < xp->nlev[0]; g++) {
+        if (m->start[g] == m->start[g + 1]) continue;
+        level_positions(m, g);
+        for (int s = m->start[g]; s < m->start[g + 1]; s++) {
+            R_xlen_t t = m->order[s];
+            double d, w, dw;
+            row_derivatives(m, t, &d, &w, &dw);
+            row_lambda_z(m, t, ws->voff, v);
+            c[t] = dw * row_leverage(m, ws, t, g, v);
+            for (int j = 0; j < nterms; j++) {
+                double *rj = r + row_coord(m, j, t);
+                for (int cc = 0; cc < xp->ncol[j]; cc++) rj[cc] += c[t] * v[ws->voff[j] + cc];
+            }
+        }
+    }
+    if (lmm_factor_solve(xp, m->fau, r) != 0) return 1;
+    for (int i = 0; i < m->q; i++) r[i] *= 0.5;
+    memset(G, 0, (size_t) m->lamoff[nterms] * sizeof(double));
+    for (int k = 0; k < p; k++) gbeta[k] = 0;
+    for (R_xlen_t t = 0; t < n; t++) {
+        double d, w, dw, zla = 0;
+        row_derivatives(m, t, &d, &w, &dw);
+        row_lambda_z(m, t, ws->voff, v);
+        for (int j = 0; j < nterms; j++) {
+            const double *aj = r + row_coord(m, j, t);
+            for (int cc = 0; cc < xp->ncol[j]; cc++) zla += v[ws->voff[j] + cc] * aj[cc];
+        }
+        double e = d + c[t] - 2 * w * zla;
+        for (int j = 0; j < nterms; j++) {
+            int k = xp->ncol[j], o = row_coord(m, j, t);
+            const double *Z = m->Z[j], *uj = m->u + o, *aj = r + o;
+            double *Gj = G + m->lamoff[j];
+            for (int rr = 0; rr < k; rr++) {
+                double z = Z[t + (size_t) rr * n];
+                if (z == 0.0) continue;
+                for (int cc = 0; cc < k; cc++) Gj[rr + cc * k] += z * (e * uj[cc] - d * aj[cc]);
+            }
+        }
+        for (int k = 0; k < p; k++) gbeta[k] += m->X[t + (size_t) k * n] * e;
+    }
+    lmm_logdet_gradient(xp, m->fau, &ws->si, ws->AL, ws->Gld);
+    for (int e = 0; e < m->lamoff[nterms]; e++) G[e] += ws->Gld[e];
+    return 0;
 }

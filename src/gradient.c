@@ -469,6 +469,28 @@ static void schur_weights(const lmm_xprod *xp, const lmm_factor *fa, int reml, d
     }
 }
 
+void lmm_logdet_gradient(const lmm_xprod *xp, const lmm_factor *fa, lmm_selinv_ws *si, double *AL,
+                         double *G)
+{
+    /* W into G, level by level and over the tail */
+    memset(G, 0, (size_t) fa->lamoff[xp->nterms] * sizeof(double));
+    for (int s = 0; s < xp->nstage; s++) {
+        const lmm_stage *st = xp->stage + s;
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++) {
+            int m = st->Cp[h + 1] - st->Cp[h];
+            size_t tk = (size_t) h * k * k, bk = (size_t) st->Cp[h] * k;
+            const double *A = s == 0 ? xp->A11 + tk : xp->A22 + st->tiles + tk;
+            const double *Zt = s == 0 ? si->Z11 + tk : si->Z22 + st->tiles + tk;
+            const double *Ab = s == 0 ? xp->A21x + bk : xp->A22 + st->coup + bk;
+            const double *Zb = s == 0 ? si->Z21x + bk : si->Z22 + st->coup + bk;
+            level_w(xp, fa, s, k, A, Zt, m, st->Ci + st->Cp[h], Ab, Zb, si->Bt, si->T, G);
+        }
+    }
+    if (xp->qd > 0) tail_w(xp, fa, si, AL, G);
+    for (int e = 0; e < fa->lamoff[xp->nterms]; e++) G[e] *= 2.0;
+}
+
 int lmm_model_gradient(const lmm_xprod *xp, const lmm_factor *fa, int reml, double sigma,
                        lmm_model_gradient_ws *ws, double *G)
 {
@@ -487,24 +509,8 @@ int lmm_model_gradient(const lmm_xprod *xp, const lmm_factor *fa, int reml, doub
     double one = 1.0, zero = 0.0;
     F77_CALL(dgemm)("N", "N", &px, &q, &px, &one, ws->P, &px, ws->Ht, &px, &zero, ws->PHt, &px
                     FCONE FCONE);
-    /* W into G, level by level and over the tail */
-    memset(G, 0, (size_t) fa->lamoff[xp->nterms] * sizeof(double));
-    for (int s = 0; s < xp->nstage; s++) {
-        const lmm_stage *st = xp->stage + s;
-        int k = st->k;
-        for (int h = 0; h < st->nlev; h++) {
-            int m = st->Cp[h + 1] - st->Cp[h];
-            size_t tk = (size_t) h * k * k, bk = (size_t) st->Cp[h] * k;
-            const double *A = s == 0 ? xp->A11 + tk : xp->A22 + st->tiles + tk;
-            const double *Zt = s == 0 ? si->Z11 + tk : si->Z22 + st->tiles + tk;
-            const double *Ab = s == 0 ? xp->A21x + bk : xp->A22 + st->coup + bk;
-            const double *Zb = s == 0 ? si->Z21x + bk : si->Z22 + st->coup + bk;
-            level_w(xp, fa, s, k, A, Zt, m, st->Ci + st->Cp[h], Ab, Zb, si->Bt, si->T, G);
-        }
-    }
-    if (xp->qd > 0) tail_w(xp, fa, si, ws->AL, G);
     /* G = 2 W - 2 sum R_g P H_g', tile by tile */
-    for (int e = 0; e < fa->lamoff[xp->nterms]; e++) G[e] *= 2.0;
+    lmm_logdet_gradient(xp, fa, si, ws->AL, G);
     for (int u = 0; u < q;) {
         int j, pos;
         coord_lambda(xp, fa, u, &j, &pos);

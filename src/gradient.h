@@ -26,4 +26,9 @@ void lmm_model_gradient_alloc(const lmm_xprod *xp, lmm_model_gradient_ws *ws);
 int lmm_model_gradient(const lmm_xprod *xp, const lmm_factor *fa, int reml, double sigma,
                        lmm_model_gradient_ws *ws, double *G);
 
+/* d log|Lambda' A Lambda + I| / d lambda_j with A held (2 W above), from
+ * the selected inverse si of the factor fa (AL: qd x kmax scratch) */
+void lmm_logdet_gradient(const lmm_xprod *xp, const lmm_factor *fa, lmm_selinv_ws *si, double *AL,
+                         double *G);
+
 #endif

@@ -171,6 +171,9 @@ void lmm_rx_from_factor(const lmm_xprod *xp, const lmm_factor *fa, double *RX);
 
 /* Conditional modes and fixed effects from a factor: beta (p), u (q1 + q2, spherical). */
 void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, double *u);
+/* x := (Lambda' A_ZZ Lambda + I)^{-1} x (q long) with the factor fa (no
+ * sparse tail: 1 then, x untouched) */
+int lmm_factor_solve(const lmm_xprod *xp, const lmm_factor *fa, double *x);
 
 typedef struct lmm_optctl_s {
     int maxit;

@@ -192,7 +192,26 @@ test_that("the exact gradient of the Laplace and AGQ criteria agrees with centra
         ## the fit reports the exact gradient at its optimum
         expect_lt(max(abs(fit$optinfo$gradient)), 1e-6)
     }
-    ## no gradient where it does not apply: a probit link, two terms
+    ## several terms and vector terms: the selected inverse's gradient
+    ## (crossed, a correlated slope, partially crossed Poisson with a slope,
+    ## nested with a slope summed per level)
+    set.seed(3)
+    nn <- 1200
+    nest <- data.frame(a = factor(sample(5, nn, TRUE)), x = rnorm(nn))
+    nest$b <- factor(paste(nest$a, sample(4, nn, TRUE)))
+    nest$dd <- factor(paste(nest$b, sample(6, nn, TRUE)))
+    nest$y <- rbinom(nn, 1, plogis(0.2 + 0.5 * nest$x + 0.8 * rnorm(120)[as.integer(nest$dd)]))
+    several <- list(glmmfit(y ~ x + (1 | g) + (1 | h), sim, family = binomial),
+                    glmmfit(y ~ x + (x | g), sim, family = binomial),
+                    glmmfit(cnt ~ x + (1 | g) + (x | h), sim, family = poisson),
+                    suppressMessages(glmmfit(y ~ x + (x | dd) + (1 | b) + (1 | a), nest, family = binomial)))
+    for (fit in several) {
+        par <- c(fit$theta * 1.2 + 0.05, fixef(fit) + 0.02)
+        exact <- eval_at(fit, par)$gradient
+        expect_length(exact, length(par))
+        expect_lt(max(abs(exact - central(fit, par)) / pmax(1, abs(exact))), GLMM_GRADIENT_TOL)
+    }
+    ## no gradient where it does not apply: a probit link
     probit <- glmmfit(y ~ x + (1 | g), sim, family = binomial(link = "probit"))
     expect_null(eval_at(probit, c(probit$theta, fixef(probit)))$gradient)
 })
