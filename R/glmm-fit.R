@@ -7,13 +7,15 @@
 #' the same blocked factor as \code{\link{lmmfit}} (its pattern found once per
 #' fit, only the weighted values refreshed per iteration), and the parameters
 #' are optimised as glmer does: first the covariance parameters with the fixed
-#' effects inside PIRLS (\code{nAGQ = 0}), then both jointly.  For one scalar
-#' random-effects term with a canonical link (binomial with the logit,
-#' Poisson with the log) the second stage uses the exact gradient of the
-#' Laplace or quadrature criterion, needs no first stage for its start (the
-#' fixed effects solved with the modes at the starting theta) and is
-#' polished by Newton steps on that gradient; \code{optinfo$gradient} is
-#' then the exact one.  Elsewhere it takes finite differences.
+#' effects inside PIRLS (\code{nAGQ = 0}), then both jointly.  With a
+#' canonical link (binomial with the logit, Poisson with the log) the second
+#' stage uses the exact gradient of the criterion (the Laplace approximation
+#' for any terms whose crossed block is not factored sparse, and adaptive
+#' quadrature for one scalar term) and is polished by Newton steps on it;
+#' it then starts from the fixed effects solved with the modes at the
+#' starting theta, without the first stage (kept for nested designs, whose
+#' evaluations are cheaper than the gradient).  \code{optinfo$gradient} is
+#' then the exact one.  Elsewhere the stages take finite differences.
 #'
 #' @param formula a two-sided formula with at least one random-effects term;
 #'   for a binomial model the response may be 0/1, logical, a factor (the

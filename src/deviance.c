@@ -678,64 +678,11 @@ static void forward_level(double *ug, int k, const double *L, const double *B, i
     }
 }
 
-int lmm_factor_solve(const lmm_xprod *xp, const lmm_factor *fa, double *x)
+/* u := L^{-T} u: the tail, the later stages from the last, stage 0 */
+static void back_substitute_u(const lmm_xprod *xp, const lmm_factor *fa, double *u)
 {
-    int k1 = xp->ncol[0], q1 = xp->q1, qd = xp->qd, one = 1;
-    if (fa->tail) return 1;
-    double *x2 = x + q1;
-    for (int g = 0; g < xp->nlev[0]; g++) {
-        int i0 = xp->A21p[g];
-        forward_level(x + (size_t) g * k1, k1, fa->L11 + (size_t) g * k1 * k1, fa->L21x + (size_t) i0 * k1,
-                      xp->A21p[g + 1] - i0, xp->A21i + i0, x2);
-    }
-    for (int s = 1; s < xp->nstage; s++) {
-        const lmm_stage *st = xp->stage + s;
-        int k = st->k;
-        for (int h = 0; h < st->nlev; h++)
-            forward_level(x2 + st->off + h * k, k, fa->L22 + st->tiles + (size_t) h * k * k,
-                          fa->L22 + st->coup + (size_t) st->Cp[h] * k, st->Cp[h + 1] - st->Cp[h],
-                          st->Ci + st->Cp[h], x2);
-    }
-    if (qd > 0) {
-        double *xt = x2 + xp->dstart;
-        F77_CALL(dtrsv)("L", "N", "N", &qd, fa->Ltail, &qd, xt, &one FCONE FCONE FCONE);
-        F77_CALL(dtrsv)("L", "T", "N", &qd, fa->Ltail, &qd, xt, &one FCONE FCONE FCONE);
-    }
-    for (int s = xp->nstage - 1; s >= 1; s--) {
-        const lmm_stage *st = xp->stage + s;
-        int k = st->k;
-        for (int h = 0; h < st->nlev; h++)
-            back_level(x2 + st->off + h * k, k, fa->L22 + st->tiles + (size_t) h * k * k,
-                       fa->L22 + st->coup + (size_t) st->Cp[h] * k, st->Cp[h + 1] - st->Cp[h],
-                       st->Ci + st->Cp[h], x2);
-    }
-    for (int g = 0; g < xp->nlev[0]; g++) {
-        int i0 = xp->A21p[g];
-        back_level(x + (size_t) g * k1, k1, fa->L11 + (size_t) g * k1 * k1,
-                   fa->L21x + (size_t) i0 * k1, xp->A21p[g + 1] - i0, xp->A21i + i0, x2);
-    }
-    return 0;
-}
-
-void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, double *u)
-{
-    int p = xp->p, px = xp->px, k1 = xp->ncol[0], q1 = xp->q1, q2 = xp->q2, qd = xp->qd, y = px - 1;
-    const double *LXX = fa->LXX;
-    /* L_XX' beta = c_X */
-    for (int i = p - 1; i >= 0; i--) {
-        double s = LXX[y + i * px];
-        for (int l = i + 1; l < p; l++) s -= LXX[l + i * px] * beta[l];
-        beta[i] = s / LXX[i + i * px];
-    }
-    /* c - LX' beta, for every random effect */
-    for (int r = 0; r < q1 + q2; r++) {
-        const double *col = r < q1 ? fa->LX1 + (size_t) r * px : fa->LX2 + (size_t) (r - q1) * px;
-        double s = col[y];
-        for (int i = 0; i < p; i++) s -= col[i] * beta[i];
-        u[r] = s;
-    }
-    /* back-substitution: the tail, the later stages from the last, stage 0 */
-    double *u2 = u + q1;
+    int k1 = xp->ncol[0], qd = xp->qd;
+    double *u2 = u + xp->q1;
     if (qd > 0) {
         int one = 1;
         double *ut = u2 + xp->dstart;
@@ -758,6 +705,49 @@ void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, dou
         back_level(u + (size_t) g * k1, k1, fa->L11 + (size_t) g * k1 * k1,
                    fa->L21x + (size_t) i0 * k1, xp->A21p[g + 1] - i0, xp->A21i + i0, u2);
     }
+}
+
+int lmm_factor_solve(const lmm_xprod *xp, const lmm_factor *fa, double *x)
+{
+    int k1 = xp->ncol[0], q1 = xp->q1, qd = xp->qd, one = 1;
+    if (fa->tail) return 1;
+    double *x2 = x + q1;
+    for (int g = 0; g < xp->nlev[0]; g++) {
+        int i0 = xp->A21p[g];
+        forward_level(x + (size_t) g * k1, k1, fa->L11 + (size_t) g * k1 * k1, fa->L21x + (size_t) i0 * k1,
+                      xp->A21p[g + 1] - i0, xp->A21i + i0, x2);
+    }
+    for (int s = 1; s < xp->nstage; s++) {
+        const lmm_stage *st = xp->stage + s;
+        int k = st->k;
+        for (int h = 0; h < st->nlev; h++)
+            forward_level(x2 + st->off + h * k, k, fa->L22 + st->tiles + (size_t) h * k * k,
+                          fa->L22 + st->coup + (size_t) st->Cp[h] * k, st->Cp[h + 1] - st->Cp[h],
+                          st->Ci + st->Cp[h], x2);
+    }
+    if (qd > 0) F77_CALL(dtrsv)("L", "N", "N", &qd, fa->Ltail, &qd, x2 + xp->dstart, &one FCONE FCONE FCONE);
+    back_substitute_u(xp, fa, x);
+    return 0;
+}
+
+void lmm_solve_coef(const lmm_xprod *xp, const lmm_factor *fa, double *beta, double *u)
+{
+    int p = xp->p, px = xp->px, q1 = xp->q1, q2 = xp->q2, y = px - 1;
+    const double *LXX = fa->LXX;
+    /* L_XX' beta = c_X */
+    for (int i = p - 1; i >= 0; i--) {
+        double s = LXX[y + i * px];
+        for (int l = i + 1; l < p; l++) s -= LXX[l + i * px] * beta[l];
+        beta[i] = s / LXX[i + i * px];
+    }
+    /* c - LX' beta, for every random effect */
+    for (int r = 0; r < q1 + q2; r++) {
+        const double *col = r < q1 ? fa->LX1 + (size_t) r * px : fa->LX2 + (size_t) (r - q1) * px;
+        double s = col[y];
+        for (int i = 0; i < p; i++) s -= col[i] * beta[i];
+        u[r] = s;
+    }
+    back_substitute_u(xp, fa, u);
 }
 
 /* The upper triangular p x p R_X = t(L_XX[1:p, 1:p]), with vcov(beta) =

@@ -74,29 +74,6 @@ static int long_evaluation(const lmm_xprod *xp)
     return xp->q2 >= 256 || xp->nlev[0] >= 65536;
 }
 
-/* theta from the lambdas lam (any k x k each, at lamoff) into th: each
- * term's canonical factor of lam lam', or with as_is a lower triangular lam
- * with a positive diagonal taken as it is (an unconditioned term's, as the
- * objective saw it).  Returns 0 when as_is changed nothing. */
-static int theta_of_lambdas(deviance_ex *d, const double *lam, int as_is, double *th)
-{
-    const lmm_xprod *xp = d->xp;
-    int changed = 0;
-    for (int j = 0, i = 0; j < xp->nterms; j++) {
-        int k = xp->ncol[j];
-        const double *l = lam + d->fa->lamoff[j];
-        int tri = 1;
-        for (int c = 0; c < k && tri; c++) {
-            tri = l[c + c * k] > 0;
-            for (int r = 0; r < c && tri; r++) tri = l[r + c * k] == 0.0;
-        }
-        if (as_is && tri) { lmm_theta_pack(k, l, th + i); changed = 1; }
-        else lmm_theta_of_lambda(k, l, th + i, d->gtmp);
-        i += k * (k + 1) / 2;
-    }
-    return changed;
-}
-
 /* Whether the factor held is the one at th. */
 static int factored_at(const deviance_ex *d, const double *th)
 {
@@ -110,9 +87,10 @@ static int selected_lambda_gradient(deviance_ex *d, const double *lam, double *G
 {
     const lmm_xprod *xp = d->xp;
     const int *lo = d->fa->lamoff;
-    theta_of_lambdas(d, lam, 0, d->gtheta);
+    lmm_theta_of_lambdas(xp->nterms, xp->ncol, d->fa->lamoff, lam, 0, d->gtheta, d->gtmp);
     if (!factored_at(d, d->gtheta) &&
-        !(theta_of_lambdas(d, lam, 1, d->gtheta) && factored_at(d, d->gtheta))) {
+        !(lmm_theta_of_lambdas(xp->nterms, xp->ncol, d->fa->lamoff, lam, 1, d->gtheta, d->gtmp) &&
+          factored_at(d, d->gtheta))) {
         d->nevals++;
         d->fa_ok = 0;
         if (lmm_factorize(xp, d->gtheta, d->fa) != 0) return 1;

@@ -302,26 +302,6 @@ static int criterion_gradient(glmm_fit *f, double *G, double *gbeta)
     return 0;
 }
 
-/* theta of the lambdas lam (each term's canonical factor of lam lam', or
- * with as_is a lower triangular lam with a positive diagonal as it is: an
- * unconditioned term's, as the objective saw it) into th */
-static void theta_of_lambdas(const glmm_fit *f, const double *lam, int as_is, double *th)
-{
-    const glmm_model *m = &f->m;
-    for (int j = 0, i = 0; j < m->nterms; j++) {
-        int k = m->xu.ncol[j];
-        const double *l = lam + m->lamoff[j];
-        int tri = 1;
-        for (int c = 0; c < k && tri; c++) {
-            tri = l[c + c * k] > 0;
-            for (int r = 0; r < c && tri; r++) tri = l[r + c * k] == 0.0;
-        }
-        if (as_is && tri) lmm_theta_pack(k, l, th + i);
-        else lmm_theta_of_lambda(k, l, th + i, f->gtmp);
-        i += k * (k + 1) / 2;
-    }
-}
-
 /* Stage 2's exact gradient at (lambdas lam, whitened beta v): at the PIRLS
  * state of the last evaluation when it was there (L-BFGS-B asks for the
  * gradient where it has just evaluated), else after one; the gradient at
@@ -332,10 +312,10 @@ static int full_gradient(const double *lam, const double *v, double *G, double *
     glmm_fit *f = (glmm_fit *) ex;
     glmm_model *m = &f->m;
     int nt = f->ntheta, p = m->p;
-    theta_of_lambdas(f, lam, 1, f->gx);
+    lmm_theta_of_lambdas(m->nterms, m->xu.ncol, m->lamoff, lam, 1, f->gx, f->gtmp);
     memcpy(f->gx + nt, v, (size_t) p * sizeof(double));
     if (!at_state(f, f->gx, nt + p)) {
-        theta_of_lambdas(f, lam, 0, f->gx);
+        lmm_theta_of_lambdas(m->nterms, m->xu.ncol, m->lamoff, lam, 0, f->gx, f->gtmp);
         if (!at_state(f, f->gx, nt + p) && !R_FINITE(full_objective(f->gx, f))) return 1;
     }
     f->ngrads++;

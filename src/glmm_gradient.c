@@ -90,33 +90,49 @@ static inline void row_derivatives(const glmm_model *m, R_xlen_t i, double *d, d
     *d = -2 * pr * (m->y[i] - mu);
 }
 
+/* Level g's sums at the mode: S = sum w z^2, T = sum w' z^3, zd = sum z d
+ * and, per fixed effect, xdw = sum x z^2 w', xw = sum x z w (and xd += sum
+ * x d when xd is given) */
+typedef struct {
+    double S, T, zd;
+} level_sums;
+
+static level_sums level_sums_at(const glmm_model *m, int g, double *xdw, double *xw, double *xd)
+{
+    int p = m->p;
+    const double *Z = m->Z[0], *X = m->X;
+    R_xlen_t n = m->n;
+    level_sums ls = {0, 0, 0};
+    for (int k = 0; k < p; k++) xdw[k] = xw[k] = 0;
+    for (R_xlen_t i = m->start[g]; i < m->start[g + 1]; i++) {
+        double d, w, dw, z = Z[i];
+        row_derivatives(m, i, &d, &w, &dw);
+        ls.S += w * z * z;
+        ls.T += dw * z * z * z;
+        ls.zd += z * d;
+        for (int k = 0; k < p; k++) {
+            double x = X[i + (size_t) k * n];
+            if (xd) xd[k] += x * d;
+            xdw[k] += x * z * z * dw;
+            xw[k] += x * z * w;
+        }
+    }
+    return ls;
+}
+
 /* glam: d D / d lambda (one value); gbeta: d D / d beta (p); work: 2 p;
  * du (or NULL): each level's d u_g / d lambda and d u_g / d beta (1 + p
  * each, level by level) */
 void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, double *work, double *du)
 {
     int p = m->p, nl = m->xu.nlev[0];
-    const double *Z = m->Z[0], *X = m->X;
     double lam = m->lam[m->lamoff[0]], gl = 0, lam2 = lam * lam;
-    R_xlen_t n = m->n;
     double *xdw = work, *xw = work + p;
     for (int k = 0; k < p; k++) gbeta[k] = 0;
     for (int g = 0; g < nl; g++) {
-        double S = 0, T = 0, zd = 0, ug = m->u[g];
-        for (int k = 0; k < p; k++) xdw[k] = xw[k] = 0;
-        for (R_xlen_t i = m->start[g]; i < m->start[g + 1]; i++) {
-            double d, w, dw, z = Z[i];
-            row_derivatives(m, i, &d, &w, &dw);
-            S += w * z * z;
-            T += dw * z * z * z;
-            zd += z * d;
-            for (int k = 0; k < p; k++) {
-                double x = X[i + (size_t) k * n];
-                gbeta[k] += x * d;
-                xdw[k] += x * z * z * dw;
-                xw[k] += x * z * w;
-            }
-        }
+        double ug = m->u[g];
+        level_sums ls = level_sums_at(m, g, xdw, xw, gbeta);
+        double S = ls.S, T = ls.T, zd = ls.zd;
         double M = 1 + lam2 * S, a = lam2 * lam * T / (2 * M * M);
         gl += ug * zd + ug * lam2 * T / M + 2 * lam * S / M - a * (zd + 2 * lam * ug * S);
         for (int k = 0; k < p; k++) gbeta[k] += lam2 / M * xdw[k] - 2 * lam * a * xw[k];
@@ -149,23 +165,9 @@ typedef struct {
 static void level_mode_derivatives(const glmm_model *m, int g, agq_ws *w, double *s_out)
 {
     int p = m->p;
-    const double *Z = m->Z[0], *X = m->X;
     double lam = m->lam[m->lamoff[0]], lam2 = lam * lam, ug = m->u[g];
-    double S = 0, T = 0, zd = 0;
-    R_xlen_t n = m->n;
-    for (int k = 0; k < p; k++) w->xdw[k] = w->xw[k] = 0;
-    for (R_xlen_t i = m->start[g]; i < m->start[g + 1]; i++) {
-        double d, wi, dw, z = Z[i];
-        row_derivatives(m, i, &d, &wi, &dw);
-        S += wi * z * z;
-        T += dw * z * z * z;
-        zd += z * d;
-        for (int k = 0; k < p; k++) {
-            double x = X[i + (size_t) k * n];
-            w->xdw[k] += x * z * z * dw;
-            w->xw[k] += x * z * wi;
-        }
-    }
+    level_sums ls = level_sums_at(m, g, w->xdw, w->xw, NULL);
+    double S = ls.S, T = ls.T, zd = ls.zd;
     double M = 1 + lam2 * S, s = 1 / sqrt(M);
     w->du[0] = -(zd + 2 * lam * ug * S) / (2 * M);
     double dM = 2 * lam * S + lam2 * T * ug + lam2 * lam * T * w->du[0];

@@ -176,6 +176,27 @@ void lmm_theta_of_lambda(int k, const double *lam, double *theta, double *work)
     lmm_theta_pack(k, work, theta);
 }
 
+int lmm_theta_of_lambdas(int nterms, const int *ncol, const int *lamoff, const double *lam, int as_is,
+                         double *th, double *work)
+{
+    int changed = 0;
+    for (int j = 0, i = 0; j < nterms; j++) {
+        int k = ncol[j];
+        const double *l = lam + lamoff[j];
+        int tri = 1;
+        for (int c = 0; c < k && tri; c++) {
+            tri = l[c + c * k] > 0;
+            for (int r = 0; r < c && tri; r++) tri = l[r + c * k] == 0.0;
+        }
+        if (as_is && tri) {
+            lmm_theta_pack(k, l, th + i);
+            changed = 1;
+        } else lmm_theta_of_lambda(k, l, th + i, work);
+        i += k * (k + 1) / 2;
+    }
+    return changed;
+}
+
 /* The derivative G in lam of a function of lam lam' from its derivative G0
  * in the canonical factor lam0 of lam lam' (k x k each).  lam = lam0 Q with
  * Q orthogonal, and the derivative is 2 Psi lam for the symmetric

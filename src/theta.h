@@ -18,6 +18,12 @@ void lmm_conditioner_solve_t(int k, const double *R, double *G);
 void lmm_theta_from_conditioned(int k, const double *R, const double *tt, double *theta,
                                 double *work);
 void lmm_theta_of_lambda(int k, const double *lam, double *theta, double *work);
+/* theta from the lambdas lam (any k x k each, at lamoff) into th: each
+ * term's canonical factor of lam lam', or with as_is a lower triangular lam
+ * with a positive diagonal taken as it is (an unconditioned term's, as the
+ * objective saw it).  Returns 0 when as_is changed nothing.  work: kmax^2. */
+int lmm_theta_of_lambdas(int nterms, const int *ncol, const int *lamoff, const double *lam, int as_is,
+                         double *th, double *work);
 void lmm_lambda_gradient_at(int k, const double *lam, const double *lam0, const double *G0,
                             double *G, double *work);
 void lmm_theta_to_conditioned(int k, const double *R, const double *theta, double *tt,
