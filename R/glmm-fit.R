@@ -187,6 +187,11 @@ glmm_check_fit <- function(fit) {
     if (fit$pirls[1L] != 0L)
         warning("PIRLS did not converge at the estimates: try control = lmmfit_control(pirls_maxit = ), ",
                 "rescale the covariates, or check for complete separation", call. = FALSE)
+    else if (isFALSE(fit$optinfo$settled))
+        warning(sprintf(paste("the optimizer stopped before confirming a local optimum (PIRLS failed at %d",
+                              "of its %d evaluations): the estimates may be wrong; try other starting values",
+                              "(start = ) or a simpler random-effects structure"),
+                        fit$optinfo$failures, fit$optinfo$feval), call. = FALSE)
     if (isSingular(fit, fit$control$singular_tol))
         message("boundary (singular) fit: see help('isSingular')")
 }

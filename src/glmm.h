@@ -94,6 +94,7 @@ typedef struct {
     double *ylogy;               /* the logit binomial's y log y + (1 - y) log(1 - y), else NULL */
     int *uoff;                   /* each term's first coordinate in u */
     double *u, *unew, *utry, *beta, *bnew, *btry, *b;
+    double *bsave;               /* beta at a PIRLS run's start (its retry from u = 0) */
     double pdev, sumdev;         /* sum dev + |u|^2; sum dev */
     struct glmm_levelsum_s *ls;  /* the per-level sums' pseudo-rows (glmm_pirls.c), or NULL */
     int iter, halvings, maxit;

@@ -191,7 +191,7 @@ void glmm_model_alloc(glmm_model *m)
         *qv[i] = (double *) R_alloc((size_t) (q > 0 ? q : 1), sizeof(double));
         memset(*qv[i], 0, (size_t) (q > 0 ? q : 1) * sizeof(double));
     }
-    double **pv[] = {&m->beta, &m->bnew, &m->btry};
+    double **pv[] = {&m->beta, &m->bnew, &m->btry, &m->bsave};
     for (size_t i = 0; i < sizeof(pv) / sizeof(pv[0]); i++) {
         *pv[i] = (double *) R_alloc((size_t) (m->p > 0 ? m->p : 1), sizeof(double));
         memset(*pv[i], 0, (size_t) (m->p > 0 ? m->p : 1) * sizeof(double));
@@ -556,7 +556,26 @@ static int trusted_step(glmm_model *m, int joint)
     return 1;
 }
 
+static int pirls_from(glmm_model *m, const double *theta, int joint);
+
+/* From the warm start (the last modes, or their prediction), and when that
+ * fails from u = 0 (beta as given): a warm start from a distant theta can
+ * put eta where mu overflows (a Poisson's counts in the thousands, theta
+ * moved from 0.12 to 1: the modes 8 times too large), which the weighted
+ * factor cannot take. */
 int glmm_pirls(glmm_model *m, const double *theta, int joint)
+{
+    int q = m->q, p = joint ? m->p : 0, warm = 0;
+    for (int r = 0; r < q && !warm; r++) warm = m->u[r] != 0.0;
+    if (warm) memcpy(m->bsave, m->beta, (size_t) (p > 0 ? p : 0) * sizeof(double));
+    int rc = pirls_from(m, theta, joint);
+    if (rc == GLMM_OK || !warm) return rc;
+    memset(m->u, 0, (size_t) q * sizeof(double));
+    if (joint) memcpy(m->beta, m->bsave, (size_t) p * sizeof(double));
+    return pirls_from(m, theta, joint);
+}
+
+static int pirls_from(glmm_model *m, const double *theta, int joint)
 {
     int q = m->q, p = joint ? m->p : 0;
     glmm_set_lambda(m, theta);

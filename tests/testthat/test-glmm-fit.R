@@ -216,6 +216,25 @@ test_that("the exact gradient of the Laplace and AGQ criteria agrees with centra
     expect_null(eval_at(probit, c(probit$theta, fixef(probit)))$gradient)
 })
 
+test_that("counts in the thousands: PIRLS restarts from u = 0 when a warm start overflows", {
+    ## a warm start from a distant theta put eta where mu overflowed: every
+    ## later evaluation failed, and the fit stopped at its start (found by
+    ## tools/glmm-battery.R)
+    set.seed(170)
+    n <- 1400
+    big <- data.frame(g = factor(sample(13, n, TRUE)), h = factor(sample(56, n, TRUE)), x = rnorm(n),
+                      exposure = runif(n, 1, 200))
+    big$y <- rpois(n, big$exposure * exp(1.3 - 0.5 * big$x + rnorm(13, 0, 1.2)[big$g] +
+                                         rnorm(56, 0, 1.2)[big$h]))
+    f <- y ~ x + offset(log(exposure)) + (1 | g) + (1 | h)
+    fit <- glmmfit(f, big, family = poisson)
+    expect_identical(fit$optinfo$failures, 0L)
+    expect_true(fit$optinfo$settled)
+    g <- tight_glmer(f, big, family = poisson)
+    expect_lte(crit(fit), crit(g) + 1e-6 * crit(g))
+    expect_equal(crit(fit), crit(g), tolerance = 1e-6)
+})
+
 test_that("at theta = 0 the criterion is glm's -2 log-likelihood", {
     fit <- glmmfit(cbpp_formula, cbpp, family = binomial)
     at0 <- .Call(lmmfit:::C_lmm_glmm_eval, fit$model, 0, NULL, NULL, 1L, lmmfit:::gauss_hermite_rule(1L))
