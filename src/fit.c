@@ -253,6 +253,7 @@ void lmm_unpack_control(SEXP control, lmm_optctl *ctl)
     ctl->trace = list_real(control, "trace", 0) != 0;
     ctl->forward = 0;
     ctl->shift = 0;
+    ctl->unit_gradient = 0;
     ctl->sigma = list_real(control, "sigma", 0);
     if (!(ctl->sigma >= 0) || !R_FINITE(ctl->sigma))
         error(_("control value 'sigma' must be a positive number (or 0: profiled)"));

@@ -22,6 +22,7 @@ typedef struct {
     double *last_x, last_f;
     int n;
     double shift;        /* subtracted from every value L-BFGS-B sees */
+    double scale;        /* then multiplying it (and its gradient) */
 } fd_problem;
 
 static double eval_fn(fd_problem *pr, const double *x)
@@ -54,6 +55,11 @@ static void fd_gradient(fd_problem *pr, int n, const double *x, double *grad, do
     }
 }
 
+static double *scratch(int n)
+{
+    return (double *) R_alloc((size_t) n, sizeof(double));
+}
+
 typedef struct {
     fd_problem *pr;
     double *work;
@@ -69,7 +75,7 @@ static double lbfgsb_fn(int n, double *x, void *ex)
         memcpy(pr->last_x, x, (size_t) n * sizeof(double));
         pr->last_f = f;
     }
-    f -= pr->shift;
+    f = (f - pr->shift) * pr->scale;
     /* L-BFGS-B cannot step back from an infinite value: make failure merely bad. */
     return R_FINITE(f) ? f : DBL_MAX / 4;
 }
@@ -78,7 +84,7 @@ static void lbfgsb_gr(int n, double *x, double *grad, void *ex)
 {
     lbfgsb_ex *e = (lbfgsb_ex *) ex;
     if (!e->gr || e->gr(x, grad, e->pr->ex) != 0) fd_gradient(e->pr, n, x, grad, e->work);
-    for (int i = 0; i < n; i++) if (!R_FINITE(grad[i])) grad[i] = 0;
+    for (int i = 0; i < n; i++) grad[i] = R_FINITE(grad[i]) ? grad[i] * e->pr->scale : 0;
 }
 
 void lmm_minimize(int n, double *x, const double *lower, const double *upper,
@@ -86,7 +92,7 @@ void lmm_minimize(int n, double *x, const double *lower, const double *upper,
                   lmm_optres *res)
 {
     fd_problem pr = {fn, ex, lower, upper, ctl->fdstep, 0, ctl->forward,
-                     (double *) R_alloc((size_t) n, sizeof(double)), NA_REAL, n, 0.0};
+                     (double *) R_alloc((size_t) n, sizeof(double)), NA_REAL, n, 0.0, 1.0};
     lbfgsb_ex lex = {&pr, (double *) R_alloc((size_t) n, sizeof(double)), gr};
     int *nbd = (int *) R_alloc((size_t) n, sizeof(int));
     for (int i = 0; i < n; i++) {
@@ -98,6 +104,14 @@ void lmm_minimize(int n, double *x, const double *lower, const double *upper,
     if (ctl->shift) {
         double f0 = eval_fn(&pr, x);
         if (R_FINITE(f0)) pr.shift = f0;
+    }
+    if (ctl->unit_gradient) {
+        /* the gradient L-BFGS-B is about to take at the start (an
+         * objective that remembers its values gives it back free) */
+        double gmax = 0;
+        if (gr == NULL || gr(x, lex.work, ex) != 0) fd_gradient(&pr, n, x, lex.work, scratch(n));
+        for (int i = 0; i < n; i++) if (R_FINITE(lex.work[i])) gmax = fmax(gmax, fabs(lex.work[i]));
+        if (gmax > 1) pr.scale = 1 / gmax;
     }
     char msg[60];
     int fail = 0, fncount = 0, grcount = 0;
@@ -144,7 +158,7 @@ void lmm_memo_store(lmm_memo *m, const double *x, double f)
 void lmm_fd_gradient(int n, const double *x, const double *lower, const double *upper,
                      lmm_objective fn, void *ex, double h, double *grad)
 {
-    fd_problem pr = {fn, ex, lower, upper, h, 0, 0, NULL, NA_REAL, n, 0.0};
+    fd_problem pr = {fn, ex, lower, upper, h, 0, 0, NULL, NA_REAL, n, 0.0, 1.0};
     fd_gradient(&pr, n, x, grad, (double *) R_alloc((size_t) n, sizeof(double)));
 }
 

@@ -183,6 +183,10 @@ typedef struct lmm_optctl_s {
     int forward;         /* 1: forward differences (half the evaluations, O(h) error) */
     int shift;           /* 1: measure f from its starting value, so that L-BFGS-B's
                             relative stopping rule is relative to the decrease made */
+    int unit_gradient;   /* 1: scale f so that its starting gradient's largest entry is
+                            at most 1: L-BFGS-B's first step, a full one to the projected
+                            Cauchy point when every parameter is bounded, then stays
+                            within about one unit of the start */
     int trace;
     double sigma;        /* > 0: the residual sd is known and fixed at this (meta-analysis
                             with known sampling variances: 1); 0: profiled out */

@@ -477,6 +477,10 @@ static void drive_extras(const lmm_problem *pb, double *par, const lmm_optctl *c
     lmm_optctl loose = *ctl;
     loose.factr = fmax(ctl->factr, LOOSE_FACTR);
     loose.shift = 1;
+    /* the structures' parameters are all bounded: unscaled, L-BFGS-B's first
+     * step went to the box's corner (where the covariance is singular) and
+     * the loose phase failed at once (gls with AR(1) and varIdent) */
+    loose.unit_gradient = 1;
     if (small) {
         loose.forward = 1;
         loose.fdstep = fmax(ctl->fdstep, LOOSE_FDSTEP);
