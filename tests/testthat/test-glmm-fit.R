@@ -235,6 +235,26 @@ test_that("counts in the thousands: PIRLS restarts from u = 0 when a warm start 
     expect_equal(crit(fit), crit(g), tolerance = 1e-6)
 })
 
+test_that("PIRLS ends at an ill-conditioned system's noise floor", {
+    ## counts up to 870,000 (random slopes of sd 1.4): the joint system's
+    ## Newton steps stalled at 1e-8 relative, short of the tolerance, and the
+    ## fit stopped "at the starting values" (tools/glmm-battery.R, seed 1082)
+    set.seed(1)
+    n <- 2680
+    g <- sample(38, n, TRUE)
+    home <- sample(33, 38, TRUE)
+    h <- ifelse(runif(n) < 0.2, sample(33, n, TRUE), home[g])
+    d <- data.frame(x = rnorm(n), z = as.numeric(runif(n) < 0.5), g = factor(g), h = factor(h))
+    b <- matrix(rnorm(66), 33) * 1.4
+    d$y <- rpois(n, exp(0.5 - 0.5 * d$x + 0.3 * d$z + rnorm(38)[g] + b[h, 1] + b[h, 2] * d$x))
+    f <- y ~ x + z + (1 | g) + (x | h)
+    fit <- glmmfit(f, d, family = poisson)
+    expect_true(fit$optinfo$settled)
+    g <- tight_glmer(f, d, family = poisson)
+    expect_lte(crit(fit), crit(g) + 1e-6 * crit(g))
+    expect_equal(crit(fit), crit(g), tolerance = 1e-6)
+})
+
 test_that("at theta = 0 the criterion is glm's -2 log-likelihood", {
     fit <- glmmfit(cbpp_formula, cbpp, family = binomial)
     at0 <- .Call(lmmfit:::C_lmm_glmm_eval, fit$model, 0, NULL, NULL, 1L, lmmfit:::gauss_hermite_rule(1L))
