@@ -13,8 +13,7 @@
 #' for any terms whose crossed block is not factored sparse, and adaptive
 #' quadrature for one scalar term) and is polished by Newton steps on it;
 #' it then starts from the fixed effects solved with the modes at the
-#' starting theta, without the first stage (kept for nested designs, whose
-#' evaluations are cheaper than the gradient).  \code{optinfo$gradient} is
+#' starting theta, without the first stage.  \code{optinfo$gradient} is
 #' then the exact one.  Elsewhere the stages take finite differences.
 #'
 #' @param formula a two-sided formula with at least one random-effects term;

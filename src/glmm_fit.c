@@ -521,12 +521,12 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
      * (evaluations in all, CPU): cbpp 58 -> 43, the 100,000-row binomial 76
      * -> 46, grouseticks' three terms 129 -> 58 (38 -> 12 ms), VerbAgg 104
      * -> 95 (130 -> 101 ms), two crossed terms 73 -> 66; one random slope
-     * 120 -> 155 (14 -> 18 ms); the optima unchanged to 1e-10.  Not where
-     * an evaluation reads per-level sums (nested designs): there the
-     * gradient's two passes over the rows cost several evaluations, and a
-     * 20,000-row nested design with a slope took 1.11 s without the first
-     * stage, 0.95 s with it. */
-    int skip_first = gradient_kind(&f) == SCALAR_GRADIENT || (gradient_kind(&f) == MODEL_GRADIENT && !f.m.ls);
+     * 120 -> 155 (14 -> 18 ms); the 4-level nested design with a slope on
+     * 100,000 rows (bench-glmm.R's, two seeds) 396 -> 211 and 370 -> 199,
+     * 12.0 -> 6.7 s and 12.1 -> 7.1 s, on 20,000 rows 352 -> 270 but 1.02
+     * -> 1.17 s (its first stage's evaluations are cheap there); the
+     * optima unchanged to 1e-10. */
+    int skip_first = gradient_kind(&f) != NO_GRADIENT;
     if (f.nagq == 0) lmm_drive(&pb1, REAL(theta), &ctl, &res1, REAL(grad), REAL(scaled));
     else if (!refine && !skip_first) first_stage(&f, REAL(theta), &ctl, &res1);
     else res1.fail = 0;
