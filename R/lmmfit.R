@@ -21,7 +21,8 @@
 #' covariate).  Models with many covariance parameters are searched with the
 #' exact gradient of the criterion (from the selected inverse of the
 #' random-effects block), and from 100,000 rows the end point gets Newton
-#' steps with it and \code{optinfo$gradient} is the exact gradient.  Boundary points are checked to second order (the deviance's
+#' steps with it and \code{optinfo$gradient} is the exact gradient.
+#' Boundary points are checked to second order (the deviance's
 #' curvature along a zero column of a relative covariance factor), a fit that
 #' ends singular is searched again from the interior, and one that ends inside
 #' is searched again from a boundary face it nearly reaches; a fit whose end

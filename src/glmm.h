@@ -123,13 +123,13 @@ double glmm_agq(glmm_model *m, int nq, const double *t, const double *wk);
 /* -2 log p(y | mu) - sum dev at the point PIRLS left: the saturated
  * constant, or for a family with a dispersion its aic less the deviance */
 double glmm_density_offset(const glmm_model *m);
-/* glmm_gradient.c: whether the exact gradient of the criterion is had
- * (one scalar term with a canonical link), and that gradient of the Laplace
- * criterion in lambda and beta at the point PIRLS left with beta held
- * (work: 2 p doubles) */
-int glmm_gradient_applies(const glmm_model *m);
-/* whether the link is canonical (the several terms' gradient below) */
-int glmm_model_gradient_applies(const glmm_model *m);
+/* glmm_gradient.c: whether the link is canonical (binomial-logit,
+ * Poisson-log: every exact gradient below needs one), whether the one
+ * scalar term's closed forms apply, and the Laplace criterion's gradient
+ * in lambda and beta by them at the point PIRLS left with beta held (work:
+ * 2 p doubles) */
+int glmm_canonical_link(const glmm_model *m);
+int glmm_scalar_gradient_applies(const glmm_model *m);
 void glmm_laplace_gradient(const glmm_model *m, double *glam, double *gbeta, double *work, double *du);
 /* the same for adaptive Gauss-Hermite quadrature with nq nodes t and
  * weights wk (work: glmm_agq_gradient_work doubles); du (or NULL): the

@@ -338,9 +338,8 @@ enum { NO_GRADIENT, SCALAR_GRADIENT, MODEL_GRADIENT };
 static int gradient_kind(const glmm_fit *f)
 {
     const glmm_model *m = &f->m;
-    if (glmm_gradient_applies(m)) return SCALAR_GRADIENT;
-    return glmm_model_gradient_applies(m) && f->nagq <= 1 && m->fau->tail == NULL ? MODEL_GRADIENT
-                                                                                : NO_GRADIENT;
+    if (glmm_scalar_gradient_applies(m)) return SCALAR_GRADIENT;
+    return glmm_canonical_link(m) && f->nagq <= 1 && m->fau->tail == NULL ? MODEL_GRADIENT : NO_GRADIENT;
 }
 
 static void gradient_setup(glmm_fit *f)
@@ -574,8 +573,10 @@ SEXP lmm_glmm_optimize(SEXP model, SEXP stheta, SEXP sbeta, SEXP snagq, SEXP nod
                            "scaled_gradient", "settled", "state", "feval_stage1", "failures", ""};
     SEXP ans = PROTECT(mkNamed(VECSXP, names)); nprot++;
     SEXP th = PROTECT(real_copy(REAL(par), nt)); nprot++;
-    /* an exact gradient costs one pass over the rows, less than an
-     * evaluation's PIRLS: counted as one */
+    /* an exact gradient is counted as one evaluation: one scalar term's
+     * costs one pass over the rows, several terms' the selected inverse, one
+     * solve and two passes, against an evaluation's two or three PIRLS
+     * iterations */
     lmm_fill_drive_result(ans, th, &res2, f.nevals + f.ngrads, grad, scaled);
     SET_VECTOR_ELT(ans, 1, ScalarReal(crit));
     SET_VECTOR_ELT(ans, 8, st);

@@ -51,17 +51,15 @@
 
 #define LEVEL(codes, t) ((codes)[t] - 1)
 
-int glmm_model_gradient_applies(const glmm_model *m)
+int glmm_canonical_link(const glmm_model *m)
 {
     return (m->fam.family == GLMM_BINOMIAL && m->fam.link == GLMM_LOGIT) ||
            (m->fam.family == GLMM_POISSON && m->fam.link == GLMM_LOG);
 }
 
-int glmm_gradient_applies(const glmm_model *m)
+int glmm_scalar_gradient_applies(const glmm_model *m)
 {
-    int canonical = (m->fam.family == GLMM_BINOMIAL && m->fam.link == GLMM_LOGIT) ||
-                    (m->fam.family == GLMM_POISSON && m->fam.link == GLMM_LOG);
-    return canonical && m->nterms == 1 && m->xu.ncol[0] == 1;
+    return glmm_canonical_link(m) && m->nterms == 1 && m->xu.ncol[0] == 1;
 }
 
 /* Row i's d_i, w_i and w_i' at the point set.  Where the link holds mu at

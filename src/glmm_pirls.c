@@ -577,7 +577,7 @@ int glmm_pirls(glmm_model *m, const double *theta, int joint)
 {
     int q = m->q, p = joint ? m->p : 0, warm = 0;
     for (int r = 0; r < q && !warm; r++) warm = m->u[r] != 0.0;
-    if (warm) memcpy(m->bsave, m->beta, (size_t) (p > 0 ? p : 0) * sizeof(double));
+    if (warm) memcpy(m->bsave, m->beta, (size_t) p * sizeof(double));
     int rc = pirls_from(m, theta, joint);
     if (rc == GLMM_OK || !warm) return rc;
     memset(m->u, 0, (size_t) q * sizeof(double));

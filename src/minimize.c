@@ -55,11 +55,6 @@ static void fd_gradient(fd_problem *pr, int n, const double *x, double *grad, do
     }
 }
 
-static double *scratch(int n)
-{
-    return (double *) R_alloc((size_t) n, sizeof(double));
-}
-
 typedef struct {
     fd_problem *pr;
     double *work;
@@ -109,7 +104,8 @@ void lmm_minimize(int n, double *x, const double *lower, const double *upper,
         /* the gradient L-BFGS-B is about to take at the start (an
          * objective that remembers its values gives it back free) */
         double gmax = 0;
-        if (gr == NULL || gr(x, lex.work, ex) != 0) fd_gradient(&pr, n, x, lex.work, scratch(n));
+        if (gr == NULL || gr(x, lex.work, ex) != 0)
+            fd_gradient(&pr, n, x, lex.work, (double *) R_alloc((size_t) n, sizeof(double)));
         for (int i = 0; i < n; i++) if (R_FINITE(lex.work[i])) gmax = fmax(gmax, fabs(lex.work[i]));
         if (gmax > 1) pr.scale = 1 / gmax;
     }

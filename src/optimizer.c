@@ -339,11 +339,12 @@ static void exact_derivatives(search_ws *w, const double *x, const double *curv,
 static void gradient_curvature(search_ws *w, const double *x, double *curv, double *grad, double *scaled)
 {
     double one_grad, one_scaled, one_curv;
+    double *xt = (double *) R_alloc((size_t) w->npar, sizeof(double));
     for (int i = 0; i < w->npar; i++) {
         curv[i] = w->hdiag[i];
         if (R_FINITE(curv[i])) continue;
         /* a one-coordinate problem along i */
-        coordinate_ws c = {w->sp, x, i, w->npar, (double *) R_alloc((size_t) w->npar, sizeof(double))};
+        coordinate_ws c = {w->sp, x, i, w->npar, xt};
         double xi = x[i];
         report_derivatives(1, &xi, w->lower + i, w->upper + i, coordinate_objective, &c, &one_grad,
                            &one_scaled, &one_curv);
